@@ -1,0 +1,52 @@
+# TaskPlatform developer entry points. `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PORT ?= 8000
+
+.PHONY: help deps run test test-fast lint format bench-api clean
+
+help:
+	@echo "make run        the API on the embedded SQLite default at http://127.0.0.1:$(PORT) (docs at /docs)"
+	@echo "make test       install what is needed, lint, type-check, run every test on a throwaway PostgreSQL"
+	@echo "make lint       ruff (lint + format check) and mypy"
+	@echo "make format     apply ruff's fixes and formatting"
+	@echo "make bench-api  API throughput/latency against the bare framework ceiling (writes docs/benchmarks.md)"
+
+# Re-install only when the dependency list changes.
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+deps: $(INSTALLED)
+
+run: deps
+	$(BIN)/taskplatform-api migrate
+	exec $(BIN)/taskplatform-api serve --host 127.0.0.1 --port $(PORT)
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: deps
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: deps lint
+	scripts/system-deps.sh postgresql
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: deps
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+bench-api: deps
+	scripts/system-deps.sh postgresql wrk
+	$(BIN)/python bench/api_bench.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info taskplatform.db*

@@ -1,0 +1,42 @@
+"""`taskplatform-api`: serve the API or apply the database migrations."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import uvicorn
+
+from taskplatform.api.config import get_settings
+from taskplatform.api.migrate import upgrade_head
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="taskplatform-api")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API server")
+    serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104 (a container listens on all)
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
+    serve.add_argument("--migrate", action="store_true", help="apply migrations before serving")
+    sub.add_parser("migrate", help="alembic upgrade head on DATABASE_URL")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    if args.command == "migrate" or args.migrate:
+        upgrade_head(settings.database_url)
+    if args.command == "serve":
+        uvicorn.run(
+            "taskplatform.api.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,  # our JSON logging, configured in create_app
+            proxy_headers=True,
+            server_header=False,
+        )
+
+
+if __name__ == "__main__":
+    main()

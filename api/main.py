@@ -1,0 +1,81 @@
+"""Application factory. Run with `taskplatform-api serve` or `uvicorn --factory taskplatform.api.main:create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from anyio import to_thread
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from prometheus_client import CollectorRegistry
+
+from taskplatform.api import __doc__ as api_doc
+from taskplatform.api.config import Settings, get_settings
+from taskplatform.api.db import create_db_engine, pool_stats
+from taskplatform.api.errors import install_error_handlers
+from taskplatform.api.logging_setup import configure_logging
+from taskplatform.api.observability import Metrics, PoolCollector, RequestContextMiddleware
+from taskplatform.api.routes import auth, health, tasks, users
+from taskplatform.api.routes.common import problems
+from taskplatform.api.schemas import Problem
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    engine = create_db_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.db_auto_migrate:
+            from taskplatform.api.migrate import upgrade_head
+
+            await to_thread.run_sync(upgrade_head, settings.database_url)
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="TaskPlatform API",
+        version="0.1.0",
+        description=api_doc,
+        lifespan=lifespan,
+    )
+    registry = CollectorRegistry()
+    registry.register(PoolCollector(lambda: pool_stats(engine)))
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.metrics = Metrics(registry)
+
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, log_requests=settings.log_requests)
+    # Routers carry their full prefix themselves, so route templates (metric labels) are full paths.
+    routers = (health.router, auth.router, users.router, tasks.router)
+    for router in routers:
+        app.include_router(router)
+    app.state.route_methods = [
+        (route.path_regex, set(route.methods or ()))
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(problem.pop("$defs", {}))
+            components["Problem"] = problem
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    if "requestBody" in operation:
+                        # A body that is not even parseable (bad encoding, truncated form) is a 400.
+                        operation["responses"].setdefault("400", problems(400)[400])
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

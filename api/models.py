@@ -1,0 +1,174 @@
+"""Database tables (SQLModel). Request/response shapes live apart, in schemas.py."""
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, Relationship, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """TIMESTAMPTZ on PostgreSQL; on SQLite (naive storage) values come back tagged as UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class TaskStatus(enum.StrEnum):
+    todo = "todo"
+    in_progress = "in_progress"
+    done = "done"
+
+
+class TaskPriority(enum.StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    urgent = "urgent"
+
+    @property
+    def rank(self) -> int:
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {p: i for i, p in enumerate(TaskPriority, start=1)}
+_RANK_PRIORITY = {i: p for p, i in _PRIORITY_RANK.items()}
+
+
+class PriorityType(sa.types.TypeDecorator[TaskPriority]):
+    """Stored as a SMALLINT rank so that sorting by priority is an index scan, not a CASE."""
+
+    impl = sa.SmallInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: TaskPriority | str | None, dialect: sa.Dialect) -> int | None:
+        return None if value is None else TaskPriority(value).rank
+
+    def process_result_value(self, value: int | None, dialect: sa.Dialect) -> TaskPriority | None:
+        return None if value is None else _RANK_PRIORITY[value]
+
+
+# JSONB on PostgreSQL (GIN-indexable containment for tag filters); plain JSON elsewhere.
+TagsType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    email: str = Field(max_length=320, sa_column_kwargs={"unique": True, "nullable": False})
+    hashed_password: str = Field(max_length=255)
+    full_name: str | None = Field(default=None, max_length=200)
+    is_active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    tasks: list["Task"] = Relationship(
+        back_populates="owner", sa_relationship_kwargs={"passive_deletes": True, "lazy": "raise"}
+    )
+
+
+class Task(SQLModel, table=True):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        sa.Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
+        sa.Index("ix_tasks_owner_updated", "owner_id", "updated_at", "id"),
+        sa.Index("ix_tasks_owner_due", "owner_id", "due_date", "id"),
+        sa.Index("ix_tasks_owner_priority", "owner_id", "priority", "id"),
+        sa.Index("ix_tasks_owner_status", "owner_id", "status"),
+        sa.CheckConstraint("status IN ('todo', 'in_progress', 'done')", name="ck_tasks_status"),
+        sa.CheckConstraint("priority BETWEEN 1 AND 4", name="ck_tasks_priority"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    owner_id: int = Field(
+        sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    )
+    title: str = Field(max_length=200)
+    description: str | None = Field(default=None, sa_type=sa.Text)
+    status: TaskStatus = Field(default=TaskStatus.todo, sa_type=sa.String(16))
+    priority: TaskPriority = Field(default=TaskPriority.medium, sa_type=PriorityType)
+    due_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    tags: list[str] = Field(default_factory=list, sa_column=sa.Column(TagsType, nullable=False))
+    # Bumped on every write; the ETag is derived from it and If-Match compares against it.
+    version: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    owner: User | None = Relationship(back_populates="tasks", sa_relationship_kwargs={"lazy": "raise"})
+
+
+class TokenFamily(SQLModel, table=True):
+    """One login session: every refresh token rotated from one login shares a family.
+
+    Revoking the family (logout, or reuse of a rotated refresh token) invalidates the access and
+    refresh tokens of that session on every replica, since all replicas read this table.
+    """
+
+    __tablename__ = "token_families"
+
+    id: str = Field(primary_key=True, max_length=32)
+    user_id: int = Field(
+        sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_reason: str | None = Field(default=None, max_length=32)
+
+
+class RefreshToken(SQLModel, table=True):
+    __tablename__ = "refresh_tokens"
+
+    jti: str = Field(primary_key=True, max_length=32)
+    family_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(32), sa.ForeignKey("token_families.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RevokedToken(SQLModel, table=True):
+    """The access-token deny-list, keyed by jti; rows are pruned once the token would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: str = Field(primary_key=True, max_length=32)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    revoked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first response to a POST carrying an Idempotency-Key, replayed for repeats of that key."""
+
+    __tablename__ = "idempotency_records"
+
+    user_id: int = Field(
+        sa_column=sa.Column(
+            sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)
+    status_code: int
+    response_body: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from taskplatform.api.db import DB_UNAVAILABLE_ERRORS, ping
+from taskplatform.api.errors import database_unavailable
+from taskplatform.api.routes.common import problems
+from taskplatform.api.schemas import HealthStatus, ReadyStatus
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=HealthStatus)
+async def healthz() -> HealthStatus:
+    """Liveness: the process serves requests. Never touches the database, so a DB outage does not restart pods."""
+    return HealthStatus(status="ok")
+
+
+@router.get("/readyz", response_model=ReadyStatus, responses=problems(503))
+async def readyz(request: Request) -> ReadyStatus:
+    """Readiness: a connection from the pool answers `SELECT 1`."""
+    try:
+        await ping(request.app.state.engine)
+    except DB_UNAVAILABLE_ERRORS as exc:
+        raise database_unavailable(exc) from exc
+    return ReadyStatus(status="ready", database="ok")
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process."""
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,195 @@
+"""Accounts and tokens: registration, constant-time login, refresh rotation with reuse detection, revocation.
+
+Every revocation is a database row, so a token revoked through one replica is refused by all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from anyio import to_thread
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from taskplatform.api.config import Settings
+from taskplatform.api.errors import ApiError, unauthorized
+from taskplatform.api.models import RefreshToken, RevokedToken, TokenFamily, User
+from taskplatform.api.schemas import TokenPair, UserCreate
+from taskplatform.api.security import (
+    TokenClaims,
+    TokenError,
+    decode_token,
+    dummy_hash,
+    encode_token,
+    hash_password,
+    needs_rehash,
+    new_token_id,
+    verify_password,
+)
+from taskplatform.api.services.sql import insert_ignoring_conflicts
+
+
+async def register(session: AsyncSession, settings: Settings, data: UserCreate) -> User:
+    # bcrypt takes ~0.25 s at cost 12: run it in a worker thread so that other requests keep flowing.
+    hashed = await to_thread.run_sync(hash_password, data.password, settings.bcrypt_rounds)
+    user = User(email=data.email, full_name=data.full_name, hashed_password=hashed)
+    session.add(user)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        # The unique index decides races between concurrent registrations, not a prior SELECT.
+        await session.rollback()
+        raise ApiError(409, "email-taken", "An account with this email already exists.") from exc
+    return user
+
+
+async def authenticate(session: AsyncSession, settings: Settings, email: str, password: str) -> User:
+    email = email.strip().lower()
+    # No stored email contains NUL, and PostgreSQL refuses it in a query parameter: skip the lookup.
+    user = None if "\x00" in email else (await session.exec(select(User).where(User.email == email))).first()
+    # Unknown email still pays for one bcrypt verification, so timing does not reveal which emails exist.
+    hashed = user.hashed_password if user is not None else dummy_hash(settings.bcrypt_rounds)
+    password_ok = await to_thread.run_sync(verify_password, password, hashed, settings.bcrypt_rounds)
+    if user is None or not password_ok or not user.is_active:
+        raise ApiError(
+            401, "invalid-credentials", "Incorrect email or password.", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if needs_rehash(user.hashed_password, settings.bcrypt_rounds):
+        user.hashed_password = await to_thread.run_sync(hash_password, password, settings.bcrypt_rounds)
+        session.add(user)  # committed with the login's token rows
+    return user
+
+
+def _issue_pair(session: AsyncSession, settings: Settings, user_id: int, family_id: str) -> TokenPair:
+    access, _ = encode_token(settings, user_id=user_id, family_id=family_id, token_type="access")
+    refresh, refresh_claims = encode_token(settings, user_id=user_id, family_id=family_id, token_type="refresh")
+    # Rotation does not extend the session: refresh_token_ttl_s from login is its absolute lifetime
+    # (the family row's expires_at), after which the family is pruned and its refresh tokens die.
+    session.add(RefreshToken(jti=refresh_claims.jti, family_id=family_id, expires_at=refresh_claims.exp))
+    return TokenPair(
+        access_token=access,
+        refresh_token=refresh,
+        expires_in=settings.access_token_ttl_s,
+        refresh_expires_in=settings.refresh_token_ttl_s,
+    )
+
+
+async def login(session: AsyncSession, settings: Settings, user: User) -> TokenPair:
+    assert user.id is not None
+    now = datetime.now(UTC)
+    family = TokenFamily(
+        id=new_token_id(),
+        user_id=user.id,
+        expires_at=now + timedelta(seconds=settings.refresh_token_ttl_s),
+    )
+    session.add(family)
+    await session.flush()
+    pair = _issue_pair(session, settings, user.id, family.id)
+    await session.commit()
+    return pair
+
+
+async def rotate_refresh_token(session: AsyncSession, settings: Settings, token: str) -> TokenPair:
+    try:
+        claims = decode_token(settings, token, "refresh")
+    except TokenError as exc:
+        raise unauthorized("Invalid or expired refresh token.") from exc
+    now = datetime.now(UTC)
+    # Consume the token atomically: of two concurrent refreshes with one token, exactly one wins.
+    consumed = await session.exec(
+        sa.update(RefreshToken)
+        .where(
+            col(RefreshToken.jti) == claims.jti,
+            col(RefreshToken.used_at).is_(None),
+            col(RefreshToken.family_id).in_(
+                select(TokenFamily.id).where(
+                    TokenFamily.id == claims.fam,
+                    col(TokenFamily.revoked_at).is_(None),
+                )
+            ),
+        )
+        .values(used_at=now)
+    )
+    if consumed.rowcount != 1:
+        known = await session.get(RefreshToken, claims.jti)
+        if known is not None and known.used_at is not None:
+            # A rotated token came back: it was stolen or replayed. End the whole session.
+            await revoke_family(session, claims.fam, "refresh-reuse", now)
+            await session.commit()
+            raise unauthorized("Refresh token reuse detected; the session has been revoked.")
+        await session.rollback()
+        raise unauthorized("Invalid or revoked refresh token.")
+    user = await session.get(User, claims.sub)
+    if user is None or not user.is_active:
+        await session.rollback()
+        raise unauthorized("Invalid or revoked refresh token.")
+    pair = _issue_pair(session, settings, claims.sub, claims.fam)
+    await session.commit()
+    return pair
+
+
+async def revoke_family(session: AsyncSession, family_id: str, reason: str, now: datetime) -> None:
+    await session.exec(
+        sa.update(TokenFamily)
+        .where(col(TokenFamily.id) == family_id, col(TokenFamily.revoked_at).is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+
+
+async def logout(session: AsyncSession, settings: Settings, claims: TokenClaims) -> None:
+    now = datetime.now(UTC)
+    await insert_ignoring_conflicts(
+        session, RevokedToken, {"jti": claims.jti, "expires_at": claims.exp, "revoked_at": now}
+    )
+    await revoke_family(session, claims.fam, "logout", now)
+    await prune_expired(session, settings, now)
+    await session.commit()
+
+
+async def prune_expired(session: AsyncSession, settings: Settings, now: datetime) -> None:
+    """Drop revocation state that can no longer matter.
+
+    A deny-listed jti is useless once its token has expired (the signature check refuses it). A family
+    is a session with an absolute lifetime of refresh_token_ttl_s from login; it is kept one access-token
+    lifetime longer so that access tokens minted near its end are still checked against it.
+    """
+    await session.exec(sa.delete(RevokedToken).where(col(RevokedToken.expires_at) < now))
+    grace = timedelta(seconds=settings.access_token_ttl_s)
+    await session.exec(sa.delete(TokenFamily).where(col(TokenFamily.expires_at) < now - grace))
+
+
+@dataclass(frozen=True, slots=True)
+class AccessContext:
+    """Who is calling, established from a verified, unrevoked access token."""
+
+    user_id: int
+    claims: TokenClaims
+
+
+async def authenticate_access_token(session: AsyncSession, settings: Settings, token: str) -> AccessContext:
+    try:
+        claims = decode_token(settings, token, "access")
+    except TokenError as exc:
+        raise unauthorized("Invalid or expired access token.") from exc
+    # One round trip on every authenticated request: is the user active, is this token deny-listed, is its
+    # session still live. Columns only (no ORM entity): this is the hottest query of the API.
+    row = (
+        await session.exec(
+            select(User.is_active, RevokedToken.jti, TokenFamily.id, TokenFamily.revoked_at)
+            .select_from(User)
+            .outerjoin(RevokedToken, col(RevokedToken.jti) == claims.jti)
+            .outerjoin(TokenFamily, col(TokenFamily.id) == claims.fam)
+            .where(User.id == claims.sub)
+        )
+    ).first()
+    if row is None:
+        raise unauthorized("Invalid or expired access token.")
+    is_active, revoked_jti, family_id, family_revoked_at = row
+    if revoked_jti is not None or family_id is None or family_revoked_at is not None:
+        raise unauthorized("The token has been revoked.")
+    if not is_active:
+        raise unauthorized("The account is disabled.")
+    return AccessContext(user_id=claims.sub, claims=claims)

@@ -1,0 +1,257 @@
+"""make bench-api: the task API under wrk, against the bare-framework ceiling measured in the same run.
+
+Starts a durable throwaway PostgreSQL and the API with production settings (workers = CPU cores,
+bcrypt cost 12, JSON request logging on), seeds users and tasks, then drives authenticated
+GET /api/v1/tasks?limit=20, POST /api/v1/tasks, GET /healthz and the ceiling app with wrk.
+Results go to docs/benchmarks.md; the last line printed is the summary the issue asks for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from pgcluster import ThrowawayPostgres, free_port  # noqa: E402
+
+from taskplatform.api.migrate import upgrade_head  # noqa: E402
+
+BENCH_DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- api-bench:begin -->", "<!-- api-bench:end -->"
+
+
+@dataclass
+class WrkResult:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(name: str, url: str, *, seconds: int, connections: int, threads: int, headers: dict[str, str],
+            script: Path | None = None) -> WrkResult:  # fmt: skip
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for key, value in headers.items():
+        cmd += ["-H", f"{key}: {value}"]
+    if script:
+        cmd += ["-s", str(script)]
+    out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return WrkResult(name, rps, p50, p99, int(bad.group(1)) if bad else 0)
+
+
+def start_server(args: list[str], env: dict[str, str], port: int, ready_path: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def seed(url: str, users: int, tasks_per_user: int) -> None:
+    """Bulk rows straight into the tables (through SQLAlchemy Core, bound parameters)."""
+    engine = sa.create_engine(url)
+    meta = sa.MetaData()
+    meta.reflect(engine, only=["users", "tasks"])
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            meta.tables["users"].insert(),
+            [
+                {"email": f"seed{u}@bench.io", "hashed_password": "!", "is_active": True, "created_at": now}
+                for u in range(users)
+            ],
+        )
+        user_ids = [row[0] for row in conn.execute(sa.text("SELECT id FROM users ORDER BY id"))]
+        rows = [
+            {
+                "owner_id": uid,
+                "title": f"Seeded task {n}",
+                "status": ("todo", "in_progress", "done")[n % 3],
+                "priority": 1 + n % 4,
+                "due_date": now + timedelta(days=n % 30) if n % 2 else None,
+                "tags": ["bench", f"t{n % 10}"],
+                "version": 1,
+                "created_at": now - timedelta(seconds=n),
+                "updated_at": now - timedelta(seconds=n),
+            }
+            for uid in user_ids
+            for n in range(tasks_per_user)
+        ]
+        conn.execute(meta.tables["tasks"].insert(), rows)
+        conn.execute(sa.text("ANALYZE"))
+    engine.dispose()
+
+
+def write_doc(section: str) -> None:
+    BENCH_DOC.parent.mkdir(exist_ok=True)
+    text = BENCH_DOC.read_text() if BENCH_DOC.exists() else "# Benchmarks\n"
+    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
+    if BEGIN in text:
+        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    BENCH_DOC.write_text(text)
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--tasks-per-user", type=int, default=200)
+    parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
+    args = parser.parse_args()
+    wrk_threads = 2
+
+    with ThrowawayPostgres(durable=True) as pg:
+        url = pg.create_database("taskplatform_bench")
+        upgrade_head(url)
+        seed(url, args.users, args.tasks_per_user)
+
+        api_port, ceiling_port = free_port(), free_port()
+        api_env = {
+            "ENVIRONMENT": "prod",
+            "DATABASE_URL": url,
+            "JWT_SECRET": secrets.token_urlsafe(48),
+            "BCRYPT_ROUNDS": "12",
+            "LOG_REQUESTS": "true",
+            "DB_POOL_SIZE": "20",
+        }
+        api = start_server(
+            [sys.executable, "-m", "taskplatform.api.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(api_port), "--workers", str(args.workers)],
+            api_env, api_port, "/readyz",
+        )  # fmt: skip
+        ceiling = None
+        try:
+            base = f"http://127.0.0.1:{api_port}"
+            password = secrets.token_urlsafe(16)
+            httpx.post(f"{base}/api/v1/auth/register", json={"email": "bench@bench.io", "password": password})
+            token = httpx.post(
+                f"{base}/api/v1/auth/login", data={"username": "bench@bench.io", "password": password}
+            ).json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            for n in range(args.tasks_per_user):
+                httpx.post(f"{base}/api/v1/tasks", json={"title": f"Bench task {n}", "tags": ["bench"]}, headers=auth)
+            page = httpx.get(f"{base}/api/v1/tasks?limit=20", headers=auth)
+            assert page.status_code == 200 and len(page.json()["items"]) == 20, page.text
+
+            ceiling = start_server(
+                [sys.executable, "-m", "uvicorn", "ceiling_app:app", "--host", "127.0.0.1",
+                 "--port", str(ceiling_port), "--workers", str(args.workers), "--no-access-log",
+                 "--app-dir", str(ROOT / "bench")],
+                {"CEILING_BODY": page.text, "FLOOR_DSN": url.replace("+psycopg2", ""),
+                 "FLOOR_USER_ID": str(page.json()["items"][0]["owner_id"])},
+                ceiling_port, "/ceiling",
+            )  # fmt: skip
+
+            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+                body = json.dumps({"title": "Created under load", "priority": "high", "tags": ["load"]})
+                lua.write(
+                    'wrk.method = "POST"\n'
+                    f"wrk.body = {json.dumps(body)}\n"
+                    'wrk.headers["Content-Type"] = "application/json"\n'
+                )
+            common = {"seconds": args.seconds, "connections": args.connections, "threads": wrk_threads}
+            # Short warm-up so that pools, caches and the JIT-less interpreter's imports are all hot.
+            for target in (f"{base}/api/v1/tasks?limit=20", f"http://127.0.0.1:{ceiling_port}/ceiling"):
+                run_wrk("warmup", target, seconds=3, connections=16, threads=2, headers=auth)
+            results = [
+                run_wrk("ceiling", f"http://127.0.0.1:{ceiling_port}/ceiling", headers={}, **common),
+                run_wrk("db-floor", f"http://127.0.0.1:{ceiling_port}/db-floor", headers={}, **common),
+                run_wrk("list", f"{base}/api/v1/tasks?limit=20", headers=auth, **common),
+                run_wrk("create", f"{base}/api/v1/tasks", headers=auth, script=Path(lua.name), **common),
+                run_wrk("healthz", f"{base}/healthz", headers={}, **common),
+            ]
+            os.unlink(lua.name)
+        finally:
+            for proc in (api, ceiling):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(10)
+
+    by_name = {r.name: r for r in results}
+    ratio = by_name["list"].rps / by_name["ceiling"].rps
+    rows = "\n".join(
+        f"| {r.name} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.rps / by_name['ceiling'].rps:.2f} "
+        f"| {r.non_2xx} |"
+        for r in results
+    )
+    section = f"""## API throughput (`make bench-api`)
+
+- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
+- Command: `make bench-api` (`python bench/api_bench.py --seconds {args.seconds} --connections {args.connections}`)
+- Machine: {os.cpu_count()} cores ({cpu_model()}), {memory_gib()} GiB,
+  Python {platform.python_version()}, PostgreSQL {pg_version()} (durable: fsync on), all on one machine
+- Setup: API with {args.workers} uvicorn workers (= cores), psycopg2 pool 20/worker, JSON request logging on;
+  {args.users} seeded users x {args.tasks_per_user} tasks plus the bench user's {args.tasks_per_user};
+  wrk {wrk_threads} threads, {args.connections} connections, {args.seconds} s per endpoint;
+  the ceiling is bare FastAPI + uvicorn ({args.workers} workers) returning the same 20-task JSON page;
+  db-floor is that bare app making the list endpoint's two queries through a raw asyncpg pool.
+
+| endpoint | req/s | p50 ms | p99 ms | ratio to ceiling | non-2xx |
+|---|---:|---:|---:|---:|---:|
+{rows}
+
+Goal: list >= 30% of the ceiling and p99 < 50 ms at {args.connections} connections.
+Result: list = {ratio:.0%} of the ceiling, p99 {by_name["list"].p99_ms:.1f} ms.
+"""
+    if not args.no_doc:
+        write_doc(section)
+    print(section)
+    print(
+        f"api-bench: list={by_name['list'].rps:.0f} create={by_name['create'].rps:.0f} "
+        f"ceiling={by_name['ceiling'].rps:.0f} ratio={ratio:.2f}"
+    )
+
+
+def memory_gib() -> int:
+    return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+
+
+def pg_version() -> str:
+    out = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"(\d+\.\d+)", out)
+    return match.group(1) if match else "?"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Baselines for the API benchmark, served by bare FastAPI + uvicorn (no auth, no middleware, no ORM).
+
+- GET /ceiling: a fixed JSON body (the very page of tasks the real list endpoint returned): the
+  framework ceiling.
+- GET /db-floor: the same two round trips the real list endpoint makes (the token/revocation check and
+  the page query), straight through an asyncpg pool with bound parameters, serialized from the rows.
+  It separates what the database round trips cost from what the platform's own layers add.
+"""
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI
+
+_BODY: dict[str, Any] = json.loads(os.environ.get("CEILING_BODY", '{"items": [], "next_cursor": null}'))
+_DSN = os.environ.get("FLOOR_DSN")
+_USER_ID = int(os.environ.get("FLOOR_USER_ID", "0"))
+_PRIORITY = {1: "low", 2: "medium", 3: "high", 4: "urgent"}
+pool: asyncpg.Pool | None = None
+
+AUTH_SQL = """
+SELECT u.is_active, r.jti, f.id, f.revoked_at FROM users u
+LEFT JOIN revoked_tokens r ON r.jti = $2 LEFT JOIN token_families f ON f.id = $3
+WHERE u.id = $1
+"""
+PAGE_SQL = """
+SELECT id, owner_id, title, description, status, priority, due_date, tags, version, created_at, updated_at
+FROM tasks WHERE owner_id = $1 ORDER BY created_at DESC NULLS LAST, id DESC LIMIT 21
+"""
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    global pool
+    if _DSN:
+        pool = await asyncpg.create_pool(_DSN, min_size=4, max_size=20)
+    yield
+    if pool is not None:
+        await pool.close()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/ceiling")
+async def ceiling() -> dict[str, Any]:
+    return _BODY
+
+
+@app.get("/db-floor")
+async def db_floor() -> dict[str, Any]:
+    assert pool is not None
+    async with pool.acquire() as conn:
+        await conn.fetchrow(AUTH_SQL, _USER_ID, "0" * 32, "0" * 32)
+        rows = await conn.fetch(PAGE_SQL, _USER_ID)
+    items = [{**dict(r), "priority": _PRIORITY[r["priority"]], "tags": json.loads(r["tags"])} for r in rows[:20]]
+    return {"items": items, "next_cursor": None}

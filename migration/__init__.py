@@ -1,0 +1,1 @@
+"""MongoDB to PostgreSQL migration service for TaskPlatform."""

@@ -1,0 +1,85 @@
+"""Shared fixtures: one throwaway PostgreSQL per test session, migrated with the real Alembic migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pgcluster import ThrowawayPostgres
+from support import TEST_JWT_SECRET, LiveServer
+
+from taskplatform.api.config import Settings
+from taskplatform.api.main import create_app
+from taskplatform.api.migrate import upgrade_head
+
+TABLES = "users, tasks, token_families, refresh_tokens, revoked_tokens, idempotency_records"
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[ThrowawayPostgres]:
+    with ThrowawayPostgres() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def database_url(pg: ThrowawayPostgres) -> str:
+    url = pg.create_database("taskplatform_test")
+    upgrade_head(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        jwt_secret=TEST_JWT_SECRET,  # type: ignore[arg-type]
+        bcrypt_rounds=4,
+        db_pool_size=20,
+    )
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def db_engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests that touch the database leave it empty for the next one."""
+    uses_db = "database_url" in request.fixturenames
+    engine: sa.Engine | None = request.getfixturevalue("db_engine") if uses_db else None
+    yield
+    if engine is not None:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def client(app: FastAPI, database_url: str) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def live_server_factory(database_url: str) -> Iterator[Callable[..., LiveServer]]:
+    servers: list[LiveServer] = []
+
+    def start(**kwargs: object) -> LiveServer:
+        server = LiveServer(database_url, **kwargs)  # type: ignore[arg-type]
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,121 @@
+"""Real uvicorn processes on one real database: what replicas and concurrent clients see."""
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from support import LiveServer, auth_headers, register_and_login
+
+pytestmark = pytest.mark.slow
+
+
+def test_logout_through_one_replica_is_refused_by_the_other(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    replica_a, replica_b = live_server_factory(), live_server_factory()
+    with replica_a.client() as a, replica_b.client() as b:
+        tokens = register_and_login(a, "replica@x.io")
+        headers = auth_headers(tokens)
+        assert b.get("/api/v1/users/me", headers=headers).status_code == 200
+        assert a.post("/api/v1/auth/logout", headers=headers).status_code == 204
+        refused = b.get("/api/v1/users/me", headers=headers)
+        assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+        # The refresh family is dead on the other replica too.
+        refresh = b.post("/api/v1/auth/refresh", json={"refresh_token": tokens["_refresh"]})
+        assert refresh.status_code == 401
+
+
+def _parallel(count: int, fn: Callable[[int], Any]) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(fn, range(count)))
+
+
+def test_fifty_concurrent_patches_with_one_etag_exactly_one_wins(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    servers = [live_server_factory(), live_server_factory()]
+    with servers[0].client() as c:
+        headers = auth_headers(register_and_login(c, "race@x.io"))
+        created = c.post("/api/v1/tasks", json={"title": "contended"}, headers=headers)
+    etag = created.headers["etag"]
+    task_url = f"/api/v1/tasks/{created.json()['id']}"
+
+    def patch(i: int) -> int:
+        with servers[i % 2].client() as client:
+            response = client.patch(task_url, json={"title": f"writer {i}"}, headers={**headers, "If-Match": etag})
+            return response.status_code
+
+    statuses = _parallel(50, patch)
+    assert sorted(statuses) == [200] + [412] * 49
+    with servers[0].client() as c:
+        final = c.get(task_url, headers=headers)
+    assert final.json()["version"] == 2 and final.headers["etag"] != etag
+
+
+def test_concurrent_registrations_of_one_email_yield_one_account(
+    live_server_factory: Callable[..., LiveServer], db_engine: sa.Engine
+) -> None:
+    servers = [live_server_factory(), live_server_factory()]
+
+    def register(i: int) -> int:
+        with servers[i % 2].client() as client:
+            body = {"email": "same@x.io", "password": f"password-{i}"}
+            return client.post("/api/v1/auth/register", json=body).status_code
+
+    statuses = _parallel(20, register)
+    assert sorted(statuses) == [201] + [409] * 19
+    with db_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one() == 1
+
+
+def test_hundred_concurrent_users_creating_tasks_see_only_their_own(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    servers = [live_server_factory(), live_server_factory()]
+    per_user = 5
+
+    def user_session(i: int) -> tuple[int, list[str], int]:
+        with servers[i % 2].client() as client:
+            headers = auth_headers(register_and_login(client, f"user{i}@x.io"))
+            for n in range(per_user):
+                response = client.post("/api/v1/tasks", json={"title": f"u{i}-t{n}"}, headers=headers)
+                assert response.status_code == 201
+            listing = client.get("/api/v1/tasks", params={"limit": 100}, headers=headers).json()
+            owners = {t["owner_id"] for t in listing["items"]}
+            return i, sorted(t["title"] for t in listing["items"]), len(owners)
+
+    for i, titles, distinct_owners in _parallel(100, user_session):
+        assert titles == sorted(f"u{i}-t{n}" for n in range(per_user))
+        assert distinct_owners == 1
+
+
+def test_idempotency_key_under_concurrency_creates_one_task(
+    live_server_factory: Callable[..., LiveServer], db_engine: sa.Engine
+) -> None:
+    servers = [live_server_factory(), live_server_factory()]
+    with servers[0].client() as c:
+        headers = auth_headers(register_and_login(c, "idem@x.io"))
+
+    def post(i: int) -> tuple[int, int]:
+        with servers[i % 2].client() as client:
+            response = client.post(
+                "/api/v1/tasks", json={"title": "once"}, headers={**headers, "Idempotency-Key": "order-42"}
+            )
+            return response.status_code, response.json()["id"]
+
+    results = _parallel(20, post)
+    assert {status for status, _ in results} == {201}
+    assert len({task_id for _, task_id in results}) == 1
+    with db_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM tasks")).scalar_one() == 1
+
+
+def test_server_process_serves_openapi_and_docs(live_server_factory: Callable[..., LiveServer]) -> None:
+    server = live_server_factory()
+    assert httpx.get(f"{server.base_url}/docs").status_code == 200
+    spec = httpx.get(f"{server.base_url}/openapi.json").json()
+    assert "/api/v1/tasks/{task_id}" in spec["paths"]
+    assert "Problem" in spec["components"]["schemas"]

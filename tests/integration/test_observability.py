@@ -1,0 +1,150 @@
+import json
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from support import TEST_JWT_SECRET, auth_headers, register_and_login
+
+from taskplatform.api.config import Settings
+from taskplatform.api.main import create_app
+
+
+def test_healthz_needs_no_database() -> None:
+    settings = Settings(
+        environment="test",
+        jwt_secret=TEST_JWT_SECRET,  # type: ignore[arg-type]
+        database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none",
+        db_connect_timeout_s=1,
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == "application/problem+json"
+    assert ready.json()["type"].endswith("/database-unavailable")
+    assert "ConnectionRefusedError" in ready.json()["detail"]
+    assert ready.headers["retry-after"] == "1"
+
+
+def test_requests_needing_an_unreachable_database_get_503_not_500() -> None:
+    settings = Settings(
+        environment="test",
+        jwt_secret=TEST_JWT_SECRET,  # type: ignore[arg-type]
+        database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none",
+        db_connect_timeout_s=1,
+    )
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/api/v1/auth/login", data={"username": "a@x.io", "password": "whatever1"})
+    assert response.status_code == 503
+    assert response.json()["type"].endswith("/database-unavailable")
+    assert "127.0.0.1" not in response.text
+
+
+def test_readyz_is_ready_with_a_database(client: TestClient) -> None:
+    assert client.get("/readyz").json() == {"status": "ready", "database": "ok"}
+
+
+def test_request_id_is_echoed_or_minted(client: TestClient) -> None:
+    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
+    minted = client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"}).headers["x-request-id"]
+    assert len(minted) == 32 and minted != "bad id\twith spaces"
+    problem = client.get("/api/v1/users/me", headers={"X-Request-ID": "req-9"})
+    assert problem.json()["request_id"] == "req-9"
+
+
+def test_metrics_report_requests_by_route_template_and_the_pool(settings: Settings, database_url: str) -> None:
+    with TestClient(create_app(settings)) as client:  # a fresh app: its own counters start at zero
+        headers = auth_headers(register_and_login(client, "m@x.io"))
+        client.get("/api/v1/tasks/12345", headers=headers)
+        text = client.get("/metrics").text
+    assert 'http_requests_total{method="GET",route="/api/v1/tasks/{task_id}",status="404"} 1.0' in text
+    assert 'http_requests_total{method="POST",route="/api/v1/auth/register",status="201"} 1.0' in text
+    assert 'http_request_duration_seconds_bucket{le="0.05",method="GET",route="/api/v1/tasks/{task_id}"}' in text
+    assert 'db_pool_connections{state="idle"}' in text
+    assert 'db_pool_connections{state="in_use"} 0.0' in text
+
+
+def _crashing_app(settings: Settings, log_file: Path) -> FastAPI:
+    app = create_app(settings.model_copy(update={"log_file": str(log_file)}))
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    return app
+
+
+def test_unhandled_errors_are_opaque_500_problems_logged_with_request_id(settings: Settings, tmp_path: Path) -> None:
+    log_file = tmp_path / "api.log"
+    with TestClient(_crashing_app(settings, log_file), raise_server_exceptions=False) as client:
+        response = client.get("/boom", headers={"X-Request-ID": "crash-1"})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "crash-1"
+    body = response.json()
+    assert body["type"].endswith("/internal-error") and body["request_id"] == "crash-1"
+    assert "hunter2" not in response.text and "Traceback" not in response.text
+
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    error = next(r for r in records if r["message"] == "unhandled error")
+    assert error["request_id"] == "crash-1" and "RuntimeError" in error["exc_info"]
+    access = next(r for r in records if r["message"] == "request")
+    assert access["status"] == 500 and access["route"] == "/boom"
+
+
+def test_one_json_access_line_per_request(settings: Settings, tmp_path: Path) -> None:
+    log_file = tmp_path / "api.log"
+    app = create_app(settings.model_copy(update={"log_file": str(log_file)}))
+    with TestClient(app) as client:
+        headers = auth_headers(register_and_login(client, "log@x.io"))
+        client.get("/api/v1/tasks", headers={**headers, "X-Request-ID": "list-1"})
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    access = [r for r in lines if r["message"] == "request"]
+    assert [r["route"] for r in access] == ["/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/tasks"]
+    listing = access[-1]
+    assert listing["request_id"] == "list-1" and listing["status"] == 200 and listing["user_id"] == 1
+    assert isinstance(listing["latency_ms"], float) and listing["level"] == "INFO"
+    assert "correct horse" not in log_file.read_text()
+    assert "Bearer" not in log_file.read_text()
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_log_file_rotates(settings: Settings, tmp_path: Path, log_format: str) -> None:
+    log_file = tmp_path / "api.log"
+    app = create_app(
+        settings.model_copy(
+            update={
+                "log_file": str(log_file),
+                "log_file_max_bytes": 2048,
+                "log_file_backups": 2,
+                "log_format": log_format,
+            }
+        )
+    )
+    with TestClient(app) as client:
+        for _ in range(40):
+            client.get("/healthz")
+    assert (tmp_path / "api.log.1").exists() and (tmp_path / "api.log.2").exists()
+    assert not (tmp_path / "api.log.3").exists()
+
+
+def test_pool_replaces_connections_the_server_dropped(settings: Settings, db_engine) -> None:  # type: ignore[no-untyped-def]
+    """A failover or idle timeout kills pooled connections; the next requests must not see it."""
+    import sqlalchemy as sa
+
+    app = create_app(settings.model_copy(update={"db_pool_ping_idle_s": 0.0}))
+    with TestClient(app) as client:
+        headers = auth_headers(register_and_login(client, "pool@x.io"))
+        assert client.get("/api/v1/tasks", headers=headers).status_code == 200
+        with db_engine.begin() as conn:
+            killed = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'taskplatform-api' AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        assert killed >= 1
+        for _ in range(3):
+            assert client.get("/api/v1/tasks", headers=headers).status_code == 200
+        assert client.get("/readyz").status_code == 200

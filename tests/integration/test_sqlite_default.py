@@ -1,0 +1,32 @@
+"""`make run` uses the embedded SQLite default: the same app and migrations must work there too."""
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from support import TEST_JWT_SECRET, auth_headers, register_and_login
+
+from taskplatform.api.config import Settings
+from taskplatform.api.main import create_app
+
+
+def test_quick_local_run_on_sqlite(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'local.db'}",
+        jwt_secret=TEST_JWT_SECRET,  # type: ignore[arg-type]
+        bcrypt_rounds=4,
+        db_auto_migrate=True,
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").status_code == 200
+        headers = auth_headers(register_and_login(client, "local@x.io"))
+        for title, tags in (("a", ["home"]), ("b", ["work", "home"]), ("c", [])):
+            assert client.post("/api/v1/tasks", json={"title": title, "tags": tags}, headers=headers).status_code == 201
+        tagged = client.get("/api/v1/tasks", params={"tag": ["home", "work"]}, headers=headers).json()
+        assert [t["title"] for t in tagged["items"]] == ["b"]
+        page = client.get("/api/v1/tasks", params={"limit": 2, "sort": "title"}, headers=headers).json()
+        rest = client.get(
+            "/api/v1/tasks", params={"limit": 2, "sort": "title", "cursor": page["next_cursor"]}, headers=headers
+        ).json()
+        assert [t["title"] for t in page["items"] + rest["items"]] == ["a", "b", "c"]
+        assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+        assert client.get("/api/v1/users/me", headers=headers).status_code == 401

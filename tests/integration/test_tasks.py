@@ -1,0 +1,237 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from support import auth_headers, register_and_login
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def alice(client: TestClient) -> dict[str, str]:
+    return auth_headers(register_and_login(client, "alice@x.io"))
+
+
+@pytest.fixture
+def bob(client: TestClient) -> dict[str, str]:
+    return auth_headers(register_and_login(client, "bob@x.io"))
+
+
+def create(client: TestClient, headers: dict[str, str], **fields: object) -> dict:
+    response = client.post("/api/v1/tasks", json={"title": "task", **fields}, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def all_pages(client: TestClient, headers: dict[str, str], **params: object) -> list[dict]:
+    items: list[dict] = []
+    cursor = None
+    for _ in range(100):
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = client.get("/api/v1/tasks", params=query, headers=headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            assert "link" not in response.headers
+            return items
+        assert response.headers["link"].endswith('>; rel="next"')
+        assert f"cursor={cursor}" in response.headers["link"]
+    raise AssertionError("pagination did not terminate")
+
+
+def test_create_returns_the_task_with_etag_and_location(client: TestClient, alice: dict[str, str]) -> None:
+    due = "2030-01-02T03:04:05+02:00"
+    response = client.post(
+        "/api/v1/tasks",
+        json={"title": "Write", "description": "d", "priority": "high", "due_date": due, "tags": ["a", "b"]},
+        headers=alice,
+    )
+    assert response.status_code == 201
+    task = response.json()
+    assert task["status"] == "todo" and task["priority"] == "high" and task["tags"] == ["a", "b"]
+    assert task["due_date"] == "2030-01-02T01:04:05Z"
+    assert response.headers["etag"] == f'"{task["id"]}.1"'
+    assert response.headers["location"] == f"/api/v1/tasks/{task['id']}"
+    fetched = client.get(f"/api/v1/tasks/{task['id']}", headers=alice)
+    assert fetched.json() == task and fetched.headers["etag"] == response.headers["etag"]
+
+
+def test_patch_changes_only_given_fields_and_bumps_version(client: TestClient, alice: dict[str, str]) -> None:
+    task = create(client, alice, description="keep", due_date="2030-01-01T00:00:00Z")
+    response = client.patch(f"/api/v1/tasks/{task['id']}", json={"status": "in_progress"}, headers=alice)
+    assert response.status_code == 200
+    updated = response.json()
+    assert updated["status"] == "in_progress" and updated["description"] == "keep"
+    assert updated["version"] == 2 and updated["updated_at"] > task["updated_at"]
+    assert response.headers["etag"] == f'"{task["id"]}.2"'
+    cleared = client.patch(f"/api/v1/tasks/{task['id']}", json={"due_date": None}, headers=alice).json()
+    assert cleared["due_date"] is None
+
+
+def test_delete_then_gone(client: TestClient, alice: dict[str, str]) -> None:
+    task = create(client, alice)
+    assert client.delete(f"/api/v1/tasks/{task['id']}", headers=alice).status_code == 204
+    missing = client.get(f"/api/v1/tasks/{task['id']}", headers=alice)
+    assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+    assert client.delete(f"/api/v1/tasks/{task['id']}", headers=alice).status_code == 404
+
+
+def test_other_users_tasks_are_404_everywhere(client: TestClient, alice: dict[str, str], bob: dict[str, str]) -> None:
+    task = create(client, alice, title="secret")
+    url = f"/api/v1/tasks/{task['id']}"
+    assert client.get(url, headers=bob).status_code == 404
+    assert client.patch(url, json={"title": "pwned"}, headers=bob).status_code == 404
+    assert client.patch(url, json={"title": "pwned"}, headers={**bob, "If-Match": '"1.1"'}).status_code == 404
+    assert client.delete(url, headers=bob).status_code == 404
+    assert client.get("/api/v1/tasks", headers=bob).json()["items"] == []
+    assert client.get(url, headers=alice).json()["title"] == "secret"
+
+
+def test_stale_if_match_is_412_and_current_one_succeeds(client: TestClient, alice: dict[str, str]) -> None:
+    task = create(client, alice)
+    url = f"/api/v1/tasks/{task['id']}"
+    first = client.patch(url, json={"title": "v2"}, headers={**alice, "If-Match": f'"{task["id"]}.1"'})
+    assert first.status_code == 200
+    stale = client.patch(url, json={"title": "v3"}, headers={**alice, "If-Match": f'"{task["id"]}.1"'})
+    assert stale.status_code == 412 and stale.headers["content-type"] == PROBLEM
+    assert client.delete(url, headers={**alice, "If-Match": f'"{task["id"]}.1"'}).status_code == 412
+    assert client.patch(url, json={"title": "v3"}, headers={**alice, "If-Match": "*"}).status_code == 200
+    assert client.delete(url, headers={**alice, "If-Match": f'"{task["id"]}.3"'}).status_code == 204
+
+
+def test_if_none_match_gives_304(client: TestClient, alice: dict[str, str]) -> None:
+    task = create(client, alice)
+    response = client.get(f"/api/v1/tasks/{task['id']}", headers={**alice, "If-None-Match": f'"{task["id"]}.1"'})
+    assert response.status_code == 304 and response.content == b""
+
+
+def test_idempotency_key_replays_the_first_result(client: TestClient, alice: dict[str, str]) -> None:
+    headers = {**alice, "Idempotency-Key": "k-1"}
+    first = client.post("/api/v1/tasks", json={"title": "once"}, headers=headers)
+    second = client.post("/api/v1/tasks", json={"title": "once"}, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert second.headers["idempotent-replayed"] == "true" and "idempotent-replayed" not in first.headers
+    assert len(client.get("/api/v1/tasks", headers=alice).json()["items"]) == 1
+
+    different = client.post("/api/v1/tasks", json={"title": "other"}, headers=headers)
+    assert different.status_code == 422 and different.json()["type"].endswith("/idempotency-key-reused")
+
+
+def test_idempotency_keys_are_per_user(client: TestClient, alice: dict[str, str], bob: dict[str, str]) -> None:
+    a = client.post("/api/v1/tasks", json={"title": "a"}, headers={**alice, "Idempotency-Key": "same"})
+    b = client.post("/api/v1/tasks", json={"title": "b"}, headers={**bob, "Idempotency-Key": "same"})
+    assert a.status_code == b.status_code == 201
+    assert a.json()["id"] != b.json()["id"] and b.json()["owner_id"] != a.json()["owner_id"]
+
+
+def test_filters(client: TestClient, alice: dict[str, str]) -> None:
+    now = datetime(2030, 6, 1, tzinfo=UTC)
+    create(
+        client,
+        alice,
+        title="Buy milk",
+        status="todo",
+        priority="low",
+        tags=["home"],
+        due_date=now.isoformat(),
+    )
+    create(
+        client,
+        alice,
+        title="Fix 100% bug",
+        status="in_progress",
+        priority="urgent",
+        tags=["work", "bug"],
+        due_date=(now + timedelta(days=2)).isoformat(),
+    )
+    create(client, alice, title="Write docs", status="done", priority="medium", tags=["work"])
+
+    def titles(**params: object) -> set[str]:
+        return {t["title"] for t in all_pages(client, alice, **params)}
+
+    assert titles(status="todo") == {"Buy milk"}
+    assert titles(status=["todo", "done"]) == {"Buy milk", "Write docs"}
+    assert titles(priority="urgent") == {"Fix 100% bug"}
+    assert titles(tag="work") == {"Fix 100% bug", "Write docs"}
+    assert titles(tag=["work", "bug"]) == {"Fix 100% bug"}
+    assert titles(due_after=(now + timedelta(days=1)).isoformat()) == {"Fix 100% bug"}
+    assert titles(due_before=(now + timedelta(days=1)).isoformat()) == {"Buy milk"}
+    assert titles(q="MILK") == {"Buy milk"}
+    assert titles(q="100%") == {"Fix 100% bug"}  # LIKE wildcards in the query are literal
+    assert titles(q="%") == {"Fix 100% bug"}
+    assert titles(q="_") == set()
+
+
+@pytest.mark.parametrize(
+    "sort",
+    ["created_at", "-created_at", "updated_at", "due_date", "-due_date", "priority", "-priority", "title"],
+)
+def test_every_sort_pages_through_each_task_exactly_once(client: TestClient, alice: dict[str, str], sort: str) -> None:
+    priorities = ["low", "medium", "high", "urgent"]
+    for i in range(23):
+        due = None if i % 3 == 0 else (datetime(2030, 1, 1, tzinfo=UTC) + timedelta(days=i % 5)).isoformat()
+        create(client, alice, title=f"t{i % 7}", priority=priorities[i % 4], due_date=due)
+    items = all_pages(client, alice, sort=sort, limit=4)
+    assert sorted(t["id"] for t in items) == list(range(1, 24))
+
+    name = sort.lstrip("-")
+    rank = {p: i for i, p in enumerate(priorities)}
+
+    def key(task: dict) -> object:
+        return rank[task[name]] if name == "priority" else task[name]
+
+    values = [key(t) for t in items]
+    present = [v for v in values if v is not None]
+    assert present == sorted(present, reverse=sort.startswith("-"))
+    if name == "due_date":  # NULLs come last in both directions
+        assert values[len(present) :] == [None] * (len(values) - len(present))
+
+
+def test_limit_bounds_and_bad_cursor(client: TestClient, alice: dict[str, str]) -> None:
+    assert client.get("/api/v1/tasks", params={"limit": 0}, headers=alice).status_code == 422
+    assert client.get("/api/v1/tasks", params={"limit": 101}, headers=alice).status_code == 422
+    bad = client.get("/api/v1/tasks", params={"cursor": "garbage"}, headers=alice)
+    assert bad.status_code == 400 and bad.json()["type"].endswith("/invalid-cursor")
+    bad_sort = client.get("/api/v1/tasks", params={"sort": "owner_id"}, headers=alice)
+    assert bad_sort.status_code == 422 and bad_sort.json()["errors"][0]["loc"] == ["query", "sort"]
+
+
+def test_cursor_survives_inserts_between_pages(client: TestClient, alice: dict[str, str]) -> None:
+    for i in range(5):
+        create(client, alice, title=f"old{i}")
+    first = client.get("/api/v1/tasks", params={"limit": 2, "sort": "created_at"}, headers=alice).json()
+    create(client, alice, title="new")
+    rest = all_pages(client, alice, sort="created_at", limit=2, cursor=first["next_cursor"])
+    titles = [t["title"] for t in first["items"] + rest]
+    assert titles == ["old0", "old1", "old2", "old3", "old4", "new"]
+
+
+def test_validation_errors_carry_field_paths(client: TestClient, alice: dict[str, str]) -> None:
+    response = client.post(
+        "/api/v1/tasks", json={"title": "", "status": "pending", "tags": ["ok", 5], "extra": 1}, headers=alice
+    )
+    assert response.status_code == 422
+    locs = {tuple(e["loc"]) for e in response.json()["errors"]}
+    assert {("body", "title"), ("body", "status"), ("body", "tags", 1), ("body", "extra")} <= locs
+
+
+def test_out_of_range_ids_are_validation_errors_not_crashes(client: TestClient, alice: dict[str, str]) -> None:
+    assert client.get(f"/api/v1/tasks/{2**63}", headers=alice).status_code == 422
+    assert client.get("/api/v1/tasks/0", headers=alice).status_code == 422
+
+
+def test_unknown_route_and_wrong_method_are_problems(client: TestClient) -> None:
+    missing = client.get("/api/v1/nope")
+    assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+    wrong = client.put("/api/v1/tasks")
+    assert wrong.status_code == 405 and wrong.json()["type"].endswith("/method-not-allowed")
+
+
+def test_method_not_allowed_lists_every_method_of_the_path(client: TestClient) -> None:
+    response = client.put("/api/v1/tasks/1")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET, PATCH"
+    assert client.put("/api/v1/tasks").headers["allow"] == "GET, POST"

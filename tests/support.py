@@ -1,0 +1,89 @@
+"""Helpers for the tests: log a user in, run the API as a real server process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+from pgcluster import free_port
+
+TEST_JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789abcdef"
+
+
+def register_and_login(client: TestClient | httpx.Client, email: str, password: str = "correct horse") -> dict:
+    response = client.post("/api/v1/auth/register", json={"email": email, "password": password})
+    assert response.status_code == 201, response.text
+    response = client.post("/api/v1/auth/login", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    return {"Authorization": f"Bearer {tokens['access_token']}", "_refresh": tokens["refresh_token"]}
+
+
+def auth_headers(tokens: dict) -> dict[str, str]:
+    return {"Authorization": tokens["Authorization"]}
+
+
+class LiveServer:
+    """The API as a real uvicorn process on a free port, configured only through its environment."""
+
+    def __init__(self, database_url: str, workers: int = 1, extra_env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "ENVIRONMENT": "test",
+            "DATABASE_URL": database_url,
+            "JWT_SECRET": TEST_JWT_SECRET,
+            "BCRYPT_ROUNDS": "4",
+            "LOG_REQUESTS": "false",
+            "DB_POOL_SIZE": "20",
+            **(extra_env or {}),
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "taskplatform.api.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=Path(__file__).parent,
+        )
+        self._wait_healthy()
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"API server exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("API server did not become ready in 30 s")
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

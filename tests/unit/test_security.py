@@ -1,0 +1,114 @@
+from datetime import UTC, datetime, timedelta
+
+import bcrypt
+import pytest
+from jose import jwt
+
+from taskplatform.api.config import Settings
+from taskplatform.api.security import (
+    TokenError,
+    decode_token,
+    dummy_hash,
+    encode_token,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+
+SECRET = "unit-test-secret-0123456789abcdef0123456789"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(environment="test", jwt_secret=SECRET, bcrypt_rounds=4)  # type: ignore[arg-type]
+
+
+def test_hash_is_bcrypt_with_configured_cost_and_verifies() -> None:
+    hashed = hash_password("s3cret-password", rounds=5)
+    assert hashed.startswith("$bcrypt-sha256$v=2,t=2b,r=5$")
+    assert verify_password("s3cret-password", hashed, rounds=5)
+    assert not verify_password("s3cret-passworD", hashed, rounds=5)
+    assert not needs_rehash(hashed, rounds=5)
+    assert needs_rehash(hashed, rounds=6)
+
+
+def test_passwords_longer_than_72_bytes_are_not_truncated() -> None:
+    base = "p" * 72
+    hashed = hash_password(base + "A", rounds=4)
+    assert verify_password(base + "A", hashed, rounds=4)
+    assert not verify_password(base + "B", hashed, rounds=4)
+
+
+def test_legacy_plain_bcrypt_hashes_verify_and_ask_for_an_upgrade() -> None:
+    legacy = bcrypt.hashpw(b"old-password", bcrypt.gensalt(rounds=4)).decode()
+    assert legacy.startswith("$2b$04$")
+    assert verify_password("old-password", legacy, rounds=4)
+    assert not verify_password("new-password", legacy, rounds=4)
+    assert needs_rehash(legacy, rounds=4)
+
+
+def test_verify_against_malformed_hash_is_false_not_an_error() -> None:
+    assert verify_password("whatever", "not-a-bcrypt-hash", rounds=4) is False
+
+
+def test_dummy_hash_is_a_real_bcrypt_hash_of_the_same_cost() -> None:
+    assert dummy_hash(4).startswith("$bcrypt-sha256$v=2,t=2b,r=4$")
+    assert not verify_password("", dummy_hash(4), rounds=4)
+
+
+def test_access_token_round_trip(settings: Settings) -> None:
+    token, claims = encode_token(settings, user_id=42, family_id="f" * 32, token_type="access")
+    decoded = decode_token(settings, token, "access")
+    assert decoded == claims
+    assert decoded.sub == 42
+    assert decoded.exp - decoded.iat == timedelta(seconds=settings.access_token_ttl_s)
+    raw = jwt.get_unverified_claims(token)
+    assert set(raw) >= {"sub", "exp", "iat", "jti", "type", "fam", "iss"}
+
+
+def test_each_token_gets_a_fresh_jti(settings: Settings) -> None:
+    _, first = encode_token(settings, user_id=1, family_id="f" * 32, token_type="access")
+    _, second = encode_token(settings, user_id=1, family_id="f" * 32, token_type="access")
+    assert first.jti != second.jti
+
+
+def test_expired_token_is_rejected(settings: Settings) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=settings.access_token_ttl_s + 60)
+    token, _ = encode_token(settings, user_id=1, family_id="f" * 32, token_type="access", now=past)
+    with pytest.raises(TokenError, match="expired"):
+        decode_token(settings, token, "access")
+
+
+def test_tampered_payload_is_rejected(settings: Settings) -> None:
+    token, _ = encode_token(settings, user_id=1, family_id="f" * 32, token_type="access")
+    header, _payload, signature = token.split(".")
+    forged, _ = encode_token(settings, user_id=2, family_id="f" * 32, token_type="access")
+    with pytest.raises(TokenError):
+        decode_token(settings, f"{header}.{forged.split('.')[1]}.{signature}", "access")
+
+
+def test_token_signed_with_another_secret_is_rejected(settings: Settings) -> None:
+    other = settings.model_copy(update={"jwt_secret": settings.jwt_secret.__class__("x" * 40)})
+    token, _ = encode_token(other, user_id=1, family_id="f" * 32, token_type="access")
+    with pytest.raises(TokenError):
+        decode_token(settings, token, "access")
+
+
+def test_unsigned_alg_none_token_is_rejected(settings: Settings) -> None:
+    now = int(datetime.now(UTC).timestamp())
+    claims = {"sub": "1", "jti": "a" * 32, "fam": "f" * 32, "type": "access", "iat": now, "exp": now + 60}
+    unsigned = jwt.encode(claims, "", algorithm="HS256").rsplit(".", 1)[0] + "."
+    with pytest.raises(TokenError):
+        decode_token(settings, unsigned, "access")
+
+
+def test_refresh_token_is_not_accepted_as_access_token(settings: Settings) -> None:
+    token, _ = encode_token(settings, user_id=1, family_id="f" * 32, token_type="refresh")
+    with pytest.raises(TokenError, match="access"):
+        decode_token(settings, token, "access")
+    assert decode_token(settings, token, "refresh").type == "refresh"
+
+
+def test_garbage_is_rejected(settings: Settings) -> None:
+    with pytest.raises(TokenError):
+        decode_token(settings, "not.a.jwt", "access")
