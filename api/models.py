@@ -50,7 +50,7 @@ class TaskPriority(enum.StrEnum):
 
 
 _PRIORITY_RANK = {p: i for i, p in enumerate(TaskPriority, start=1)}
-_RANK_PRIORITY = {i: p for p, i in _PRIORITY_RANK.items()}
+RANK_PRIORITY = {i: p for p, i in _PRIORITY_RANK.items()}
 
 
 class PriorityType(sa.types.TypeDecorator[TaskPriority]):
@@ -63,7 +63,7 @@ class PriorityType(sa.types.TypeDecorator[TaskPriority]):
         return None if value is None else TaskPriority(value).rank
 
     def process_result_value(self, value: int | None, dialect: sa.Dialect) -> TaskPriority | None:
-        return None if value is None else _RANK_PRIORITY[value]
+        return None if value is None else RANK_PRIORITY[value]
 
 
 # JSONB on PostgreSQL (GIN-indexable containment for tag filters); plain JSON elsewhere.

@@ -32,6 +32,8 @@ from pgcluster import ThrowawayPostgres, free_port  # noqa: E402
 from taskplatform.api.migrate import upgrade_head  # noqa: E402
 
 BENCH_DOC = ROOT / "docs" / "benchmarks.md"
+BENCH_LOG_DIR = Path(tempfile.gettempdir()) / "taskplatform-bench"
+BENCH_LOG_DIR.mkdir(exist_ok=True)
 BEGIN, END = "<!-- api-bench:begin -->", "<!-- api-bench:end -->"
 
 
@@ -65,7 +67,8 @@ def run_wrk(name: str, url: str, *, seconds: int, connections: int, threads: int
 
 
 def start_server(args: list[str], env: dict[str, str], port: int, ready_path: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(BENCH_LOG_DIR / f"server-{port}.log", "wb")  # noqa: SIM115 (lives as long as the server)
+    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -221,7 +224,7 @@ def main() -> None:
 - Command: `make bench-api` (`python bench/api_bench.py --seconds {args.seconds} --connections {args.connections}`)
 - Machine: {os.cpu_count()} cores ({cpu_model()}), {memory_gib()} GiB,
   Python {platform.python_version()}, PostgreSQL {pg_version()} (durable: fsync on), all on one machine
-- Setup: API with {args.workers} uvicorn workers (= cores), psycopg2 pool 20/worker, JSON request logging on;
+- Setup: API with {args.workers} uvicorn workers (= cores), asyncpg pool 20/worker, JSON request logging on;
   {args.users} seeded users x {args.tasks_per_user} tasks plus the bench user's {args.tasks_per_user};
   wrk {wrk_threads} threads, {args.connections} connections, {args.seconds} s per endpoint;
   the ceiling is bare FastAPI + uvicorn ({args.workers} workers) returning the same 20-task JSON page;

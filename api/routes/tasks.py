@@ -82,7 +82,7 @@ async def list_tasks(
     if next_cursor:
         response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
     # Plain dicts: FastAPI validates them once against TaskPage (validating here too would double the cost).
-    return {"items": [row._asdict() for row in rows], "next_cursor": next_cursor}
+    return {"items": rows, "next_cursor": next_cursor}
 
 
 @router.get(

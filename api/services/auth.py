@@ -29,7 +29,7 @@ from taskplatform.api.security import (
     new_token_id,
     verify_password,
 )
-from taskplatform.api.services.sql import insert_ignoring_conflicts
+from taskplatform.api.services.sql import AnySelect, fetch_mappings, insert_ignoring_conflicts
 
 
 async def register(session: AsyncSession, settings: Settings, data: UserCreate) -> User:
@@ -161,6 +161,22 @@ async def prune_expired(session: AsyncSession, settings: Settings, now: datetime
     await session.exec(sa.delete(TokenFamily).where(col(TokenFamily.expires_at) < now - grace))
 
 
+# One round trip on every authenticated request: is the user active, is this token deny-listed, is its
+# session still live. The hottest query of the API, hence columns only and the direct read path.
+_ACCESS_CHECK: AnySelect = (
+    sa.select(
+        col(User.is_active).label("is_active"),
+        col(RevokedToken.jti).label("revoked_jti"),
+        col(TokenFamily.id).label("family_id"),
+        col(TokenFamily.revoked_at).label("family_revoked_at"),
+    )
+    .select_from(User)
+    .outerjoin(RevokedToken, col(RevokedToken.jti) == sa.bindparam("jti", type_=sa.String))
+    .outerjoin(TokenFamily, col(TokenFamily.id) == sa.bindparam("family_id", type_=sa.String))
+    .where(col(User.id) == sa.bindparam("user_id", type_=sa.BigInteger))
+)
+
+
 @dataclass(frozen=True, slots=True)
 class AccessContext:
     """Who is calling, established from a verified, unrevoked access token."""
@@ -174,22 +190,14 @@ async def authenticate_access_token(session: AsyncSession, settings: Settings, t
         claims = decode_token(settings, token, "access")
     except TokenError as exc:
         raise unauthorized("Invalid or expired access token.") from exc
-    # One round trip on every authenticated request: is the user active, is this token deny-listed, is its
-    # session still live. Columns only (no ORM entity): this is the hottest query of the API.
-    row = (
-        await session.exec(
-            select(User.is_active, RevokedToken.jti, TokenFamily.id, TokenFamily.revoked_at)
-            .select_from(User)
-            .outerjoin(RevokedToken, col(RevokedToken.jti) == claims.jti)
-            .outerjoin(TokenFamily, col(TokenFamily.id) == claims.fam)
-            .where(User.id == claims.sub)
-        )
-    ).first()
+    rows = await fetch_mappings(
+        session, _ACCESS_CHECK, {"user_id": claims.sub, "jti": claims.jti, "family_id": claims.fam}
+    )
+    row = rows[0] if rows else None
     if row is None:
         raise unauthorized("Invalid or expired access token.")
-    is_active, revoked_jti, family_id, family_revoked_at = row
-    if revoked_jti is not None or family_id is None or family_revoked_at is not None:
+    if row["revoked_jti"] is not None or row["family_id"] is None or row["family_revoked_at"] is not None:
         raise unauthorized("The token has been revoked.")
-    if not is_active:
+    if not row["is_active"]:
         raise unauthorized("The account is disabled.")
     return AccessContext(user_id=claims.sub, claims=claims)

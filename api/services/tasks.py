@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from taskplatform.api.errors import ApiError, not_found
-from taskplatform.api.models import IdempotencyRecord, Task, TaskPriority, TaskStatus
+from taskplatform.api.models import RANK_PRIORITY, IdempotencyRecord, Task, TaskPriority, TaskStatus
 from taskplatform.api.pagination import Cursor, decode_cursor, encode_cursor
 from taskplatform.api.schemas import TaskCreate, TaskPublic, TaskUpdate
+from taskplatform.api.services.sql import AnySelect, fetch_mappings
 
 SortKey = Literal[
     "created_at",
@@ -150,80 +153,151 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filter_clauses(session: AsyncSession, owner_id: int, filters: TaskFilters) -> list[Any]:
-    clauses: list[Any] = [Task.owner_id == owner_id]
-    if filters.status:
-        clauses.append(col(Task.status).in_([s.value for s in filters.status]))
-    if filters.priority:
-        clauses.append(col(Task.priority).in_(filters.priority))
-    if filters.due_after is not None:
-        clauses.append(col(Task.due_date) >= filters.due_after)
-    if filters.due_before is not None:
-        clauses.append(col(Task.due_date) < filters.due_before)
-    if filters.q:
-        clauses.append(col(Task.title).ilike(f"%{_escape_like(filters.q)}%", escape="\\"))
-    if filters.tags:
-        tags_col: Any = col(Task.tags)
-        if session.get_bind().dialect.name == "postgresql":
-            # jsonb @> '["a","b"]', served by the GIN index.
-            clauses.append(sa.type_coerce(tags_col, JSONB).contains(filters.tags))
-        else:
-            for tag in filters.tags:
-                each = sa.func.json_each(tags_col).table_valued("value")
-                clauses.append(sa.exists(sa.select(1).select_from(each).where(each.c.value == tag)))
-    return clauses
+@dataclass(frozen=True, slots=True)
+class _ListShape:
+    """Which clauses a list query has. Equal shapes share one statement object (and its compiled SQL)."""
+
+    dialect: str
+    statuses: bool
+    priorities: bool
+    tag_count: int
+    due_after: bool
+    due_before: bool
+    title_search: bool
+    sort: str
+    cursor: Literal["none", "value", "null-tail"]
 
 
-def _keyset_clause(sort: str, cursor: Cursor) -> Any:
-    """Rows strictly after the cursor in (sort column, id) order, with NULL sort values last."""
-    descending = sort.startswith("-")
-    name = sort.lstrip("-")
-    column: Any = _SORT_COLUMNS[name]
-    id_col: Any = col(Task.id)
-    value: Any = cursor.value
-    if value is not None and name in {"created_at", "updated_at", "due_date"}:
-        value = datetime.fromisoformat(value)
-    elif value is not None and name == "priority":
-        value = TaskPriority(value)
-    if value is None:
-        if name not in _NULLABLE_SORTS:
-            raise ApiError(400, "invalid-cursor", "The cursor is malformed; start again without one.")
+@lru_cache(maxsize=512)
+def _list_statement(shape: _ListShape) -> AnySelect:
+    """The page query for a shape, with every value a named bindparam (see fetch_mappings)."""
+    table: Any = Task.__table__  # type: ignore[attr-defined]
+    c = table.c
+    pg = shape.dialect == "postgresql"
+    clauses: list[Any] = [c.owner_id == sa.bindparam("owner_id")]
+    if shape.statuses:
+        clauses.append(
+            c.status == sa.any_(sa.bindparam("statuses", type_=ARRAY(sa.String)))
+            if pg
+            else c.status.in_(sa.bindparam("statuses", expanding=True))
+        )
+    if shape.priorities:
+        clauses.append(
+            c.priority == sa.any_(sa.bindparam("priorities", type_=ARRAY(sa.SmallInteger)))
+            if pg
+            else sa.type_coerce(c.priority, sa.SmallInteger).in_(sa.bindparam("priorities", expanding=True))
+        )
+    if shape.due_after:
+        clauses.append(c.due_date >= sa.bindparam("due_after", type_=c.due_date.type))
+    if shape.due_before:
+        clauses.append(c.due_date < sa.bindparam("due_before", type_=c.due_date.type))
+    if shape.title_search:
+        clauses.append(c.title.ilike(sa.bindparam("title_pattern"), escape="\\"))
+    if shape.tag_count and pg:
+        # jsonb @> '["a","b"]', served by the GIN index.
+        clauses.append(
+            sa.type_coerce(c.tags, JSONB).contains(sa.cast(sa.bindparam("tags_json", type_=sa.String), JSONB))
+        )
+    for i in range(shape.tag_count if not pg else 0):
+        each = sa.func.json_each(c.tags).table_valued("value")
+        clauses.append(sa.exists(sa.select(1).select_from(each).where(each.c.value == sa.bindparam(f"tag_{i}"))))
+
+    descending = shape.sort.startswith("-")
+    name = shape.sort.lstrip("-")
+    column = c[name]
+    if name == "priority":
+        column = sa.type_coerce(column, sa.SmallInteger)  # compared and paged by rank
+    if shape.cursor == "null-tail":
         # Already inside the NULL tail: only the id orders what is left.
-        return sa.and_(column.is_(None), id_col < cursor.last_id if descending else id_col > cursor.last_id)
-    beyond = column < value if descending else column > value
-    tie = sa.and_(column == value, id_col < cursor.last_id if descending else id_col > cursor.last_id)
-    clause = sa.or_(beyond, tie)
-    if name in _NULLABLE_SORTS:
-        clause = sa.or_(clause, column.is_(None))
-    return clause
+        after_id = c.id < sa.bindparam("last_id") if descending else c.id > sa.bindparam("last_id")
+        clauses.append(sa.and_(column.is_(None), after_id))
+    elif shape.cursor == "value":
+        value = sa.bindparam("last_value", type_=column.type)
+        beyond = column < value if descending else column > value
+        tie = sa.and_(column == value, c.id < sa.bindparam("last_id") if descending else c.id > sa.bindparam("last_id"))
+        clause = sa.or_(beyond, tie)
+        if name in _NULLABLE_SORTS:
+            clause = sa.or_(clause, column.is_(None))
+        clauses.append(clause)
+    order = [column.desc().nulls_last(), c.id.desc()] if descending else [column.asc().nulls_last(), c.id.asc()]
+    return sa.select(*table.columns).where(*clauses).order_by(*order).limit(sa.bindparam("row_limit"))
+
+
+def _cursor_value(sort: str, cursor: Cursor) -> Any:
+    name = sort.lstrip("-")
+    try:
+        if name in {"created_at", "updated_at", "due_date"}:
+            value = datetime.fromisoformat(cursor.value)
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if name == "priority":
+            return TaskPriority(cursor.value).rank
+        if not isinstance(cursor.value, str):
+            raise TypeError("title cursors hold text")
+        return cursor.value
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, "invalid-cursor", "The cursor is malformed; start again without one.") from exc
+
+
+def _as_task_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    task = dict(row)
+    priority = task["priority"]
+    if isinstance(priority, int):  # a rank straight from the database (asyncpg path)
+        task["priority"] = RANK_PRIORITY[priority]
+    return task
 
 
 async def list_tasks(
     session: AsyncSession, owner_id: int, filters: TaskFilters, sort: SortKey, limit: int, cursor_token: str | None
-) -> tuple[list[sa.Row[Any]], str | None]:
-    clauses = _filter_clauses(session, owner_id, filters)
-    if cursor_token:
-        clauses.append(_keyset_clause(sort, decode_cursor(cursor_token, sort)))
-    name = sort.lstrip("-")
-    column: Any = _SORT_COLUMNS[name]
-    id_col: Any = col(Task.id)
-    if sort.startswith("-"):
-        order = [column.desc().nulls_last(), id_col.desc()]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page in (sort column, id) order, NULL sort values last, and the cursor for the next page."""
+    dialect = session.get_bind().dialect.name
+    cursor = decode_cursor(cursor_token, sort) if cursor_token else None
+    cursor_kind: Literal["none", "value", "null-tail"] = "none"
+    params: dict[str, Any] = {"owner_id": owner_id, "row_limit": limit + 1}
+    if cursor is not None:
+        params["last_id"] = cursor.last_id
+        if cursor.value is None:
+            if sort.lstrip("-") not in _NULLABLE_SORTS:
+                raise ApiError(400, "invalid-cursor", "The cursor is malformed; start again without one.")
+            cursor_kind = "null-tail"
+        else:
+            cursor_kind = "value"
+            params["last_value"] = _cursor_value(sort, cursor)
+    if filters.status:
+        params["statuses"] = [s.value for s in filters.status]
+    if filters.priority:
+        params["priorities"] = [p.rank for p in filters.priority]
+    if filters.due_after is not None:
+        params["due_after"] = filters.due_after
+    if filters.due_before is not None:
+        params["due_before"] = filters.due_before
+    if filters.q:
+        params["title_pattern"] = f"%{_escape_like(filters.q)}%"
+    tags = list(dict.fromkeys(filters.tags or ()))
+    if dialect == "postgresql" and tags:
+        params["tags_json"] = json.dumps(tags)
     else:
-        order = [column.asc().nulls_last(), id_col.asc()]
-    # Plain rows, not ORM entities: a page is read-only, and identity-map bookkeeping for 21 objects costs
-    # more than the query. TaskPublic validates from the rows' attributes all the same.
-    statement = sa.select(*Task.__table__.columns).where(*clauses).order_by(*order).limit(limit + 1)  # type: ignore[attr-defined]
-    rows = list((await session.exec(statement)).all())  # type: ignore[call-overload]
+        params.update({f"tag_{i}": tag for i, tag in enumerate(tags)})
+    shape = _ListShape(
+        dialect=dialect,
+        statuses=bool(filters.status),
+        priorities=bool(filters.priority),
+        tag_count=len(tags),
+        due_after=filters.due_after is not None,
+        due_before=filters.due_before is not None,
+        title_search=bool(filters.q),
+        sort=sort,
+        cursor=cursor_kind,
+    )
+    rows = [_as_task_dict(row) for row in await fetch_mappings(session, _list_statement(shape), params)]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        assert last.id is not None
-        value = getattr(last, name)
+        value = last[sort.lstrip("-")]
         if isinstance(value, TaskPriority):
             value = value.value
-        next_cursor = encode_cursor(Cursor(sort=sort, value=value, last_id=last.id))
+        next_cursor = encode_cursor(Cursor(sort=sort, value=value, last_id=last["id"]))
     return rows, next_cursor
 
 
