@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
     wrk_threads = 2
+    pool_size = -(-args.connections // args.workers)  # ceil: in-flight requests per worker
 
     with ThrowawayPostgres(durable=True) as pg:
         url = pg.create_database("taskplatform_bench")
@@ -156,7 +157,9 @@ def main() -> None:
             "JWT_SECRET": secrets.token_urlsafe(48),
             "BCRYPT_ROUNDS": "12",
             "LOG_REQUESTS": "true",
-            "DB_POOL_SIZE": "20",
+            # Sized to the load: wrk's connections spread over the workers, each holding a pooled
+            # connection per in-flight request. A smaller pool queues requests (503 after DB_POOL_TIMEOUT_S).
+            "DB_POOL_SIZE": str(pool_size),
         }
         api = start_server(
             [sys.executable, "-m", "taskplatform.api.cli", "serve", "--host", "127.0.0.1",
@@ -224,7 +227,7 @@ def main() -> None:
 - Command: `make bench-api` (`python bench/api_bench.py --seconds {args.seconds} --connections {args.connections}`)
 - Machine: {os.cpu_count()} cores ({cpu_model()}), {memory_gib()} GiB,
   Python {platform.python_version()}, PostgreSQL {pg_version()} (durable: fsync on), all on one machine
-- Setup: API with {args.workers} uvicorn workers (= cores), asyncpg pool 20/worker, JSON request logging on;
+- Setup: API with {args.workers} uvicorn workers (= cores), asyncpg pool {pool_size}/worker, JSON request logging on;
   {args.users} seeded users x {args.tasks_per_user} tasks plus the bench user's {args.tasks_per_user};
   wrk {wrk_threads} threads, {args.connections} connections, {args.seconds} s per endpoint;
   the ceiling is bare FastAPI + uvicorn ({args.workers} workers) returning the same 20-task JSON page;

@@ -30,3 +30,41 @@ def test_quick_local_run_on_sqlite(tmp_path: Path) -> None:
         assert [t["title"] for t in page["items"] + rest["items"]] == ["a", "b", "c"]
         assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
         assert client.get("/api/v1/users/me", headers=headers).status_code == 401
+
+
+def test_sqlite_list_filters_and_cursors(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'local.db'}",
+        jwt_secret=TEST_JWT_SECRET,  # type: ignore[arg-type]
+        bcrypt_rounds=4,
+        db_auto_migrate=True,
+    )
+    with TestClient(create_app(settings)) as client:
+        headers = auth_headers(register_and_login(client, "filters@x.io"))
+        specs = [
+            ("a", "todo", "low", "2030-01-01T00:00:00Z"),
+            ("b", "done", "urgent", None),
+            ("c", "in_progress", "high", "2030-01-03T00:00:00Z"),
+            ("d", "todo", "urgent", None),
+        ]
+        for title, status, priority, due in specs:
+            body = {"title": title, "status": status, "priority": priority, "due_date": due}
+            assert client.post("/api/v1/tasks", json=body, headers=headers).status_code == 201
+
+        def titles(**params: object) -> list[str]:
+            out: list[str] = []
+            cursor = None
+            while True:
+                query = {**params, "limit": 1, **({"cursor": cursor} if cursor else {})}
+                page = client.get("/api/v1/tasks", params=query, headers=headers).json()
+                out += [t["title"] for t in page["items"]]
+                cursor = page["next_cursor"]
+                if not cursor:
+                    return out
+
+        assert titles(status=["todo", "done"], sort="title") == ["a", "b", "d"]
+        assert titles(priority="urgent", sort="title") == ["b", "d"]
+        assert titles(sort="-priority") == ["d", "b", "c", "a"]  # ties broken by id, descending
+        assert titles(sort="due_date") == ["a", "c", "b", "d"]  # NULLs last, then by id
+        assert titles(due_before="2030-01-02T00:00:00Z") == ["a"]
+        assert titles(q="C") == ["c"]
