@@ -10,13 +10,17 @@ from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app
 
 
-def test_healthz_needs_no_database() -> None:
-    settings = Settings(
+def _unreachable_database_settings() -> Settings:
+    return Settings(
         environment="test",
         jwt_secret=TEST_JWT_SECRET,  # type: ignore[arg-type]
         database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none",
         db_connect_timeout_s=1,
     )
+
+
+def test_healthz_needs_no_database() -> None:
+    settings = _unreachable_database_settings()
     with TestClient(create_app(settings)) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
@@ -28,12 +32,7 @@ def test_healthz_needs_no_database() -> None:
 
 
 def test_requests_needing_an_unreachable_database_get_503_not_500() -> None:
-    settings = Settings(
-        environment="test",
-        jwt_secret=TEST_JWT_SECRET,  # type: ignore[arg-type]
-        database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none",
-        db_connect_timeout_s=1,
-    )
+    settings = _unreachable_database_settings()
     with TestClient(create_app(settings)) as client:
         response = client.post("/api/v1/auth/login", data={"username": "a@x.io", "password": "whatever1"})
     assert response.status_code == 503

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from support import TEST_JWT_SECRET, auth_headers, register_and_login
 
@@ -9,14 +10,18 @@ from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app
 
 
-def test_quick_local_run_on_sqlite(tmp_path: Path) -> None:
-    settings = Settings(
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    return Settings(
         database_url=f"sqlite:///{tmp_path / 'local.db'}",
         jwt_secret=TEST_JWT_SECRET,  # type: ignore[arg-type]
         bcrypt_rounds=4,
-        db_auto_migrate=True,
+        db_auto_migrate=True,  # what `make run` does with `taskplatform-api migrate`
     )
-    with TestClient(create_app(settings)) as client:
+
+
+def test_quick_local_run_on_sqlite(sqlite_settings: Settings) -> None:
+    with TestClient(create_app(sqlite_settings)) as client:
         assert client.get("/readyz").status_code == 200
         headers = auth_headers(register_and_login(client, "local@x.io"))
         for title, tags in (("a", ["home"]), ("b", ["work", "home"]), ("c", [])):
@@ -32,14 +37,8 @@ def test_quick_local_run_on_sqlite(tmp_path: Path) -> None:
         assert client.get("/api/v1/users/me", headers=headers).status_code == 401
 
 
-def test_sqlite_list_filters_and_cursors(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'local.db'}",
-        jwt_secret=TEST_JWT_SECRET,  # type: ignore[arg-type]
-        bcrypt_rounds=4,
-        db_auto_migrate=True,
-    )
-    with TestClient(create_app(settings)) as client:
+def test_sqlite_list_filters_and_cursors(sqlite_settings: Settings) -> None:
+    with TestClient(create_app(sqlite_settings)) as client:
         headers = auth_headers(register_and_login(client, "filters@x.io"))
         specs = [
             ("a", "todo", "low", "2030-01-01T00:00:00Z"),
