@@ -79,6 +79,8 @@ class User(SQLModel, table=True):
     full_name: str | None = Field(default=None, max_length=200)
     is_active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The `_id` of the MongoDB document this user was migrated from (see migration/); NULL for API sign-ups.
+    legacy_id: str | None = Field(default=None, max_length=96, sa_column_kwargs={"unique": True})
 
     tasks: list["Task"] = Relationship(
         back_populates="owner", sa_relationship_kwargs={"passive_deletes": True, "lazy": "raise"}
@@ -111,6 +113,7 @@ class Task(SQLModel, table=True):
     version: int = Field(default=1)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    legacy_id: str | None = Field(default=None, max_length=96, sa_column_kwargs={"unique": True})
 
     owner: User | None = Relationship(back_populates="tasks", sa_relationship_kwargs={"lazy": "raise"})
 
@@ -172,3 +175,35 @@ class IdempotencyRecord(SQLModel, table=True):
     status_code: int
     response_body: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class MigrationCheckpoint(SQLModel, table=True):
+    """Where the MongoDB migration of one collection stands, written in the same transaction as each batch.
+
+    `position` holds the BSON type bucket being read and the last `_id` done in it (extended JSON), since a
+    `$gt` on `_id` alone would skip the documents whose `_id` has another BSON type.
+    """
+
+    __tablename__ = "migration_checkpoints"
+
+    collection: str = Field(primary_key=True, max_length=64)
+    position: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    read_count: int = Field(default=0, sa_type=sa.BigInteger)
+    written_count: int = Field(default=0, sa_type=sa.BigInteger)
+    rejected_count: int = Field(default=0, sa_type=sa.BigInteger)
+    done: bool = Field(default=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class MigrationReject(SQLModel, table=True):
+    """A legacy document the migration could not import, kept whole with the reason."""
+
+    __tablename__ = "migration_rejects"
+    __table_args__ = (sa.UniqueConstraint("collection", "source_id", name="uq_migration_rejects_source"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    collection: str = Field(max_length=64)
+    source_id: str = Field(max_length=96)
+    reason: str = Field(sa_type=sa.Text)
+    document: dict[str, Any] = Field(sa_column=sa.Column(TagsType, nullable=False))
+    rejected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,1 +1,1 @@
-"""MongoDB to PostgreSQL migration service for TaskPlatform."""
+"""MongoDB → PostgreSQL migration of the legacy task data into the API's schema (CLI `taskplatform-migrate`)."""

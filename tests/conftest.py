@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from mongoserver import ThrowawayMongo
 from pgcluster import ThrowawayPostgres
 from support import TEST_JWT_SECRET, LiveServer
 
@@ -15,13 +16,23 @@ from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app
 from taskplatform.api.migrate import upgrade_head
 
-TABLES = "users, tasks, token_families, refresh_tokens, revoked_tokens, idempotency_records"
+TABLES = (
+    "users, tasks, token_families, refresh_tokens, revoked_tokens, idempotency_records, "
+    "migration_checkpoints, migration_rejects"
+)
 
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[ThrowawayPostgres]:
     with ThrowawayPostgres() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def mongo() -> Iterator[ThrowawayMongo]:
+    """FerretDB, a real MongoDB wire-protocol server; each test uses a database of its own in it."""
+    with ThrowawayMongo() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,139 @@
+"""`taskplatform-migrate`: move the legacy MongoDB data into the API's PostgreSQL schema.
+
+Exit codes: 0 done (and verified, with --verify), 2 bad arguments, mapping or unreachable source/target,
+3 verification found differences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+from pymongo.uri_parser import parse_uri
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from taskplatform.api.migrate import upgrade_head
+from taskplatform.migration.mapping import MappingError, load_mapping
+from taskplatform.migration.progress import Reporter
+from taskplatform.migration.runner import KINDS, Migration, Options
+from taskplatform.migration.target import Target
+from taskplatform.migration.verify import verify
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="taskplatform-migrate",
+        description="Migrate legacy users and tasks from MongoDB into TaskPlatform's PostgreSQL schema.",
+    )
+    parser.add_argument(
+        "--source-uri", default=env("SOURCE_URI") or env("MONGODB_URI"), help="MongoDB URI (env SOURCE_URI)"
+    )
+    parser.add_argument("--source-db", default=env("SOURCE_DB"), help="database name, else the URI's, else 'legacy'")
+    parser.add_argument(
+        "--target-url",
+        default=env("TARGET_URL") or env("DATABASE_URL"),
+        help="PostgreSQL URL (env TARGET_URL / DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=int(env("BATCH_SIZE", "5000")), help="documents per transaction"
+    )
+    parser.add_argument(
+        "--collections", default=env("COLLECTIONS", ",".join(KINDS)), help="users,tasks (or one of them)"
+    )
+    parser.add_argument(
+        "--mapping", type=Path, default=env("MAPPING_FILE"), help="TOML file overriding names (docs/migration.md)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="read, transform and validate; write nothing")
+    parser.add_argument("--verify", action="store_true", help="after migrating, compare counts and content checksums")
+    parser.add_argument("--verify-only", action="store_true", help="only verify a finished migration")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--resume", dest="restart", action="store_false", help="continue from the checkpoints (default)")
+    mode.add_argument("--restart", dest="restart", action="store_true", help="forget checkpoints and rejects first")
+    parser.add_argument(
+        "--progress", choices=("auto", "bar", "json"), default="auto", help="bar on a terminal, else JSON lines"
+    )
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=float(env("PROGRESS_INTERVAL", "1")),
+        help="seconds between JSON progress lines (0: after every batch)",
+    )
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"taskplatform-migrate: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    kinds = tuple(k.strip() for k in args.collections.split(",") if k.strip())
+    if not args.source_uri:
+        return _fail("no source: give --source-uri or set SOURCE_URI")
+    if not args.dry_run and not args.target_url:
+        return _fail("no target: give --target-url or set TARGET_URL / DATABASE_URL")
+    if args.batch_size < 1 or args.batch_size > 100_000:
+        return _fail("--batch-size must be between 1 and 100000")
+    if not kinds or any(k not in KINDS for k in kinds):
+        return _fail(f"--collections takes {', '.join(KINDS)}")
+    try:
+        mapping = load_mapping(args.mapping)
+    except MappingError as exc:
+        return _fail(str(exc))
+
+    try:
+        source_hosts = ", ".join(f"{h}:{p}" for h, p in parse_uri(args.source_uri)["nodelist"])
+        db_name = args.source_db or parse_uri(args.source_uri).get("database") or "legacy"
+    except (PyMongoError, ValueError) as exc:
+        return _fail(f"invalid source URI: {exc}")
+    client: MongoClient[dict[str, Any]] = MongoClient(args.source_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+    try:
+        client.admin.command("ping")
+    except PyMongoError as exc:
+        return _fail(f"cannot reach MongoDB at {source_hosts} ({type(exc).__name__})")
+
+    target = None
+    if not args.dry_run or args.verify_only:
+        target_host = make_url(args.target_url).host if args.target_url else None
+        try:
+            if not args.verify_only:
+                upgrade_head(args.target_url)
+            target = Target(args.target_url)
+        except (psycopg2.Error, SQLAlchemyError, OSError) as exc:
+            return _fail(f"cannot reach PostgreSQL at {target_host} ({type(getattr(exc, 'orig', exc)).__name__})")
+
+    progress = {"auto": None, "bar": True, "json": False}[args.progress]
+    try:
+        with Reporter(interactive=progress, interval_s=args.progress_interval) as reporter:
+            if not args.verify_only:
+                options = Options(args.batch_size, kinds, args.dry_run, args.restart, mapping)
+                stats = Migration(client[db_name], target, options, reporter).run()
+                reporter.summary(stats, args.dry_run)
+            if (args.verify or args.verify_only) and target is not None:
+                results = verify(client[db_name], target, mapping, kinds)
+                for result in results:
+                    reporter.event("verify", **result.as_dict())
+                    if reporter.interactive:
+                        mark = "ok" if result.ok else "MISMATCH"
+                        print(f"verify {result.collection}: {mark} {result.as_dict()}", file=sys.stderr)
+                if not all(r.ok for r in results):
+                    print("taskplatform-migrate: verification found differences", file=sys.stderr)
+                    return 3
+    finally:
+        client.close()
+        if target is not None:
+            target.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

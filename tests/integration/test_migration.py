@@ -1,0 +1,267 @@
+"""The migration service against a real MongoDB wire-protocol server (FerretDB) and a real PostgreSQL."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import bcrypt
+import pytest
+import sqlalchemy as sa
+from bson import ObjectId
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from mongoserver import ThrowawayMongo
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from taskplatform.migration.cli import main as migrate
+
+LEGACY_PASSWORD = "legacy-secret-1"
+HASH = bcrypt.hashpw(LEGACY_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+@pytest.fixture
+def source(mongo: ThrowawayMongo) -> Iterator[tuple[str, Database]]:
+    name = f"legacy_{uuid.uuid4().hex[:10]}"
+    client: MongoClient = MongoClient(mongo.uri, tz_aware=True)
+    yield name, client[name]
+    client.drop_database(name)
+    client.close()
+
+
+def run(mongo: ThrowawayMongo, db: str, target: str, *args: str) -> int:
+    return migrate(["--source-uri", mongo.uri, "--source-db", db, "--target-url", target, "--progress", "json", *args])
+
+
+def seed_variants(db: Database) -> dict[str, ObjectId]:
+    ann, bob, cy = ObjectId(), ObjectId(), ObjectId()
+    db.users.insert_many(
+        [
+            {"_id": ann, "email": "Ann@Example.com", "name": "Ann", "password": HASH,
+             "createdAt": datetime(2020, 1, 2, tzinfo=UTC)},
+            {"_id": bob, "email": "bob@example.com", "full_name": "Bob", "passwordHash": HASH,
+             "created": "2021-05-06T07:08:09Z"},
+            {"_id": cy, "email": "cy@example.com", "password": HASH.replace("$2b$", "$2a$"), "created_at": 1600000000},
+            {"_id": "legacy-user-7", "email": "str@example.com", "password": HASH},
+            {"_id": 42, "email": "int@example.com", "password": HASH},
+            {"_id": ObjectId(), "password": HASH},  # missing email
+            {"_id": ObjectId(), "email": "plain@example.com", "password": "hunter2"},  # not bcrypt
+            {"_id": ObjectId(), "email": "ann@example.com", "password": HASH},  # duplicate email
+        ]
+    )  # fmt: skip
+    db.tasks.insert_many(
+        [
+            {"_id": ObjectId(), "owner": ann, "title": "Pending one", "status": "pending", "priority": "high",
+             "due": datetime(2030, 1, 2, tzinfo=UTC), "tags": ["a", "b"]},
+            {"_id": 1, "owner": str(bob), "title": "Int id", "status": "in-progress", "priority": 4,
+             "dueDate": "2030-02-03T04:05:06Z", "tags": "x, y"},
+            {"_id": "task-s", "owner": "legacy-user-7", "title": "String id", "status": "completed",
+             "priority": "3", "due_date": 1893553445},
+            {"_id": 2.5, "owner": cy, "title": "Double id", "state": "done", "due": 1893553445000},
+            {"_id": ObjectId(), "owner": ann, "title": "   "},  # missing title
+            {"_id": ObjectId(), "owner": ObjectId(), "title": "Orphan"},  # unknown owner
+            {"_id": ObjectId(), "owner": ann, "title": "Bad date", "due": "someday"},
+            {"_id": ObjectId(), "owner": ann, "title": 12},  # wrong type
+            {"_id": ObjectId(), "owner": ann, "title": "Weird status", "status": "blocked"},
+        ]
+    )  # fmt: skip
+    return {"ann": ann, "bob": bob, "cy": cy}
+
+
+def counts(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            table: conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608 (constant names)
+            for table in ("users", "tasks", "migration_rejects", "migration_checkpoints")
+        }
+
+
+def test_every_legacy_variant_is_mapped_and_bad_documents_are_kept_with_reasons(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine
+) -> None:
+    name, db = source
+    ids = seed_variants(db)
+    assert run(mongo, name, database_url) == 0
+
+    with db_engine.connect() as conn:
+        users = {r.legacy_id: r for r in conn.execute(sa.text("SELECT * FROM users"))}
+        tasks = {r.legacy_id: r for r in conn.execute(sa.text("SELECT * FROM tasks"))}
+        rejects = {
+            (r.collection, r.reason.split(" '")[0]): r for r in conn.execute(sa.text("SELECT * FROM migration_rejects"))
+        }
+    assert set(users) == {str(ids["ann"]), str(ids["bob"]), str(ids["cy"]), "legacy-user-7", "int:42"}
+    assert users[str(ids["ann"])].email == "ann@example.com"
+    assert users[str(ids["ann"])].created_at == datetime(2020, 1, 2, tzinfo=UTC)
+    assert users[str(ids["bob"])].full_name == "Bob"
+    assert users[str(ids["cy"])].created_at == datetime.fromtimestamp(1600000000, UTC)
+
+    assert len(tasks) == 4
+    assert {"int:1", "task-s", "double:2.5"} < set(tasks)
+    pending = next(t for t in tasks.values() if t.title == "Pending one")
+    assert (pending.status, pending.priority, pending.tags) == ("todo", 3, ["a", "b"])
+    assert pending.owner_id == users[str(ids["ann"])].id
+    int_id = tasks["int:1"]
+    assert (int_id.status, int_id.priority, int_id.tags) == ("in_progress", 4, ["x", "y"])
+    assert int_id.owner_id == users[str(ids["bob"])].id  # owner given as the hex string
+    assert int_id.due_date == datetime(2030, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert tasks["task-s"].owner_id == users["legacy-user-7"].id
+    assert tasks["task-s"].due_date == tasks["double:2.5"].due_date == datetime.fromtimestamp(1893553445, UTC)
+    assert tasks["double:2.5"].status == "done"
+
+    reasons = {reason for _, reason in rejects}
+    assert {"missing email", "password is not a bcrypt hash ($2a$/$2b$/$2y$)", "duplicate email", "missing title",
+            "unknown owner", "unparseable due date", "title has wrong type int, expected a string",
+            "unknown status"} <= reasons  # fmt: skip
+    orphan = next(r for (c, reason), r in rejects.items() if reason == "unknown owner")
+    assert orphan.document["title"] == "Orphan"  # the raw document is kept whole
+
+
+def test_rerun_is_idempotent_and_restart_changes_nothing(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine
+) -> None:
+    name, db = source
+    seed_variants(db)
+    assert run(mongo, name, database_url) == 0
+    first = counts(db_engine)
+    with db_engine.connect() as conn:
+        versions = dict(conn.execute(sa.text("SELECT legacy_id, version FROM tasks")).all())
+    assert run(mongo, name, database_url) == 0
+    assert run(mongo, name, database_url, "--restart") == 0
+    assert counts(db_engine) == first
+    with db_engine.connect() as conn:
+        assert dict(conn.execute(sa.text("SELECT legacy_id, version FROM tasks")).all()) == versions
+
+
+def test_dry_run_writes_nothing(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine, capfd
+) -> None:  # type: ignore[no-untyped-def]
+    name, db = source
+    seed_variants(db)
+    assert run(mongo, name, database_url, "--dry-run") == 0
+    assert counts(db_engine) == {"users": 0, "tasks": 0, "migration_rejects": 0, "migration_checkpoints": 0}
+    events = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    summary = next(e for e in events if e["event"] == "summary")
+    assert summary["dry_run"] is True
+    by_name = {c["collection"]: c for c in summary["collections"]}
+    assert (by_name["users"]["written"], by_name["users"]["rejected"]) == (5, 3)
+    assert (by_name["tasks"]["written"], by_name["tasks"]["rejected"]) == (4, 5)
+
+
+def test_progress_is_json_lines_when_not_a_terminal(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, capfd
+) -> None:  # type: ignore[no-untyped-def]
+    name, db = source
+    seed_variants(db)
+    assert run(mongo, name, database_url, "--batch-size", "2") == 0
+    events = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress
+    assert {"collection", "read", "written", "rejected", "rate", "eta_s", "total"} <= set(progress[-1])
+    final_tasks = [e for e in progress if e["collection"] == "tasks"][-1]
+    assert (final_tasks["read"], final_tasks["total"]) == (9, 9)
+
+
+def test_verify_passes_then_catches_a_tampered_row(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine
+) -> None:
+    name, db = source
+    seed_variants(db)
+    assert run(mongo, name, database_url, "--verify") == 0
+    with db_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE tasks SET title = 'tampered' WHERE legacy_id = 'int:1'"))
+    assert run(mongo, name, database_url, "--verify-only") == 3
+    with db_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE tasks SET title = 'Int id' WHERE legacy_id = 'int:1'"))
+        conn.execute(sa.text("DELETE FROM tasks WHERE legacy_id = 'task-s'"))
+    assert run(mongo, name, database_url, "--verify-only") == 3
+
+
+def test_a_migrated_user_logs_in_with_the_old_password(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, app: FastAPI
+) -> None:
+    name, db = source
+    seed_variants(db)
+    assert run(mongo, name, database_url) == 0
+    with TestClient(app) as client:
+        login = client.post("/api/v1/auth/login", data={"username": "ann@example.com", "password": LEGACY_PASSWORD})
+        assert login.status_code == 200
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        tasks = client.get("/api/v1/tasks", headers=headers).json()["items"]
+        assert [t["title"] for t in tasks] == ["Pending one"]
+        wrong = client.post("/api/v1/auth/login", data={"username": "ann@example.com", "password": "nope-nope"})
+        assert wrong.status_code == 401
+
+
+def test_resume_after_kill_9_loses_and_duplicates_nothing(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine
+) -> None:
+    name, db = source
+    owners = [ObjectId() for _ in range(20)]
+    db.users.insert_many([{"_id": o, "email": f"u{i}@x.io", "password": HASH} for i, o in enumerate(owners)])
+    # Mixed _id types, interleaved on insert: ints, strings and ObjectIds.
+    docs = []
+    for i in range(3000):
+        _id = (i, f"s{i:05d}", ObjectId())[i % 3]
+        docs.append({"_id": _id, "owner": owners[i % 20], "title": f"task {i}", "priority": i % 4 + 1})
+    random.Random(7).shuffle(docs)
+    db.tasks.insert_many(docs)
+
+    command = [sys.executable, "-m", "taskplatform.migration.cli", "--source-uri", mongo.uri, "--source-db", name,
+               "--target-url", database_url, "--batch-size", "40", "--progress", "json",
+               "--progress-interval", "0"]  # fmt: skip
+    # Kill -9 once the run has written past a random point (read from its own progress lines, so the kill
+    # always lands mid-run, whatever the machine's speed), four times; then let a fifth run finish.
+    rng = random.Random(11)
+    for threshold in sorted(rng.sample(range(200, 2700), 4)):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert process.stderr is not None
+        for line in process.stderr:
+            event = json.loads(line)
+            if event["event"] == "progress" and event["collection"] == "tasks" and event["written"] >= threshold:
+                os.kill(process.pid, signal.SIGKILL)
+                break
+        process.wait()
+        assert process.returncode == -signal.SIGKILL
+        with db_engine.connect() as conn:
+            read, done = conn.execute(
+                sa.text("SELECT read_count, done FROM migration_checkpoints WHERE collection = 'tasks'")
+            ).one()
+        assert threshold <= read < 3000
+        assert not done
+    assert subprocess.run(command, capture_output=True, check=False).returncode == 0
+
+    with db_engine.connect() as conn:
+        target = dict(conn.execute(sa.text("SELECT legacy_id, title FROM tasks")).all())
+        checkpoint = conn.execute(
+            sa.text("SELECT read_count, written_count, done FROM migration_checkpoints WHERE collection = 'tasks'")
+        ).one()
+    from taskplatform.migration.transform import legacy_id
+
+    expected = {legacy_id(d["_id"]): d["title"] for d in docs}
+    assert target == expected  # row by row: nothing lost, nothing duplicated, nothing altered
+    assert tuple(checkpoint) == (3000, 3000, True)
+    assert run(mongo, name, database_url, "--verify-only") == 0
+
+
+def test_clear_errors_for_unreachable_source_target_and_bad_mapping(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    name, _ = source
+    assert migrate(["--source-uri", "mongodb://127.0.0.1:1/", "--target-url", database_url]) == 2
+    assert "cannot reach MongoDB at 127.0.0.1:1" in capsys.readouterr().err
+    bad_target = "postgresql://nobody:secret@127.0.0.1:1/none"
+    assert migrate(["--source-uri", mongo.uri, "--source-db", name, "--target-url", bad_target]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach PostgreSQL at 127.0.0.1" in err
+    assert "secret" not in err
+    mapping = tmp_path / "m.toml"
+    mapping.write_text("[collections]\nusres = 'x'\n")
+    assert run(mongo, name, database_url, "--mapping", str(mapping)) == 2
+    assert "collections.usres" in capsys.readouterr().err
