@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: help deps run test test-fast lint format bench-api clean
+.PHONY: help deps run test test-fast lint format bench-api bench-migration clean
 
 help:
 	@echo "make run        the API on the embedded SQLite default at http://127.0.0.1:$(PORT) (docs at /docs)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint       ruff (lint + format check) and mypy"
 	@echo "make format     apply ruff's fixes and formatting"
 	@echo "make bench-api  API throughput/latency against the bare framework ceiling (writes docs/benchmarks.md)"
+	@echo "make bench-migration  MongoDB -> PostgreSQL migration rate against read and COPY ceilings"
 
 # Re-install only when the dependency list changes.
 $(INSTALLED): pyproject.toml
@@ -39,10 +40,16 @@ format: deps
 
 test: deps lint
 	scripts/system-deps.sh postgresql
+	scripts/build-ferretdb.sh >/dev/null
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: deps
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+bench-migration: deps
+	scripts/system-deps.sh postgresql
+	scripts/build-ferretdb.sh >/dev/null
+	$(BIN)/python bench/migration_bench.py $(BENCH_ARGS)
 
 bench-api: deps
 	scripts/system-deps.sh postgresql wrk

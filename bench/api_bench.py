@@ -115,12 +115,13 @@ def seed(url: str, users: int, tasks_per_user: int) -> None:
     engine.dispose()
 
 
-def write_doc(section: str) -> None:
+def write_doc(section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the marked section of docs/benchmarks.md (appending it the first time)."""
     BENCH_DOC.parent.mkdir(exist_ok=True)
     text = BENCH_DOC.read_text() if BENCH_DOC.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    block = f"{begin}\n{section.rstrip()}\n{end}"
+    if begin in text:
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     BENCH_DOC.write_text(text)

@@ -38,7 +38,7 @@ class CollectionStats:
             "written": self.written,
             "rejected": self.rejected,
             "rate": round(rate, 1),
-            "eta_s": round(remaining / rate, 1) if rate > 0 else None,
+            "eta_s": round(remaining / rate, 1) if rate > 0 and self.total else None,
         }
 
 
@@ -82,7 +82,11 @@ class Reporter:
             if stats.name not in self._tasks:
                 self._tasks[stats.name] = self._progress.add_task(stats.name, total=stats.total, rejected=0, rate=0.0)
             self._progress.update(
-                self._tasks[stats.name], completed=stats.read, rejected=stats.rejected, rate=stats.rate
+                self._tasks[stats.name],
+                total=stats.total or None,
+                completed=stats.read,
+                rejected=stats.rejected,
+                rate=stats.rate,
             )
             return
         now = time.monotonic()

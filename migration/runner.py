@@ -14,7 +14,7 @@ from pymongo.database import Database
 
 from taskplatform.migration.mapping import Mapping
 from taskplatform.migration.progress import CollectionStats, Reporter
-from taskplatform.migration.source import Batch, Position, count_documents, read_batches
+from taskplatform.migration.source import Batch, Position, estimated_count, read_batches
 from taskplatform.migration.target import Checkpoint, Counts, Rejected, Target
 from taskplatform.migration.transform import RejectError, TaskRow, UserRow, legacy_id, transform_task, transform_user
 
@@ -90,7 +90,10 @@ class Migration:
     def _run_collection(self, kind: str, name: str) -> CollectionStats:
         collection = self.source[name]
         checkpoint = None if self.target is None else self.target.load_checkpoint(name)
-        stats = CollectionStats(name=name, total=count_documents(collection))
+        stats = CollectionStats(name=name, total=0)
+        # The total only feeds the progress bar's ETA; some servers scan to count, so it arrives on the side.
+        counter = threading.Thread(target=self._fill_total, args=(stats, collection), daemon=True)
+        counter.start()
         if checkpoint is not None and checkpoint.done:
             stats.read, stats.written, stats.rejected = (
                 checkpoint.counts.read, checkpoint.counts.written, checkpoint.counts.rejected
@@ -109,10 +112,15 @@ class Migration:
             self.reporter.update(stats)
             position = batch.position
         stats.seconds = time.monotonic() - started
+        counter.join()
         if self.target is not None:
             self.target.mark_done(name, Checkpoint(position, counts, True))
         self.reporter.update(stats, force=True)
         return stats
+
+    @staticmethod
+    def _fill_total(stats: CollectionStats, collection: Any) -> None:
+        stats.total = estimated_count(collection)
 
     def _split(self, batch: Batch, transform: Any, fields: Any) -> tuple[list[Any], list[Rejected]]:
         rows, rejects = [], []

@@ -8,11 +8,13 @@ MongoDB's canonical order, with `{"_id": {"$type": bucket, "$gt": last}}` inside
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from bson import json_util
+from bson import Decimal128, ObjectId, Timestamp, json_util
 from pymongo.collection import Collection
 
 # Every BSON type an `_id` can have (arrays cannot be one), in MongoDB's comparison order.
@@ -48,30 +50,65 @@ class Batch:
     position: Position = field(default_factory=Position)
 
 
+def bucket_of(value: Any) -> int:
+    """The index in ID_BUCKETS of an `_id` value as pymongo decodes it."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):  # before int: bool is an int in Python
+        return 6
+    if isinstance(value, int | float | Decimal128):
+        return 1
+    if isinstance(value, str):
+        return 2
+    if isinstance(value, Mapping):
+        return 3
+    if isinstance(value, bytes | uuid.UUID):  # bson.Binary is a bytes
+        return 4
+    if isinstance(value, ObjectId):
+        return 5
+    if isinstance(value, datetime):
+        return 7
+    if isinstance(value, Timestamp):
+        return 8
+    raise ValueError(f"_id of type {type(value).__name__} is in no BSON type bucket")
+
+
+def resume_filter(start: Position) -> dict[str, Any]:
+    """Everything after `start`: the rest of its bucket by `$gt`, and every later bucket whole."""
+    if not start.has_last:
+        return {"_id": {"$type": list(ID_BUCKETS[start.bucket :])}} if start.bucket else {}
+    rest_of_bucket = {"_id": {"$type": ID_BUCKETS[start.bucket], "$gt": start.last_id}}
+    later = list(ID_BUCKETS[start.bucket + 1 :])
+    return {"$or": [rest_of_bucket, {"_id": {"$type": later}}]} if later else rest_of_bucket
+
+
 def read_batches(collection: Collection[dict[str, Any]], start: Position, batch_size: int) -> Iterator[Batch]:
-    """Documents after `start`, in batches; each batch carries the position to checkpoint once written."""
-    for index in range(start.bucket, len(ID_BUCKETS)):
-        condition: dict[str, Any] = {"$type": ID_BUCKETS[index]}
-        if index == start.bucket and start.has_last:
-            condition["$gt"] = start.last_id
-        cursor = collection.find({"_id": condition}, sort=[("_id", 1)], batch_size=batch_size)
-        batch = Batch()
-        try:
-            for doc in cursor:
-                batch.docs.append(doc)
-                if len(batch.docs) >= batch_size:
-                    batch.position = Position(index, doc["_id"], True)
-                    yield batch
-                    batch = Batch()
-        finally:
-            cursor.close()
-        if batch.docs:
-            batch.position = Position(index, batch.docs[-1]["_id"], True)
-            yield batch
+    """Documents after `start` in `_id` order (one cursor: MongoDB sorts mixed `_id` types by type first),
+    in batches; each batch carries the position to checkpoint once it is written."""
+    cursor = collection.find(resume_filter(start), sort=[("_id", 1)], batch_size=batch_size)
+    batch = Batch()
+    try:
+        for doc in cursor:
+            batch.docs.append(doc)
+            if len(batch.docs) >= batch_size:
+                batch.position = Position(bucket_of(doc["_id"]), doc["_id"], True)
+                yield batch
+                batch = Batch()
+    finally:
+        cursor.close()
+    if batch.docs:
+        last = batch.docs[-1]["_id"]
+        batch.position = Position(bucket_of(last), last, True)
+        yield batch
 
 
 def count_documents(collection: Collection[dict[str, Any]]) -> int:
     return int(collection.count_documents({}))
+
+
+def estimated_count(collection: Collection[dict[str, Any]]) -> int:
+    """From collection metadata, without a scan: good enough for a progress bar's total."""
+    return int(collection.estimated_document_count())
 
 
 def count_unreachable(collection: Collection[dict[str, Any]]) -> int:

@@ -49,20 +49,22 @@ def libpq_dsn(database_url: str) -> str:
     return make_url(sync_url(database_url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)  # numbers and booleans need no escaping
+
+
 def _copy_text(rows: Iterable[Sequence[Any]]) -> io.StringIO:
     """Rows in COPY's text format: tab-separated, \\N for NULL, backslash escapes."""
-    out = io.StringIO()
-    for row in rows:
-        fields = []
-        for value in row:
-            if value is None:
-                fields.append("\\N")
-                continue
-            text = value.isoformat() if isinstance(value, datetime) else str(value)
-            fields.append(text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r"))
-        out.write("\t".join(fields) + "\n")
-    out.seek(0)
-    return out
+    return io.StringIO("".join("\t".join(map(_copy_field, row)) + "\n" for row in rows))
 
 
 def document_json(doc: dict[str, Any]) -> str:

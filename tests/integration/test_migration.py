@@ -59,7 +59,7 @@ def seed_variants(db: Database) -> dict[str, ObjectId]:
     db.tasks.insert_many(
         [
             {"_id": ObjectId(), "owner": ann, "title": "Pending one", "status": "pending", "priority": "high",
-             "due": datetime(2030, 1, 2, tzinfo=UTC), "tags": ["a", "b"]},
+             "due": datetime(2030, 1, 2, tzinfo=UTC), "tags": ["a", "b"], "description": "tab\there\nnew \\N line"},
             {"_id": 1, "owner": str(bob), "title": "Int id", "status": "in-progress", "priority": 4,
              "dueDate": "2030-02-03T04:05:06Z", "tags": "x, y"},
             {"_id": "task-s", "owner": "legacy-user-7", "title": "String id", "status": "completed",
@@ -106,6 +106,7 @@ def test_every_legacy_variant_is_mapped_and_bad_documents_are_kept_with_reasons(
     assert {"int:1", "task-s", "double:2.5"} < set(tasks)
     pending = next(t for t in tasks.values() if t.title == "Pending one")
     assert (pending.status, pending.priority, pending.tags) == ("todo", 3, ["a", "b"])
+    assert pending.description == "tab\there\nnew \\N line"  # COPY escaping round-trips
     assert pending.owner_id == users[str(ids["ann"])].id
     int_id = tasks["int:1"]
     assert (int_id.status, int_id.priority, int_id.tags) == ("in_progress", 4, ["x", "y"])
@@ -265,3 +266,21 @@ def test_clear_errors_for_unreachable_source_target_and_bad_mapping(
     mapping.write_text("[collections]\nusres = 'x'\n")
     assert run(mongo, name, database_url, "--mapping", str(mapping)) == 2
     assert "collections.usres" in capsys.readouterr().err
+
+
+def test_reader_resumes_after_any_document_across_every_id_type(source: tuple[str, Database]) -> None:
+    from bson import Binary, Timestamp
+
+    from taskplatform.migration.source import Position, bucket_of, read_batches
+
+    _, db = source
+    ids = [None, -3, 1.5, 7, "a", "b", {"k": 1}, Binary(b"\x01"), ObjectId(), ObjectId(), False, True,
+           datetime(2020, 1, 1), Timestamp(5, 1)]  # fmt: skip
+    db.docs.insert_many([{"_id": i, "n": n} for n, i in enumerate(reversed(ids))])
+    everything = [d["_id"] for batch in read_batches(db.docs, Position(), 3) for d in batch.docs]
+    assert len(everything) == len(ids)
+    for k, last in enumerate(everything):
+        rest = [
+            d["_id"] for batch in read_batches(db.docs, Position(bucket_of(last), last, True), 2) for d in batch.docs
+        ]
+        assert rest == everything[k + 1 :], f"resuming after {last!r}"

@@ -1,0 +1,162 @@
+"""make bench-migration: the migration against its two ceilings, measured in the same run.
+
+Seeds FerretDB (the MongoDB wire-protocol server the tests use) with N legacy tasks and M users, then
+measures (a) the raw read rate of the source with pymongo, (b) the raw COPY rate of equivalent rows into
+PostgreSQL, and (c) the full `taskplatform-migrate` run (as a subprocess, for its peak RSS).
+Results go to docs/benchmarks.md; the last line printed is the summary the issue asks for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg2
+from bson import ObjectId
+from pymongo import MongoClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+from api_bench import cpu_model, memory_gib, pg_version, write_doc  # noqa: E402
+from mongoserver import ThrowawayMongo  # noqa: E402
+from pgcluster import ThrowawayPostgres  # noqa: E402
+
+from taskplatform.api.migrate import upgrade_head  # noqa: E402
+from taskplatform.migration.target import libpq_dsn  # noqa: E402
+
+HASH = "$2b$12$" + "N" * 53
+STATUSES = ("pending", "in-progress", "completed", "done", "todo")
+PRIORITIES = ("low", "medium", "high", 1, 2, 3, 4)
+
+
+def seed(client: MongoClient, users: int, tasks: int) -> None:
+    rng = random.Random(1)
+    db = client.legacy
+    owners = [ObjectId() for _ in range(users)]
+    base = datetime(2020, 1, 1, tzinfo=UTC)
+    for start in range(0, users, 10_000):
+        db.users.insert_many(
+            [{"_id": o, "email": f"user{start + i}@legacy.io", "name": f"User {start + i}", "password": HASH,
+              "createdAt": base} for i, o in enumerate(owners[start:start + 10_000])],
+            ordered=False,
+        )  # fmt: skip
+    for start in range(0, tasks, 10_000):
+        batch = []
+        for n in range(start, min(start + 10_000, tasks)):
+            batch.append(
+                {"_id": ObjectId(), "owner": owners[rng.randrange(users)], "title": f"Legacy task {n}",
+                 "description": "Imported from the old system", "status": STATUSES[n % 5],
+                 "priority": PRIORITIES[n % 7], "due": base + timedelta(days=n % 900), "tags": ["legacy", f"t{n % 20}"],
+                 "createdAt": base, "updatedAt": base}
+            )  # fmt: skip
+        db.tasks.insert_many(batch, ordered=False)
+
+
+def read_ceiling(client: MongoClient, batch_size: int) -> tuple[int, float]:
+    start = time.perf_counter()
+    count = sum(1 for _ in client.legacy.tasks.find({}, batch_size=batch_size))
+    return count, count / (time.perf_counter() - start)
+
+
+def copy_ceiling(dsn: str, rows: int, batch_size: int) -> float:
+    """COPY of task-shaped rows (same columns and types as the migration's staging table), no transform."""
+    conn = psycopg2.connect(dsn)
+    line = "legacy\t1\tLegacy task\tImported from the old system\ttodo\t2\t2030-01-01T00:00:00+00:00\t" \
+           '["legacy", "t1"]\t2020-01-01T00:00:00+00:00\t2020-01-01T00:00:00+00:00\n'  # fmt: skip
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE UNLOGGED TABLE IF NOT EXISTS copy_ceiling (legacy_id text, owner_id bigint, title text, "
+            "description text, status text, priority smallint, due_date timestamptz, tags jsonb, "
+            "created_at timestamptz, updated_at timestamptz)"
+        )
+    conn.commit()
+    start = time.perf_counter()
+    for done in range(0, rows, batch_size):
+        n = min(batch_size, rows - done)
+        with conn.cursor() as cur:
+            cur.copy_expert("COPY copy_ceiling FROM STDIN", io.StringIO(line * n))
+        conn.commit()
+    rate = rows / (time.perf_counter() - start)
+    conn.close()
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=500_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args()
+
+    with ThrowawayPostgres(durable=True) as pg, ThrowawayMongo() as mongo:
+        url = pg.create_database("taskplatform_migration_bench")
+        upgrade_head(url)
+        client: MongoClient = MongoClient(mongo.uri)
+        t0 = time.perf_counter()
+        seed(client, args.users, args.tasks)
+        seed_s = time.perf_counter() - t0
+        docs = args.users + args.tasks
+        read_n, read_rate = read_ceiling(client, args.batch_size)
+        copy_rate = copy_ceiling(libpq_dsn(url), args.tasks, args.batch_size)
+
+        command = [sys.executable, "-m", "taskplatform.migration.cli", "--source-uri", mongo.uri,
+                   "--source-db", "legacy", "--target-url", url, "--batch-size", str(args.batch_size),
+                   "--progress", "json", "--progress-interval", "5"]  # fmt: skip
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - start
+        if result.returncode != 0:
+            raise SystemExit(f"migration failed: {result.stderr[-2000:]}")
+        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        rate = docs / elapsed
+        with psycopg2.connect(libpq_dsn(url)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM tasks)")
+            migrated_users, migrated_tasks = cur.fetchone()
+        client.close()
+    assert (migrated_users, migrated_tasks) == (args.users, args.tasks), (migrated_users, migrated_tasks)
+    assert read_n == args.tasks
+
+    bound = min(read_rate, copy_rate)
+    bound_name = "source read" if read_rate <= copy_rate else "COPY"
+    ratio = rate / bound
+    section = f"""## Migration throughput (`make bench-migration`)
+
+- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
+- Command: `make bench-migration` (`python bench/migration_bench.py --tasks {args.tasks} --users {args.users}`)
+- Machine: {os.cpu_count()} cores ({cpu_model()}), {memory_gib()} GiB, Python {platform.python_version()},
+  PostgreSQL {pg_version()} (durable: fsync on), FerretDB 1.24 (SQLite backend) as the source,
+  all on one machine
+- Source: {args.users:,} users + {args.tasks:,} tasks with legacy spellings (seeded in {seed_s:.0f} s); batch {args.batch_size}
+
+| measurement | docs/s |
+|---|---:|
+| (a) raw read of the tasks with pymongo (`find`, batch {args.batch_size}) | {read_rate:,.0f} |
+| (b) raw COPY of equivalent rows into PostgreSQL | {copy_rate:,.0f} |
+| (c) full migration: read, transform, COPY + upsert, rejects, checkpoint | {rate:,.0f} |
+
+Migration = {ratio:.0%} of the slower ceiling ({bound_name}), peak RSS
+{rss_mb:.0f} MB, {elapsed:.1f} s for {docs:,} documents. Goal: >= 70% of the slower ceiling (and >= 100k docs/s
+where the source is not the bound), RSS < 300 MB.
+"""
+    if not args.no_doc:
+        write_doc(section, begin="<!-- migration-bench:begin -->", end="<!-- migration-bench:end -->")
+    print(section)
+    print(
+        f"migration-bench: docs={docs} rate={rate:.0f} read_ceiling={read_rate:.0f} copy_ceiling={copy_rate:.0f} "
+        f"ratio={ratio:.2f} rss_mb={rss_mb:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
