@@ -137,7 +137,8 @@ def main() -> None:
 - Machine: {os.cpu_count()} cores ({cpu_model()}), {memory_gib()} GiB, Python {platform.python_version()},
   PostgreSQL {pg_version()} (durable: fsync on), FerretDB 1.24 (SQLite backend) as the source,
   all on one machine
-- Source: {args.users:,} users + {args.tasks:,} tasks with legacy spellings (seeded in {seed_s:.0f} s); batch {args.batch_size}
+- Source: {args.users:,} users + {args.tasks:,} tasks with legacy spellings (seeded in {seed_s:.0f} s);
+  batch {args.batch_size}
 
 | measurement | docs/s |
 |---|---:|
