@@ -67,6 +67,43 @@ def _copy_text(rows: Iterable[Sequence[Any]]) -> io.StringIO:
     return io.StringIO("".join("\t".join(map(_copy_field, row)) + "\n" for row in rows))
 
 
+_USERS_STAGING = (
+    "stage_users",
+    "legacy_id text, email text, full_name text, hashed_password text, is_active boolean, created_at timestamptz",
+)
+# Only rows that differ are touched, so a re-run leaves identical rows (and their versions) alone.
+_USERS_UPSERT = """
+    INSERT INTO users (legacy_id, email, full_name, hashed_password, is_active, created_at)
+    SELECT legacy_id, email, full_name, hashed_password, is_active, created_at FROM stage_users
+    ON CONFLICT (legacy_id) DO UPDATE SET
+        email = EXCLUDED.email, full_name = EXCLUDED.full_name, hashed_password = EXCLUDED.hashed_password,
+        is_active = EXCLUDED.is_active, created_at = EXCLUDED.created_at
+    WHERE (users.email, users.full_name, users.hashed_password, users.is_active, users.created_at)
+        IS DISTINCT FROM (EXCLUDED.email, EXCLUDED.full_name, EXCLUDED.hashed_password, EXCLUDED.is_active,
+                          EXCLUDED.created_at)
+"""
+_TASKS_STAGING = (
+    "stage_tasks",
+    "legacy_id text, owner_id bigint, title text, description text, status text, priority smallint, "
+    "due_date timestamptz, tags jsonb, created_at timestamptz, updated_at timestamptz",
+)
+_TASKS_UPSERT = """
+    INSERT INTO tasks (legacy_id, owner_id, title, description, status, priority, due_date, tags, version,
+                       created_at, updated_at)
+    SELECT legacy_id, owner_id, title, description, status, priority, due_date, tags, 1, created_at, updated_at
+    FROM stage_tasks
+    ON CONFLICT (legacy_id) DO UPDATE SET
+        owner_id = EXCLUDED.owner_id, title = EXCLUDED.title, description = EXCLUDED.description,
+        status = EXCLUDED.status, priority = EXCLUDED.priority, due_date = EXCLUDED.due_date, tags = EXCLUDED.tags,
+        created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, version = tasks.version + 1
+    WHERE (tasks.owner_id, tasks.title, tasks.description, tasks.status, tasks.priority, tasks.due_date, tasks.tags,
+           tasks.created_at, tasks.updated_at)
+        IS DISTINCT FROM (EXCLUDED.owner_id, EXCLUDED.title, EXCLUDED.description, EXCLUDED.status,
+                          EXCLUDED.priority, EXCLUDED.due_date, EXCLUDED.tags, EXCLUDED.created_at,
+                          EXCLUDED.updated_at)
+"""
+
+
 def document_json(doc: dict[str, Any]) -> str:
     return json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS)
 
@@ -150,6 +187,29 @@ class Target:
             cur.execute("SELECT email, legacy_id FROM users WHERE email = ANY(%s)", (emails,))
             return dict(cur.fetchall())
 
+    def _write_batch(
+        self,
+        collection: str,
+        staging: tuple[str, str],
+        rows: Iterable[Sequence[Any]],
+        upsert: str,
+        legacy_ids: list[str],
+        rejects: Sequence[Rejected],
+        position: Position,
+        counts: Counts,
+    ) -> None:
+        """One transaction: COPY the rows into the staging table, upsert them, record rejects and checkpoint."""
+        table, columns = staging
+        with self.conn.cursor() as cur:
+            if legacy_ids:
+                cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS")
+                cur.copy_expert(f"COPY {table} FROM STDIN", _copy_text(rows))
+                cur.execute(upsert)
+                self._forget_rejects(cur, collection, legacy_ids)
+            self._save_rejects(cur, collection, rejects)
+            self._save_checkpoint(cur, collection, position, counts, False)
+        self.conn.commit()
+
     def write_users(
         self,
         collection: str,
@@ -158,35 +218,16 @@ class Target:
         position: Position,
         counts: Counts,
     ) -> None:
-        with self.conn.cursor() as cur:
-            if rows:
-                cur.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS stage_users (legacy_id text, email text, full_name text, "
-                    "hashed_password text, is_active boolean, created_at timestamptz) ON COMMIT DELETE ROWS"
-                )
-                cur.copy_expert(
-                    "COPY stage_users FROM STDIN",
-                    _copy_text(
-                        (r.legacy_id, r.email, r.full_name, r.hashed_password, r.is_active, r.created_at) for r in rows
-                    ),
-                )
-                cur.execute(
-                    """
-                    INSERT INTO users (legacy_id, email, full_name, hashed_password, is_active, created_at)
-                    SELECT legacy_id, email, full_name, hashed_password, is_active, created_at FROM stage_users
-                    ON CONFLICT (legacy_id) DO UPDATE SET
-                        email = EXCLUDED.email, full_name = EXCLUDED.full_name,
-                        hashed_password = EXCLUDED.hashed_password, is_active = EXCLUDED.is_active,
-                        created_at = EXCLUDED.created_at
-                    WHERE (users.email, users.full_name, users.hashed_password, users.is_active, users.created_at)
-                        IS DISTINCT FROM (EXCLUDED.email, EXCLUDED.full_name, EXCLUDED.hashed_password,
-                                          EXCLUDED.is_active, EXCLUDED.created_at)
-                    """
-                )
-                self._forget_rejects(cur, collection, [r.legacy_id for r in rows])
-            self._save_rejects(cur, collection, rejects)
-            self._save_checkpoint(cur, collection, position, counts, False)
-        self.conn.commit()
+        self._write_batch(
+            collection,
+            _USERS_STAGING,
+            ((r.legacy_id, r.email, r.full_name, r.hashed_password, r.is_active, r.created_at) for r in rows),
+            _USERS_UPSERT,
+            [r.legacy_id for r in rows],
+            rejects,
+            position,
+            counts,
+        )
 
     # --- tasks ---------------------------------------------------------------------------------------
 
@@ -203,46 +244,20 @@ class Target:
         position: Position,
         counts: Counts,
     ) -> None:
-        with self.conn.cursor() as cur:
-            if rows:
-                cur.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS stage_tasks (legacy_id text, owner_id bigint, title text, "
-                    "description text, status text, priority smallint, due_date timestamptz, tags jsonb, "
-                    "created_at timestamptz, updated_at timestamptz) ON COMMIT DELETE ROWS"
-                )
-                cur.copy_expert(
-                    "COPY stage_tasks FROM STDIN",
-                    _copy_text(
-                        (
-                            r.legacy_id, owner_id, r.title, r.description, r.status,
-                            TaskPriority(r.priority).rank, r.due_date, json.dumps(r.tags), r.created_at, r.updated_at,
-                        )
-                        for r, owner_id in rows
-                    ),
-                )  # fmt: skip
-                cur.execute(
-                    """
-                    INSERT INTO tasks (legacy_id, owner_id, title, description, status, priority, due_date, tags,
-                                       version, created_at, updated_at)
-                    SELECT legacy_id, owner_id, title, description, status, priority, due_date, tags,
-                           1, created_at, updated_at
-                    FROM stage_tasks
-                    ON CONFLICT (legacy_id) DO UPDATE SET
-                        owner_id = EXCLUDED.owner_id, title = EXCLUDED.title, description = EXCLUDED.description,
-                        status = EXCLUDED.status, priority = EXCLUDED.priority, due_date = EXCLUDED.due_date,
-                        tags = EXCLUDED.tags, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
-                        version = tasks.version + 1
-                    WHERE (tasks.owner_id, tasks.title, tasks.description, tasks.status, tasks.priority,
-                           tasks.due_date, tasks.tags, tasks.created_at, tasks.updated_at)
-                        IS DISTINCT FROM (EXCLUDED.owner_id, EXCLUDED.title, EXCLUDED.description, EXCLUDED.status,
-                                          EXCLUDED.priority, EXCLUDED.due_date, EXCLUDED.tags, EXCLUDED.created_at,
-                                          EXCLUDED.updated_at)
-                    """
-                )
-                self._forget_rejects(cur, collection, [r.legacy_id for r, _ in rows])
-            self._save_rejects(cur, collection, rejects)
-            self._save_checkpoint(cur, collection, position, counts, False)
-        self.conn.commit()
+        self._write_batch(
+            collection,
+            _TASKS_STAGING,
+            (
+                (r.legacy_id, owner_id, r.title, r.description, r.status, TaskPriority(r.priority).rank,
+                 r.due_date, json.dumps(r.tags), r.created_at, r.updated_at)
+                for r, owner_id in rows
+            ),
+            _TASKS_UPSERT,
+            [r.legacy_id for r, _ in rows],
+            rejects,
+            position,
+            counts,
+        )  # fmt: skip
 
     # --- verification reads ----------------------------------------------------------------------------
 
