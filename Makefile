@@ -6,13 +6,14 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: help deps run test test-fast lint format bench-api bench-migration clean
+.PHONY: help deps run test test-fast lint format bench-api bench-migration crds clean
 
 help:
 	@echo "make run        the API on the embedded SQLite default at http://127.0.0.1:$(PORT) (docs at /docs)"
 	@echo "make test       install what is needed, lint, type-check, run every test on a throwaway PostgreSQL"
 	@echo "make lint       ruff (lint + format check) and mypy"
 	@echo "make format     apply ruff's fixes and formatting"
+	@echo "make crds       regenerate crds/*.yaml from the operator's typed models"
 	@echo "make bench-api  API throughput/latency against the bare framework ceiling (writes docs/benchmarks.md)"
 	@echo "make bench-migration  MongoDB -> PostgreSQL migration rate against read and COPY ceilings"
 
@@ -54,6 +55,9 @@ bench-migration: deps
 bench-api: deps
 	scripts/system-deps.sh postgresql wrk
 	$(BIN)/python bench/api_bench.py $(BENCH_ARGS)
+
+crds: deps
+	$(BIN)/python -m taskplatform.operator.crdgen crds
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info taskplatform.db*

@@ -1,0 +1,199 @@
+"""Generate crds/*.yaml from the typed models: `python -m taskplatform.operator.crdgen crds/`.
+
+Kubernetes wants a structural OpenAPI v3 schema: no `$ref`, `nullable` instead of `anyOf [..., null]`,
+and parents defaulted to `{}` so that the API server fills in nested defaults.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from taskplatform.operator.models import (
+    GROUP,
+    VERSION,
+    DataMigrationSpec,
+    DataMigrationStatus,
+    TaskPlatformSpec,
+    TaskPlatformStatus,
+)
+
+_KEEP = {
+    "type", "description", "default", "enum", "minimum", "maximum", "pattern", "minLength", "maxLength",
+    "items", "properties", "required", "x-kubernetes-validations", "format",
+}  # fmt: skip
+
+
+def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        target = defs[schema["$ref"].rsplit("/", 1)[-1]]
+        return structural({**target, **{k: v for k, v in schema.items() if k != "$ref"}}, defs)
+    nullable = False
+    if "anyOf" in schema:
+        options = [o for o in schema["anyOf"] if o.get("type") != "null"]
+        nullable = len(options) < len(schema["anyOf"])
+        merged = {**structural(options[0], defs), **{k: v for k, v in schema.items() if k != "anyOf"}}
+        schema = merged
+    out: dict[str, Any] = {k: v for k, v in schema.items() if k in _KEEP}
+    if "enum" in out and "type" not in out:
+        out["type"] = "string"
+    if "properties" in out:
+        out["type"] = "object"
+        out["properties"] = {name: structural(prop, defs) for name, prop in out["properties"].items()}
+        for name, prop in out["properties"].items():
+            # An optional object with defaults inside is defaulted to {} so that those defaults apply.
+            optional_object = prop.get("type") == "object" and not prop.get("nullable")
+            if optional_object and "default" not in prop and name not in out.get("required", []):
+                prop["default"] = {}
+    if "items" in out:
+        out["items"] = structural(out["items"], defs)
+        if "description" not in out["items"] and "enum" in out["items"]:
+            out["items"]["description"] = "One of: " + ", ".join(out["items"]["enum"]) + "."
+    if isinstance(out.get("default"), dict):
+        out["default"] = _drop_nulls(out["default"])
+    if out.get("default", 0) is None:
+        del out["default"]
+    if nullable:
+        out["nullable"] = True
+    if "description" not in out and out.get("type") == "object" and "properties" not in out:
+        out["description"] = "Free-form object."
+    return out
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    return structural(raw, raw.get("$defs", {}))
+
+
+def crd(
+    kind: str,
+    plural: str,
+    short: str,
+    description: str,
+    spec: type[BaseModel],
+    status: type[BaseModel],
+    printer_columns: list[dict[str, Any]],
+    subresources: dict[str, Any],
+) -> dict[str, Any]:
+    spec_schema = model_schema(spec)
+    spec_schema["description"] = spec.__doc__ or f"Desired state of the {kind}."
+    status_schema = model_schema(status)
+    status_schema["description"] = f"Observed state of the {kind}, written by the operator."
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short],
+                "categories": ["taskplatform"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": subresources,
+                    "additionalPrinterColumns": printer_columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": description,
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string", "description": "API version of this object."},
+                                "kind": {"type": "string", "description": "Kind of this object."},
+                                "metadata": {"type": "object", "description": "Standard object metadata."},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _ready_column(condition: str) -> dict[str, Any]:
+    return {"name": condition, "type": "string", "jsonPath": f'.status.conditions[?(@.type=="{condition}")].status'}
+
+
+AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def all_crds() -> dict[str, dict[str, Any]]:
+    """File name → CRD manifest."""
+    task_platform = crd(
+        "TaskPlatform",
+        "taskplatforms",
+        "tp",
+        "A task API with its PostgreSQL database, run and scaled by the TaskPlatform operator.",
+        TaskPlatformSpec,
+        TaskPlatformStatus,
+        [
+            _ready_column("Ready"),
+            {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
+            {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
+            AGE,
+        ],
+        {
+            "status": {},
+            "scale": {
+                "specReplicasPath": ".spec.api.replicas",
+                "statusReplicasPath": ".status.replicas",
+                "labelSelectorPath": ".status.selector",
+            },
+        },
+    )
+    data_migration = crd(
+        "DataMigration",
+        "datamigrations",
+        "dm",
+        "A one-off migration of legacy MongoDB data into a TaskPlatform's database, run as a Job.",
+        DataMigrationSpec,
+        DataMigrationStatus,
+        [
+            {"name": "Target", "type": "string", "jsonPath": ".spec.target"},
+            _ready_column("Succeeded"),
+            {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
+            {"name": "Rejected", "type": "integer", "jsonPath": ".status.rejected"},
+            AGE,
+        ],
+        {"status": {}},
+    )
+    return {"taskplatforms.yaml": task_platform, "datamigrations.yaml": data_migration}
+
+
+HEADER = "# Generated from taskplatform/operator/models.py by `make crds`; do not edit by hand.\n"
+
+
+def render(manifest: dict[str, Any]) -> str:
+    return HEADER + yaml.safe_dump(manifest, sort_keys=False, width=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    out = Path((argv or sys.argv[1:] or ["crds"])[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for name, manifest in all_crds().items():
+        (out / name).write_text(render(manifest))
+
+
+if __name__ == "__main__":
+    main()

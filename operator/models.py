@@ -1,0 +1,175 @@
+"""Typed models of the custom resources. The CRDs in crds/ are generated from these (crdgen.py), so the
+schema the API server enforces, its defaults and descriptions, and what the operator reads are one source."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "taskplatform.io"
+VERSION = "v1alpha1"
+
+
+class CRModel(BaseModel):
+    # camelCase on the wire, as Kubernetes does; unknown fields are pruned by the API server anyway.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class ResourceList(CRModel):
+    cpu: str | None = Field(None, description="CPU quantity, e.g. 250m.", pattern=r"^[0-9]+(\.[0-9]+)?m?$")
+    memory: str | None = Field(
+        None, description="Memory quantity, e.g. 256Mi.", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"
+    )
+
+
+class Resources(CRModel):
+    requests: ResourceList = Field(default_factory=ResourceList, description="Minimum resources reserved.")
+    limits: ResourceList = Field(default_factory=ResourceList, description="Maximum resources allowed.")
+
+
+class Autoscaling(CRModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must be <= maxReplicas"}
+            ]
+        }
+    )
+
+    min_replicas: int = Field(1, ge=1, le=100, description="Fewest API replicas the autoscaler keeps.")
+    max_replicas: int = Field(5, ge=1, le=100, description="Most API replicas the autoscaler starts.")
+    target_cpu_utilization_percentage: int = Field(
+        70, ge=10, le=100, description="Average CPU utilisation (percent of requests) the autoscaler aims for."
+    )
+
+
+class ServiceSpec(CRModel):
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("ClusterIP", description="Kubernetes Service type.")
+    port: int = Field(80, ge=1, le=65535, description="Port the API Service listens on.")
+
+
+class EnvVar(CRModel):
+    """An environment variable set on the API containers."""
+
+    name: str = Field(description="Environment variable name.", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: str = Field("", description="Its value.")
+
+
+class ApiSpec(CRModel):
+    image: str = Field("taskplatform-api:0.1.0", description="Container image of the API (also runs migrations).")
+    replicas: int = Field(
+        2, ge=0, le=100, description="API replicas; ignored while autoscaling is set. `kubectl scale` edits this."
+    )
+    # Plain (not factory) defaults appear in the generated CRD, so the API server fills in the same values.
+    resources: Resources = Field(
+        Resources(requests=ResourceList(cpu="100m", memory="128Mi"), limits=ResourceList(memory="512Mi")),
+        description="Resources of each API container.",
+    )
+    autoscaling: Autoscaling | None = Field(None, description="When set, a HorizontalPodAutoscaler owns replicas.")
+    service: ServiceSpec = Field(default_factory=ServiceSpec, description="How the API is exposed.")
+    env: list[EnvVar] = Field([], description="Extra environment variables for the API.")
+
+
+class StorageSpec(CRModel):
+    size: str = Field(
+        "1Gi", description="Size of the database volume.", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"
+    )
+    storage_class_name: str | None = Field(
+        None, description="StorageClass of the volume; the cluster default if unset."
+    )
+
+
+class DatabaseSpec(CRModel):
+    image: str = Field("taskplatform-postgres:15", description="PostgreSQL container image.")
+    version: str = Field("15", description="PostgreSQL major version the image provides.", pattern=r"^[0-9]+$")
+    storage: StorageSpec = Field(default_factory=StorageSpec, description="The database's persistent volume.")
+    resources: Resources = Field(
+        Resources(requests=ResourceList(cpu="100m", memory="256Mi")),
+        description="Resources of the PostgreSQL container.",
+    )
+    pvc_retention_policy: Literal["Retain", "Delete"] = Field(
+        "Retain", description="Whether the database volume is kept (Retain) or deleted with the TaskPlatform."
+    )
+
+
+class SecretRef(CRModel):
+    name: str = Field(description="Name of a Secret in the same namespace with a `jwt-secret` key.")
+
+
+class AuthSpec(CRModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.accessTokenTtlSeconds < self.refreshTokenTtlSeconds",
+                    "message": "accessTokenTtlSeconds must be shorter than refreshTokenTtlSeconds",
+                }
+            ]
+        }
+    )
+
+    access_token_ttl_seconds: int = Field(900, ge=10, le=86400, description="Lifetime of access tokens.")
+    refresh_token_ttl_seconds: int = Field(
+        1209600, ge=60, le=7776000, description="Lifetime of a login session (refresh tokens)."
+    )
+    secret_ref: SecretRef | None = Field(None, description="Use this JWT secret instead of generating one.")
+
+
+class TaskPlatformSpec(CRModel):
+    api: ApiSpec = Field(default_factory=ApiSpec, description="The task API Deployment.")
+    database: DatabaseSpec = Field(default_factory=DatabaseSpec, description="The PostgreSQL StatefulSet.")
+    auth: AuthSpec = Field(default_factory=AuthSpec, description="Token settings.")
+
+
+class DataMigrationSpec(CRModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "spec is immutable once created; create a new DataMigration"}
+            ]
+        }
+    )
+
+    target: str = Field(description="Name of the TaskPlatform (same namespace) to migrate into.", min_length=1)
+    source_secret_ref: SecretRef = Field(description="Secret whose `uri` key holds the MongoDB URI.")
+    source_database: str = Field("legacy", description="MongoDB database name.")
+    collections: list[Literal["users", "tasks"]] = Field(
+        ["users", "tasks"], description="Which collections to migrate."
+    )
+    batch_size: int = Field(5000, ge=1, le=100000, description="Documents per transaction.")
+    dry_run: bool = Field(False, description="Read, transform and validate only; write nothing.")
+    verify: bool = Field(True, description="Compare counts and checksums after migrating.")
+
+
+class Condition(CRModel):
+    """One aspect of the resource's state, Kubernetes-style."""
+
+    type: str = Field(description="Ready, DatabaseReady, ApiReady, Degraded; Running, Succeeded, Failed.")
+    status: Literal["True", "False", "Unknown"] = Field(description="Whether the condition holds.")
+    reason: str = Field("", description="CamelCase reason for the last transition.")
+    message: str = Field("", description="Human-readable detail.")
+    last_transition_time: str | None = Field(None, description="When the status last changed (RFC 3339).")
+    observed_generation: int | None = Field(None, description="The .metadata.generation this was computed from.")
+
+
+class TaskPlatformStatus(CRModel):
+    observed_generation: int | None = Field(None, description="Last .metadata.generation reconciled.")
+    conditions: list[Condition] = Field(default_factory=list, description="Current state, one entry per type.")
+    replicas: int | None = Field(None, description="API pods that exist (the scale subresource reads this).")
+    ready_replicas: int | None = Field(None, description="API pods that are ready.")
+    selector: str | None = Field(None, description="Label selector of the API pods (for the scale subresource).")
+    endpoint: str | None = Field(None, description="In-cluster URL of the API Service.")
+
+
+class DataMigrationStatus(CRModel):
+    observed_generation: int | None = Field(None, description="Last .metadata.generation acted on.")
+    conditions: list[Condition] = Field(default_factory=list, description="Running, Succeeded or Failed.")
+    job_name: str | None = Field(None, description="The migration Job.")
+    read: int | None = Field(None, description="Documents read so far.")
+    written: int | None = Field(None, description="Rows imported so far.")
+    rejected: int | None = Field(None, description="Documents rejected so far.")
+    progress: str | None = Field(None, description="Percentage read, e.g. 42%.")
+    start_time: str | None = Field(None, description="When the Job started (RFC 3339).")
+    completion_time: str | None = Field(None, description="When it finished (RFC 3339).")
