@@ -185,7 +185,7 @@ HEADER = "# Generated from taskplatform/operator/models.py by `make crds`; do no
 
 
 def render(manifest: dict[str, Any]) -> str:
-    return HEADER + yaml.safe_dump(manifest, sort_keys=False, width=120)
+    return HEADER + str(yaml.safe_dump(manifest, sort_keys=False, width=120))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,418 @@
+"""Desired state: pure functions from a TaskPlatform's typed spec to the manifests it should own.
+
+No cluster access here; the handlers compare these with what exists and apply the difference. Every child
+carries an owner reference (deletion cascades) and the same labels (selection, `kubectl get -l`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from taskplatform.operator.models import GROUP, VERSION, DataMigrationSpec, TaskPlatformSpec
+
+API_PORT = 8000
+DB_PORT = 5432
+DB_USER = "taskplatform"
+DB_NAME = "taskplatform"
+API_UID = 10001  # the API image's numeric USER (Dockerfile.api)
+DB_UID = 999  # the postgres user of the official image and of the locally built one
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    kind: str
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    platform: str
+
+    @property
+    def secret(self) -> str:
+        return f"{self.platform}-credentials"
+
+    @property
+    def database(self) -> str:
+        return f"{self.platform}-db"
+
+    @property
+    def database_headless(self) -> str:
+        return f"{self.platform}-db-headless"
+
+    @property
+    def api(self) -> str:
+        return f"{self.platform}-api"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Generated once and kept in the Secret; the handlers read them back instead of regenerating."""
+
+    db_password: str
+    jwt_secret: str
+
+
+def labels(platform: str, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "taskplatform",
+        "app.kubernetes.io/instance": platform,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": "taskplatform-operator",
+    }
+
+
+def selector(platform: str, component: str) -> dict[str, str]:
+    full = labels(platform, component)
+    return {k: full[k] for k in ("app.kubernetes.io/instance", "app.kubernetes.io/component")}
+
+
+def selector_string(platform: str, component: str) -> str:
+    return ",".join(f"{k}={v}" for k, v in selector(platform, component).items())
+
+
+def _metadata(owner: Owner, name: str, component: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels(owner.name, component),
+        "ownerReferences": [owner.reference()],
+    }
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def database_url(owner: Owner, password: str) -> str:
+    host = f"{Names(owner.name).database}.{owner.namespace}.svc"
+    return f"postgresql://{DB_USER}:{password}@{host}:{DB_PORT}/{DB_NAME}"
+
+
+def credentials_secret(owner: Owner, credentials: Credentials) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(owner, Names(owner.name).secret, "credentials"),
+        "type": "Opaque",
+        "data": {
+            "postgres-password": _b64(credentials.db_password),
+            "database-url": _b64(database_url(owner, credentials.db_password)),
+            "jwt-secret": _b64(credentials.jwt_secret),
+        },
+    }
+
+
+def _resources(resources: Any) -> dict[str, Any]:
+    dumped: dict[str, Any] = resources.model_dump(exclude_none=True)
+    return {k: v for k, v in dumped.items() if v}
+
+
+_RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+}
+
+
+def _pod_security(uid: int) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def database_services(owner: Owner) -> list[Manifest]:
+    names = Names(owner.name)
+    port = {"name": "postgres", "port": DB_PORT, "targetPort": "postgres"}
+    headless = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner, names.database_headless, "database"),
+        "spec": {"clusterIP": "None", "selector": selector(owner.name, "database"), "ports": [port]},
+    }
+    client = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner, names.database, "database"),
+        "spec": {"type": "ClusterIP", "selector": selector(owner.name, "database"), "ports": [port]},
+    }
+    return [headless, client]
+
+
+def database_statefulset(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
+    names = Names(owner.name)
+    db = spec.database
+    ready = ["pg_isready", "-U", DB_USER, "-d", DB_NAME, "-h", "127.0.0.1"]
+    claim_spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": db.storage.size}},
+    }
+    if db.storage.storage_class_name:
+        claim_spec["storageClassName"] = db.storage.storage_class_name
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _metadata(owner, names.database, "database"),
+        "spec": {
+            "serviceName": names.database_headless,
+            "replicas": 1,
+            "selector": {"matchLabels": selector(owner.name, "database")},
+            # Kubernetes itself keeps or deletes the volume when the StatefulSet goes (spec.database).
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": db.pvc_retention_policy, "whenScaled": "Retain"},
+            "template": {
+                "metadata": {"labels": labels(owner.name, "database")},
+                "spec": {
+                    "securityContext": _pod_security(DB_UID),
+                    "enableServiceLinks": False,
+                    "containers": [
+                        {
+                            "name": "postgres",
+                            "image": db.image,
+                            "ports": [{"name": "postgres", "containerPort": DB_PORT}],
+                            "env": [
+                                {"name": "POSTGRES_USER", "value": DB_USER},
+                                {"name": "POSTGRES_DB", "value": DB_NAME},
+                                {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+                                {
+                                    "name": "POSTGRES_PASSWORD",
+                                    "valueFrom": {"secretKeyRef": {"name": names.secret, "key": "postgres-password"}},
+                                },
+                            ],
+                            "resources": _resources(db.resources),
+                            "readinessProbe": {"exec": {"command": ready}, "periodSeconds": 5},
+                            "livenessProbe": {"exec": {"command": ready}, "periodSeconds": 10, "failureThreshold": 6},
+                            "securityContext": {**_RESTRICTED_CONTAINER, "readOnlyRootFilesystem": False},
+                            "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
+                        }
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [
+                {"metadata": {"name": "data", "labels": labels(owner.name, "database")}, "spec": claim_spec}
+            ],
+        },
+    }
+
+
+def _api_env(owner: Owner, spec: TaskPlatformSpec) -> list[dict[str, Any]]:
+    names = Names(owner.name)
+    jwt_ref = (
+        {"name": spec.auth.secret_ref.name, "key": "jwt-secret"}
+        if spec.auth.secret_ref
+        else {"name": names.secret, "key": "jwt-secret"}
+    )
+    env: list[dict[str, Any]] = [
+        {"name": "ENVIRONMENT", "value": "prod"},
+        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": names.secret, "key": "database-url"}}},
+        {"name": "JWT_SECRET", "valueFrom": {"secretKeyRef": jwt_ref}},
+        {"name": "ACCESS_TOKEN_TTL_S", "value": str(spec.auth.access_token_ttl_seconds)},
+        {"name": "REFRESH_TOKEN_TTL_S", "value": str(spec.auth.refresh_token_ttl_seconds)},
+    ]
+    return env + [{"name": e.name, "value": e.value} for e in spec.api.env]
+
+
+def schema_job_name(owner: Owner, spec: TaskPlatformSpec) -> str:
+    """One migration Job per API image: a new image runs `migrate` again before it rolls out."""
+    digest = hashlib.sha256(spec.api.image.encode()).hexdigest()[:10]
+    return f"{owner.name}-schema-{digest}"
+
+
+def _api_container(owner: Owner, spec: TaskPlatformSpec, name: str, args: list[str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": spec.api.image,
+        "args": args,
+        "env": _api_env(owner, spec),
+        "resources": _resources(spec.api.resources),
+        "securityContext": _RESTRICTED_CONTAINER,
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir, per pod)
+    }
+
+
+def schema_migration_job(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
+    container = _api_container(owner, spec, "migrate", ["migrate"])
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(owner, schema_job_name(owner, spec), "schema-migration"),
+        "spec": {
+            "backoffLimit": 6,
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {"labels": labels(owner.name, "schema-migration")},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "securityContext": _pod_security(API_UID),
+                    "enableServiceLinks": False,
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+def api_deployment(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
+    container = _api_container(owner, spec, "api", ["serve", "--port", str(API_PORT)])
+    container["ports"] = [{"name": "http", "containerPort": API_PORT}]
+    container["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
+    container["readinessProbe"] = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5}
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector(owner.name, "api")},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "template": {
+            "metadata": {"labels": labels(owner.name, "api")},
+            "spec": {
+                "securityContext": _pod_security(API_UID),
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": 30,
+                "containers": [container],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
+            },
+        },
+    }
+    if spec.api.autoscaling is None:
+        # With autoscaling the HorizontalPodAutoscaler owns replicas; setting them here would fight it.
+        deployment_spec["replicas"] = spec.api.replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(owner, Names(owner.name).api, "api"),
+        "spec": deployment_spec,
+    }
+
+
+def api_service(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner, Names(owner.name).api, "api"),
+        "spec": {
+            "type": spec.api.service.type,
+            "selector": selector(owner.name, "api"),
+            "ports": [{"name": "http", "port": spec.api.service.port, "targetPort": "http"}],
+        },
+    }
+
+
+def api_pdb(owner: Owner, spec: TaskPlatformSpec) -> Manifest | None:
+    """Only when there is more than one replica to keep: a PDB over one pod would block every drain."""
+    fewest = spec.api.autoscaling.min_replicas if spec.api.autoscaling else spec.api.replicas
+    if fewest <= 1:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(owner, Names(owner.name).api, "api"),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(owner.name, "api")}},
+    }
+
+
+def api_hpa(owner: Owner, spec: TaskPlatformSpec) -> Manifest | None:
+    scaling = spec.api.autoscaling
+    if scaling is None:
+        return None
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(owner, Names(owner.name).api, "api"),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": Names(owner.name).api},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": scaling.target_cpu_utilization_percentage,
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def desired_state(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials) -> list[Manifest]:
+    """Everything a TaskPlatform owns, in the order it is created (database before schema before API)."""
+    optional = [api_pdb(owner, spec), api_hpa(owner, spec)]
+    return [
+        credentials_secret(owner, credentials),
+        *database_services(owner),
+        database_statefulset(owner, spec),
+        schema_migration_job(owner, spec),
+        api_deployment(owner, spec),
+        api_service(owner, spec),
+        *[m for m in optional if m is not None],
+    ]
+
+
+def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: TaskPlatformSpec) -> Manifest:
+    """The migration Job of a DataMigration: the API image's `taskplatform-migrate` against the platform's DB."""
+    platform = Names(spec.target)
+    args = ["--batch-size", str(spec.batch_size), "--collections", ",".join(spec.collections), "--progress", "json"]
+    if spec.dry_run:
+        args.append("--dry-run")
+    if spec.verify and not spec.dry_run:
+        args.append("--verify")
+    container = {
+        "name": "migrate",
+        "image": platform_spec.api.image,
+        "command": ["taskplatform-migrate"],
+        "args": args,
+        "env": [
+            {"name": "SOURCE_URI", "valueFrom": {"secretKeyRef": {"name": spec.source_secret_ref.name, "key": "uri"}}},
+            {"name": "SOURCE_DB", "value": spec.source_database},
+            {"name": "TARGET_URL", "valueFrom": {"secretKeyRef": {"name": platform.secret, "key": "database-url"}}},
+            {"name": "PROGRESS_INTERVAL", "value": "2"},
+        ],
+        "securityContext": _RESTRICTED_CONTAINER,
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir, per pod)
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": f"{owner.name}-migrate",
+            "namespace": owner.namespace,
+            "labels": labels(spec.target, "data-migration"),
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            # Re-running is safe (upserts, checkpoints), so a failed pod resumes where the last one stopped.
+            "backoffLimit": 3,
+            "template": {
+                "metadata": {"labels": labels(spec.target, "data-migration")},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": _pod_security(API_UID),
+                    "enableServiceLinks": False,
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }

@@ -1,0 +1,152 @@
+"""The desired-state builders are pure: spec in, manifests out, tested without a cluster."""
+
+import base64
+from typing import Any
+
+import pytest
+
+from taskplatform.operator.builders import (
+    Credentials,
+    Owner,
+    api_deployment,
+    data_migration_job,
+    desired_state,
+    schema_job_name,
+)
+from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+
+OWNER = Owner(kind="TaskPlatform", name="demo", namespace="apps", uid="1234-5678")
+CREDS = Credentials(db_password="db-pass-123", jwt_secret="j" * 48)
+
+
+def build(spec: dict[str, Any] | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    manifests = desired_state(OWNER, TaskPlatformSpec.model_validate(spec or {}), CREDS)
+    return {(m["kind"], m["metadata"]["name"]): m for m in manifests}
+
+
+def test_defaults_build_the_whole_platform_in_dependency_order() -> None:
+    manifests = desired_state(OWNER, TaskPlatformSpec(), CREDS)
+    kinds = [m["kind"] for m in manifests]
+    assert kinds == [
+        "Secret",
+        "Service",
+        "Service",
+        "StatefulSet",
+        "Job",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+    ]
+
+
+def test_every_child_is_owned_labelled_and_namespaced() -> None:
+    for manifest in desired_state(OWNER, TaskPlatformSpec.model_validate({"api": {"autoscaling": {}}}), CREDS):
+        meta = manifest["metadata"]
+        assert meta["namespace"] == "apps"
+        assert meta["ownerReferences"] == [
+            {"apiVersion": "taskplatform.io/v1alpha1", "kind": "TaskPlatform", "name": "demo", "uid": "1234-5678",
+             "controller": True, "blockOwnerDeletion": True}
+        ]  # fmt: skip
+        assert meta["labels"]["app.kubernetes.io/instance"] == "demo"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "taskplatform-operator"
+
+
+def test_secret_holds_credentials_and_connection_uri() -> None:
+    data = build()[("Secret", "demo-credentials")]["data"]
+    decoded = {k: base64.b64decode(v).decode() for k, v in data.items()}
+    assert decoded["postgres-password"] == "db-pass-123"
+    assert decoded["jwt-secret"] == "j" * 48
+    assert decoded["database-url"] == "postgresql://taskplatform:db-pass-123@demo-db.apps.svc:5432/taskplatform"
+
+
+def test_no_secret_value_appears_outside_the_secret() -> None:
+    for manifest in desired_state(OWNER, TaskPlatformSpec(), CREDS):
+        if manifest["kind"] != "Secret":
+            assert "db-pass-123" not in str(manifest)
+            assert "j" * 48 not in str(manifest)
+
+
+def test_database_statefulset_volume_probes_and_retention() -> None:
+    sts = build({"database": {"storage": {"size": "5Gi", "storageClassName": "fast"}, "pvcRetentionPolicy": "Delete"}})[
+        ("StatefulSet", "demo-db")
+    ]
+    claim = sts["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["resources"]["requests"]["storage"] == "5Gi"
+    assert claim["storageClassName"] == "fast"
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["exec"]["command"][0] == "pg_isready"
+    assert sts["spec"]["serviceName"] == "demo-db-headless"
+    default = build()[("StatefulSet", "demo-db")]
+    assert default["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    assert "storageClassName" not in default["spec"]["volumeClaimTemplates"][0]["spec"]
+
+
+def test_api_deployment_probes_env_and_security() -> None:
+    deployment = build({"api": {"replicas": 3, "env": [{"name": "LOG_LEVEL", "value": "DEBUG"}]}})[
+        ("Deployment", "demo-api")
+    ]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert deployment["spec"]["replicas"] == 3
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "demo-credentials", "key": "database-url"}
+    assert env["LOG_LEVEL"]["value"] == "DEBUG"
+    assert env["ENVIRONMENT"]["value"] == "prod"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["enableServiceLinks"] is False
+
+
+def test_jwt_secret_from_a_referenced_secret() -> None:
+    deployment = build({"auth": {"secretRef": {"name": "my-jwt"}}})[("Deployment", "demo-api")]
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "my-jwt", "key": "jwt-secret"}
+
+
+def test_autoscaling_adds_an_hpa_and_leaves_replicas_to_it() -> None:
+    manifests = build({"api": {"replicas": 4, "autoscaling": {"minReplicas": 2, "maxReplicas": 8}}})
+    hpa = manifests[("HorizontalPodAutoscaler", "demo-api")]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+    assert "replicas" not in manifests[("Deployment", "demo-api")]["spec"]
+    assert ("PodDisruptionBudget", "demo-api") in manifests
+
+
+@pytest.mark.parametrize(("replicas", "pdb"), [(0, False), (1, False), (2, True)])
+def test_pdb_only_when_more_than_one_replica(replicas: int, pdb: bool) -> None:
+    assert (("PodDisruptionBudget", "demo-api") in build({"api": {"replicas": replicas}})) is pdb
+
+
+def test_a_new_image_gets_a_new_schema_migration_job() -> None:
+    old = TaskPlatformSpec()
+    new = TaskPlatformSpec.model_validate({"api": {"image": "taskplatform-api:0.2.0"}})
+    assert schema_job_name(OWNER, old) != schema_job_name(OWNER, new)
+    assert schema_job_name(OWNER, old) == schema_job_name(OWNER, TaskPlatformSpec())
+    job = build()[("Job", schema_job_name(OWNER, old))]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+
+
+def test_api_deployment_is_a_pure_function_of_the_spec() -> None:
+    spec = TaskPlatformSpec.model_validate({"api": {"replicas": 5}})
+    assert api_deployment(OWNER, spec) == api_deployment(OWNER, spec)
+
+
+def test_data_migration_job_runs_the_cli_against_the_platform_database() -> None:
+    owner = Owner(kind="DataMigration", name="import-1", namespace="apps", uid="u-1")
+    spec = DataMigrationSpec.model_validate(
+        {"target": "demo", "sourceSecretRef": {"name": "mongo"}, "batchSize": 2000, "collections": ["tasks"]}
+    )
+    job = data_migration_job(owner, spec, TaskPlatformSpec())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["taskplatform-migrate"]
+    assert container["args"] == ["--batch-size", "2000", "--collections", "tasks", "--progress", "json", "--verify"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SOURCE_URI"]["valueFrom"]["secretKeyRef"] == {"name": "mongo", "key": "uri"}
+    assert env["TARGET_URL"]["valueFrom"]["secretKeyRef"] == {"name": "demo-credentials", "key": "database-url"}
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "DataMigration"
+    dry = data_migration_job(owner, spec.model_copy(update={"dry_run": True}), TaskPlatformSpec())
+    assert "--dry-run" in dry["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--verify" not in dry["spec"]["template"]["spec"]["containers"][0]["args"]
