@@ -42,10 +42,10 @@ async def get_access_context(
     return context
 
 
-async def get_current_user(context: Annotated[auth_service.AccessContext, Depends(get_access_context)]) -> int:
+async def get_current_user_id(context: Annotated[auth_service.AccessContext, Depends(get_access_context)]) -> int:
     return context.user_id
 
 
 AccessAuth = Annotated[auth_service.AccessContext, Depends(get_access_context)]
 # The authenticated user's id: all that task routes need, without loading the user row.
-CurrentUserId = Annotated[int, Depends(get_current_user)]
+CurrentUserId = Annotated[int, Depends(get_current_user_id)]

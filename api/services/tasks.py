@@ -34,13 +34,6 @@ SortKey = Literal[
     "title",
     "-title",
 ]
-_SORT_COLUMNS: dict[str, Any] = {
-    "created_at": Task.created_at,
-    "updated_at": Task.updated_at,
-    "due_date": Task.due_date,
-    "priority": Task.priority,
-    "title": Task.title,
-}
 _NULLABLE_SORTS = {"due_date"}
 
 
