@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: help deps run test test-fast lint format bench-api bench-migration crds clean
+.PHONY: help deps run test test-fast lint format bench-api bench-migration crds cluster-up cluster-down clean
 
 help:
 	@echo "make run        the API on the embedded SQLite default at http://127.0.0.1:$(PORT) (docs at /docs)"
@@ -14,6 +14,8 @@ help:
 	@echo "make lint       ruff (lint + format check) and mypy"
 	@echo "make format     apply ruff's fixes and formatting"
 	@echo "make crds       regenerate crds/*.yaml from the operator's typed models"
+	@echo "make cluster-up local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok); .cluster/kubeconfig"
+	@echo "make cluster-down"
 	@echo "make bench-api  API throughput/latency against the bare framework ceiling (writes docs/benchmarks.md)"
 	@echo "make bench-migration  MongoDB -> PostgreSQL migration rate against read and COPY ceilings"
 
@@ -42,6 +44,7 @@ format: deps
 test: deps lint
 	scripts/system-deps.sh postgresql
 	scripts/build-ferretdb.sh >/dev/null
+	scripts/build-k8s.sh >/dev/null
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: deps
@@ -55,6 +58,12 @@ bench-migration: deps
 bench-api: deps
 	scripts/system-deps.sh postgresql wrk
 	$(BIN)/python bench/api_bench.py $(BENCH_ARGS)
+
+cluster-up:
+	scripts/cluster-up.sh
+
+cluster-down:
+	scripts/cluster-down.sh
 
 crds: deps
 	$(BIN)/python -m taskplatform.operator.crdgen crds

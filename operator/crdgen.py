@@ -102,7 +102,6 @@ def crd(
                 "plural": plural,
                 "singular": kind.lower(),
                 "shortNames": [short],
-                "categories": ["taskplatform"],
             },
             "versions": [
                 {
@@ -119,7 +118,8 @@ def crd(
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "API version of this object."},
                                 "kind": {"type": "string", "description": "Kind of this object."},
-                                "metadata": {"type": "object", "description": "Standard object metadata."},
+                                # The API server rejects anything but the type here (metadata is implicit).
+                                "metadata": {"type": "object"},
                                 "spec": spec_schema,
                                 "status": status_schema,
                             },

@@ -33,7 +33,11 @@ class Autoscaling(CRModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must be <= maxReplicas"}
+                {
+                    # has(): the API server also checks rules against the schema's own `{}` defaults.
+                    "rule": "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+                    "message": "minReplicas must be <= maxReplicas",
+                }
             ]
         }
     )
@@ -103,7 +107,8 @@ class AuthSpec(CRModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.accessTokenTtlSeconds < self.refreshTokenTtlSeconds",
+                    "rule": "!has(self.accessTokenTtlSeconds) || !has(self.refreshTokenTtlSeconds) || "
+                    "self.accessTokenTtlSeconds < self.refreshTokenTtlSeconds",
                     "message": "accessTokenTtlSeconds must be shorter than refreshTokenTtlSeconds",
                 }
             ]

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Build the local control plane's binaries from the Go module proxy, once per version set, and print
+# their directory: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes),
+# etcd, kwok and kwok's stage definitions.
+# Cached under ~/.cache/taskplatform; a cold build takes several minutes on two cores.
+#
+# k8s.io/kubernetes and etcd's server module carry `replace` directives pointing into their own trees,
+# so `go install pkg@version` refuses them; each is built from a throwaway wrapper module that requires
+# it and maps those replaces to the published module versions.
+set -euo pipefail
+KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.5}
+KWOK_VERSION=${KWOK_VERSION:-v0.7.0}
+out="${XDG_CACHE_HOME:-$HOME/.cache}/taskplatform/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
+want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwok-stages.yaml)
+missing=0
+for bin in "${want[@]}"; do [ -e "$out/$bin" ] || missing=1; done
+if [ "$missing" -eq 0 ]; then echo "$out"; exit 0; fi
+
+command -v go >/dev/null || { echo "build-k8s: Go is required" >&2; exit 1; }
+export GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$out"
+
+# --- Kubernetes ---------------------------------------------------------------------------------------
+kube_mod=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+staging_version="v0.${KUBE_VERSION#v1.}"
+python3 - "$kube_mod" "$KUBE_VERSION" "$staging_version" > "$work/go.mod" <<'PY'
+import re, sys
+mod, version, staging = sys.argv[1], sys.argv[2], sys.argv[3]
+text = open(mod).read()
+go = re.search(r"^go (\S+)", text, re.M).group(1)
+staged = re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", text, re.M)
+print(f"module taskplatform.local/k8s\n\ngo {go}\n\nrequire k8s.io/kubernetes {version}\n\nreplace (")
+for module in staged:
+    print(f"\t{module} => {module} {staging}")
+print(")")
+PY
+minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
+echo "build-k8s: building Kubernetes $KUBE_VERSION (several minutes, once)" >&2
+(cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$out/" \
+  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+
+# --- etcd ---------------------------------------------------------------------------------------------
+mkdir -p "$work/etcd"
+cat > "$work/etcd/go.mod" <<EOM
+module taskplatform.local/etcd
+
+go 1.24
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+
+replace (
+	go.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 $ETCD_VERSION
+	go.etcd.io/etcd/client/pkg/v3 => go.etcd.io/etcd/client/pkg/v3 $ETCD_VERSION
+	go.etcd.io/etcd/client/v3 => go.etcd.io/etcd/client/v3 $ETCD_VERSION
+	go.etcd.io/etcd/pkg/v3 => go.etcd.io/etcd/pkg/v3 $ETCD_VERSION
+)
+EOM
+echo "build-k8s: building etcd $ETCD_VERSION" >&2
+(cd "$work/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+
+# --- kwok (no replace directives: a plain install) ------------------------------------------------------
+echo "build-k8s: building kwok $KWOK_VERSION" >&2
+GOBIN="$out" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+# kwok's own "fast" stages: nodes initialise and heartbeat, pods become Ready at once, Job pods complete.
+kwok_src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease pod/fast/pod-ready \
+             pod/fast/pod-complete pod/fast/pod-delete; do
+  cat "$kwok_src/kustomize/stage/$stage.yaml"
+  echo "---"
+done > "$out/kwok-stages.yaml"
+
+echo "$out"

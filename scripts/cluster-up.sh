@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# A local Kubernetes control plane for the operator's tests: etcd + kube-apiserver + kube-controller-manager
+# (garbage collection, Deployment/ReplicaSet/StatefulSet/Job controllers) + kube-scheduler + kwok with fake
+# nodes (pods get scheduled, become Running/Ready, and Job pods complete). No container runtime, no registry needed.
+# Writes .cluster/kubeconfig; `scripts/cluster-down.sh` stops it. Idempotent: a running cluster is kept.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=${CLUSTER_DIR:-$root/.cluster}
+bin=$("$root/scripts/build-k8s.sh")
+kubeconfig="$dir/kubeconfig"
+
+if [ -f "$kubeconfig" ] && "$bin/kubectl" --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then
+  echo "cluster-up: already running ($kubeconfig)"
+  exit 0
+fi
+"$root/scripts/cluster-down.sh" >/dev/null 2>&1 || true  # leftovers of a crashed run
+mkdir -p "$dir/pki" "$dir/logs" "$dir/etcd"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
+
+pki="$dir/pki"
+if [ ! -f "$pki/sa.key" ]; then
+  openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=127.0.0.1" \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$pki/apiserver.key" -out "$pki/apiserver.crt" 2>/dev/null
+  token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+  echo "$token,admin,admin,system:masters" > "$pki/tokens.csv"
+fi
+token=$(cut -d, -f1 "$pki/tokens.csv")
+
+start() {  # name, command...
+  local name=$1; shift
+  nohup "$@" >"$dir/logs/$name.log" 2>&1 &
+  echo $! > "$dir/$name.pid"
+}
+
+start etcd "$bin/etcd" --data-dir "$dir/etcd" \
+  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+  --initial-cluster "default=http://127.0.0.1:$peer_port" --unsafe-no-fsync --quota-backend-bytes 4294967296
+
+start kube-apiserver "$bin/kube-apiserver" \
+  --etcd-servers "http://127.0.0.1:$etcd_port" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+  --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+  --token-auth-file "$pki/tokens.csv" --authorization-mode RBAC \
+  --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
+  --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.96.0.0/16 \
+  --disable-admission-plugins ServiceAccount --allow-privileged=true --endpoint-reconciler-type none
+
+cat > "$kubeconfig" <<EOK
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority: $pki/apiserver.crt
+users:
+- name: admin
+  user:
+    token: $token
+contexts:
+- name: local
+  context: {cluster: local, user: admin, namespace: default}
+current-context: local
+EOK
+chmod 600 "$kubeconfig"
+
+for _ in $(seq 1 120); do
+  "$bin/kubectl" --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1 && break
+  sleep 0.5
+done
+"$bin/kubectl" --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null
+
+start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$kubeconfig" \
+  --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
+  --leader-elect=false --controllers '*' --service-account-private-key-file "$pki/sa.key" \
+  --root-ca-file "$pki/apiserver.crt" --bind-address 127.0.0.1 --secure-port 0
+
+start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$kubeconfig" \
+  --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
+  --leader-elect=false --bind-address 127.0.0.1 --secure-port 0
+
+start kwok "$bin/kwok" --kubeconfig "$kubeconfig" --config "$bin/kwok-stages.yaml" --manage-all-nodes=false \
+  --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake --node-lease-duration-seconds 40 \
+  --cidr 10.244.0.0/16 --node-ip 10.0.0.1
+
+for n in 1 2; do
+  cat <<EON | "$bin/kubectl" --kubeconfig "$kubeconfig" apply -f - >/dev/null
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$n
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+  labels: {kubernetes.io/hostname: kwok-node-$n, type: kwok}
+status:
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+EON
+done
+echo "cluster-up: ready; export KUBECONFIG=$kubeconfig"

@@ -1,0 +1,103 @@
+"""The generated CRDs and the builders' manifests against a real kube-apiserver (scripts/cluster-up.sh)."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubecluster import LocalCluster
+
+from taskplatform.operator.builders import Credentials, Owner, data_migration_job, desired_state
+from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    local = LocalCluster().start()
+    try:
+        local.kubectl("apply", "-f", str(CRDS))
+        local.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s",
+            "crd/taskplatforms.taskplatform.io", "crd/datamigrations.taskplatform.io",
+        )  # fmt: skip
+        yield local
+    finally:
+        local.stop()
+
+
+def _platform(name: str, spec: dict) -> dict:
+    return {"apiVersion": "taskplatform.io/v1alpha1", "kind": "TaskPlatform", "metadata": {"name": name}, "spec": spec}
+
+
+def test_the_server_fills_in_exactly_the_models_defaults(cluster: LocalCluster) -> None:
+    assert cluster.apply(_platform("defaults", {})).returncode == 0
+    stored = cluster.get("taskplatform", "defaults")["spec"]
+    assert stored == TaskPlatformSpec().model_dump(by_alias=True, exclude_none=True)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"api": {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}}, "minReplicas must be <= maxReplicas"),
+        ({"auth": {"accessTokenTtlSeconds": 5000, "refreshTokenTtlSeconds": 3000}}, "must be shorter than"),
+        ({"api": {"replicas": -1}}, "spec.api.replicas"),
+        ({"database": {"pvcRetentionPolicy": "Sometimes"}}, "spec.database.pvcRetentionPolicy"),
+        ({"database": {"storage": {"size": "lots"}}}, "spec.database.storage.size"),
+    ],
+)
+def test_invalid_specs_are_rejected_with_readable_messages(cluster: LocalCluster, spec: dict, message: str) -> None:
+    result = cluster.apply(_platform("invalid", spec))
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_kubectl_scale_edits_the_api_replicas(cluster: LocalCluster) -> None:
+    assert cluster.apply(_platform("scalable", {"api": {"replicas": 2}})).returncode == 0
+    cluster.kubectl("scale", "tp/scalable", "--replicas=5")
+    assert cluster.get("tp", "scalable")["spec"]["api"]["replicas"] == 5
+
+
+def test_data_migration_spec_is_immutable(cluster: LocalCluster) -> None:
+    migration = {
+        "apiVersion": "taskplatform.io/v1alpha1",
+        "kind": "DataMigration",
+        "metadata": {"name": "import-1"},
+        "spec": {"target": "defaults", "sourceSecretRef": {"name": "mongo"}},
+    }
+    assert cluster.apply(migration).returncode == 0
+    migration["spec"]["batchSize"] = 10
+    result = cluster.apply(migration)
+    assert result.returncode != 0
+    assert "spec is immutable once created" in result.stderr
+
+
+def test_builders_manifests_pass_server_side_validation(cluster: LocalCluster) -> None:
+    owner = Owner(kind="TaskPlatform", name="defaults", namespace="default", uid="00000000-0000-0000-0000-000000000001")
+    for spec in ({}, {"api": {"autoscaling": {"minReplicas": 2}}, "auth": {"secretRef": {"name": "jwt"}}}):
+        manifests = desired_state(owner, TaskPlatformSpec.model_validate(spec), Credentials("p" * 24, "j" * 48))
+        result = cluster.apply(manifests, "--dry-run=server")
+        assert result.returncode == 0, result.stderr
+    dm_owner = Owner(kind="DataMigration", name="import-1", namespace="default", uid="00000000-0000-0000-0000-2")
+    job = data_migration_job(
+        dm_owner,
+        DataMigrationSpec.model_validate({"target": "defaults", "sourceSecretRef": {"name": "m"}}),
+        TaskPlatformSpec(),
+    )
+    result = cluster.apply(job, "--dry-run=server")
+    assert result.returncode == 0, result.stderr
+
+
+def test_fake_nodes_run_pods_and_complete_jobs(cluster: LocalCluster) -> None:
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "probe"},
+        "spec": {
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]},
+            }
+        },
+    }
+    assert cluster.apply(job).returncode == 0
+    cluster.kubectl("wait", "--for=condition=Complete", "job/probe", "--timeout=60s")
