@@ -150,3 +150,17 @@ def test_data_migration_job_runs_the_cli_against_the_platform_database() -> None
     dry = data_migration_job(owner, spec.model_copy(update={"dry_run": True}), TaskPlatformSpec())
     assert "--dry-run" in dry["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--verify" not in dry["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_the_examples_parse_as_typed_specs() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    platform = TaskPlatformSpec.model_validate(yaml.safe_load((examples / "taskplatform.yaml").read_text())["spec"])
+    assert platform.api.replicas == 3
+    assert platform.database.storage.size == "5Gi"
+    migration = DataMigrationSpec.model_validate(yaml.safe_load((examples / "datamigration.yaml").read_text())["spec"])
+    assert migration.target == "demo"
+    assert migration.source_secret_ref.name == "legacy-mongo"

@@ -101,3 +101,10 @@ def test_fake_nodes_run_pods_and_complete_jobs(cluster: LocalCluster) -> None:
     }
     assert cluster.apply(job).returncode == 0
     cluster.kubectl("wait", "--for=condition=Complete", "job/probe", "--timeout=60s")
+
+
+@pytest.mark.parametrize("example", ["taskplatform.yaml", "datamigration.yaml"])
+def test_examples_are_accepted_by_the_api_server(cluster: LocalCluster, example: str) -> None:
+    path = Path(__file__).resolve().parents[2] / "examples" / example
+    result = cluster.kubectl("apply", "--dry-run=server", "-f", str(path), check=False)
+    assert result.returncode == 0, result.stderr
