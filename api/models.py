@@ -66,8 +66,8 @@ class PriorityType(sa.types.TypeDecorator[TaskPriority]):
         return None if value is None else RANK_PRIORITY[value]
 
 
-# JSONB on PostgreSQL (GIN-indexable containment for tag filters); plain JSON elsewhere.
-TagsType = sa.JSON().with_variant(JSONB(), "postgresql")
+# JSONB on PostgreSQL (GIN-indexable containment, e.g. tag filters); plain JSON elsewhere (SQLite).
+JsonbType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
 class User(SQLModel, table=True):
@@ -108,7 +108,7 @@ class Task(SQLModel, table=True):
     status: TaskStatus = Field(default=TaskStatus.todo, sa_type=sa.String(16))
     priority: TaskPriority = Field(default=TaskPriority.medium, sa_type=PriorityType)
     due_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    tags: list[str] = Field(default_factory=list, sa_column=sa.Column(TagsType, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=sa.Column(JsonbType, nullable=False))
     # Bumped on every write; the ETag is derived from it and If-Match compares against it.
     version: int = Field(default=1)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -205,5 +205,5 @@ class MigrationReject(SQLModel, table=True):
     collection: str = Field(max_length=64)
     source_id: str = Field(max_length=96)
     reason: str = Field(sa_type=sa.Text)
-    document: dict[str, Any] = Field(sa_column=sa.Column(TagsType, nullable=False))
+    document: dict[str, Any] = Field(sa_column=sa.Column(JsonbType, nullable=False))
     rejected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

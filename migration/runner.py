@@ -122,25 +122,28 @@ class Migration:
     def _fill_total(stats: CollectionStats, collection: Any) -> None:
         stats.total = estimated_count(collection)
 
-    def _split(self, batch: Batch, transform: Any, fields: Any) -> tuple[list[Any], list[Rejected]]:
+    def _split(
+        self, batch: Batch, transform: Any, fields: Any
+    ) -> tuple[list[tuple[Any, dict[str, Any]]], list[Rejected]]:
+        """(row, its source document) for what transforms, Rejected for the rest. The document travels with
+        its row for the rejects only the writer can decide (duplicate email, unknown owner)."""
         rows, rejects = [], []
         for doc in batch.docs:
             try:
-                rows.append(transform(doc, fields))
+                rows.append((transform(doc, fields), doc))
             except RejectError as exc:
                 rejects.append(Rejected(_source_id(doc), str(exc), doc))
         return rows, rejects
 
     def _users_batch(self, name: str, batch: Batch, counts: Counts) -> None:
         rows, rejects = self._split(batch, transform_user, self.options.mapping.fields.users)
-        docs = {_source_id(doc): doc for doc in batch.docs}
-        taken = {} if self.target is None else self.target.users_taking_emails([r.email for r in rows])
+        taken = {} if self.target is None else self.target.users_taking_emails([r.email for r, _ in rows])
         kept: list[UserRow] = []
         seen: set[str] = set()
-        for row in rows:
+        for row, doc in rows:
             owner = taken.get(row.email, row.legacy_id)
             if row.email in seen or owner != row.legacy_id:
-                rejects.append(Rejected(row.legacy_id, f"duplicate email {row.email!r}", docs[row.legacy_id]))
+                rejects.append(Rejected(row.legacy_id, f"duplicate email {row.email!r}", doc))
             else:
                 seen.add(row.email)
                 kept.append(row)
@@ -158,19 +161,17 @@ class Migration:
         return {legacy_id(doc["_id"]) for doc in users.find({"_id": {"$in": candidates}}, {"_id": 1})}
 
     def _tasks_batch(self, name: str, batch: Batch, counts: Counts) -> None:
-        rows: list[TaskRow]
         rows, rejects = self._split(batch, transform_task, self.options.mapping.fields.tasks)
-        owner_keys = {r.owner_legacy_id for r in rows}
+        owner_keys = {r.owner_legacy_id for r, _ in rows}
         if self.target is not None:
             owner_ids = self.target.user_ids(sorted(owner_keys))
         else:
             owner_ids = dict.fromkeys(self._owners_in_source(owner_keys), 0)
-        docs = {_source_id(doc): doc for doc in batch.docs}
         kept: list[tuple[TaskRow, int]] = []
-        for row in rows:
+        for row, doc in rows:
             owner_id = owner_ids.get(row.owner_legacy_id)
             if owner_id is None:
-                rejects.append(Rejected(row.legacy_id, f"unknown owner {row.owner_legacy_id!r}", docs[row.legacy_id]))
+                rejects.append(Rejected(row.legacy_id, f"unknown owner {row.owner_legacy_id!r}", doc))
             else:
                 kept.append((row, owner_id))
         counts.read += len(batch.docs)
