@@ -8,7 +8,7 @@ import os
 import uvicorn
 
 from taskplatform.api.config import get_settings
-from taskplatform.api.migrate import upgrade_head
+from taskplatform.api.migrate import upgrade_head, wait_for_database
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,11 +19,18 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
     serve.add_argument("--migrate", action="store_true", help="apply migrations before serving")
-    sub.add_parser("migrate", help="alembic upgrade head on DATABASE_URL")
+    migrate = sub.add_parser("migrate", help="alembic upgrade head on DATABASE_URL")
+    migrate.add_argument(
+        "--wait",
+        type=float,
+        default=float(os.environ.get("DB_WAIT_S", "0")),
+        help="seconds to wait for the database to accept connections first (a Job started beside its database)",
+    )
     args = parser.parse_args(argv)
 
     settings = get_settings()
     if args.command == "migrate" or args.migrate:
+        wait_for_database(settings.database_url, getattr(args, "wait", 0.0))
         upgrade_head(settings.database_url)
     if args.command == "serve":
         uvicorn.run(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
 from taskplatform.api.db import sync_url
 
@@ -22,3 +26,21 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade_head(database_url: str) -> None:
     command.upgrade(alembic_config(database_url), "head")
+
+
+def wait_for_database(database_url: str, timeout_s: float) -> None:
+    """Retry connecting for up to `timeout_s` (0: one try). The last error propagates."""
+    deadline = time.monotonic() + timeout_s
+    engine = create_engine(sync_url(database_url), pool_pre_ping=False)
+    try:
+        while True:
+            try:
+                with engine.connect():
+                    return
+            except OperationalError:
+                if time.monotonic() >= deadline:
+                    raise
+                logging.getLogger(__name__).info("waiting for the database")
+                time.sleep(1.0)
+    finally:
+        engine.dispose()

@@ -7,6 +7,7 @@ Exit codes: 0 done (and verified, with --verify), 2 bad arguments, mapping or un
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -66,40 +67,59 @@ def _parser() -> argparse.ArgumentParser:
         default=float(env("PROGRESS_INTERVAL", "1")),
         help="seconds between JSON progress lines (0: after every batch)",
     )
+    parser.add_argument(
+        "--summary-file",
+        default=env("SUMMARY_FILE"),
+        help="also write the outcome (exit code, counts, error) as one JSON object here (env SUMMARY_FILE)",
+    )
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"taskplatform-migrate: {message}", file=sys.stderr)
-    return 2
+class _Failure(Exception):
+    """A clear, host-only message for the user; exit code 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    outcome: dict[str, Any] = {}
+    try:
+        code = _run(args, outcome)
+    except _Failure as exc:
+        print(f"taskplatform-migrate: {exc}", file=sys.stderr)
+        code, outcome["error"] = 2, str(exc)
+    if args.summary_file:
+        # A Kubernetes Job points this at /dev/termination-log: the operator reads the counts from the pod's
+        # status, no log scraping. Compact: the kubelet keeps at most 4 KiB.
+        summary = {"exitCode": code, **outcome}
+        Path(args.summary_file).write_text(json.dumps(summary, separators=(",", ":"))[:4096])
+    return code
+
+
+def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
     kinds = tuple(k.strip() for k in args.collections.split(",") if k.strip())
     if not args.source_uri:
-        return _fail("no source: give --source-uri or set SOURCE_URI")
+        raise _Failure("no source: give --source-uri or set SOURCE_URI")
     if not args.dry_run and not args.target_url:
-        return _fail("no target: give --target-url or set TARGET_URL / DATABASE_URL")
+        raise _Failure("no target: give --target-url or set TARGET_URL / DATABASE_URL")
     if args.batch_size < 1 or args.batch_size > 100_000:
-        return _fail("--batch-size must be between 1 and 100000")
+        raise _Failure("--batch-size must be between 1 and 100000")
     if not kinds or any(k not in KINDS for k in kinds):
-        return _fail(f"--collections takes {', '.join(KINDS)}")
+        raise _Failure(f"--collections takes {', '.join(KINDS)}")
     try:
         mapping = load_mapping(args.mapping)
     except MappingError as exc:
-        return _fail(str(exc))
+        raise _Failure(str(exc)) from exc
 
     try:
         source_hosts = ", ".join(f"{h}:{p}" for h, p in parse_uri(args.source_uri)["nodelist"])
         db_name = args.source_db or parse_uri(args.source_uri).get("database") or "legacy"
     except (PyMongoError, ValueError) as exc:
-        return _fail(f"invalid source URI: {exc}")
+        raise _Failure(f"invalid source URI: {exc}") from exc
     client: MongoClient[dict[str, Any]] = MongoClient(args.source_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
     try:
         client.admin.command("ping")
     except PyMongoError as exc:
-        return _fail(f"cannot reach MongoDB at {source_hosts} ({type(exc).__name__})")
+        raise _Failure(f"cannot reach MongoDB at {source_hosts} ({type(exc).__name__})") from exc
 
     target = None
     if not args.dry_run or args.verify_only:
@@ -109,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 upgrade_head(args.target_url)
             target = Target(args.target_url)
         except (psycopg2.Error, SQLAlchemyError, OSError) as exc:
-            return _fail(f"cannot reach PostgreSQL at {target_host} ({type(getattr(exc, 'orig', exc)).__name__})")
+            reason = type(getattr(exc, "orig", exc)).__name__
+            raise _Failure(f"cannot reach PostgreSQL at {target_host} ({reason})") from exc
 
     progress = {"auto": None, "bar": True, "json": False}[args.progress]
     try:
@@ -118,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
                 options = Options(args.batch_size, kinds, args.dry_run, args.restart, mapping)
                 stats = Migration(client[db_name], target, options, reporter).run()
                 reporter.summary(stats, args.dry_run)
+                outcome["dryRun"] = args.dry_run
+                outcome["collections"] = [
+                    {"collection": s.name, "read": s.read, "written": s.written, "rejected": s.rejected} for s in stats
+                ]
             if (args.verify or args.verify_only) and target is not None:
                 results = verify(client[db_name], target, mapping, kinds)
                 for result in results:
@@ -125,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                     if reporter.interactive:
                         mark = "ok" if result.ok else "MISMATCH"
                         print(f"verify {result.collection}: {mark} {result.as_dict()}", file=sys.stderr)
-                if not all(r.ok for r in results):
+                outcome["verified"] = all(r.ok for r in results)
+                if not outcome["verified"]:
+                    outcome["error"] = "verification found differences"
                     print("taskplatform-migrate: verification found differences", file=sys.stderr)
                     return 3
     finally:

@@ -68,6 +68,14 @@ class Credentials:
     db_password: str
     jwt_secret: str
 
+    @property
+    def digest(self) -> str:
+        """Stamped on the pod templates that use them, so changing the Secret rolls those pods."""
+        return hashlib.sha256(f"{self.db_password}\0{self.jwt_secret}".encode()).hexdigest()[:16]
+
+
+CREDENTIALS_ANNOTATION = "taskplatform.io/credentials-digest"
+
 
 def labels(platform: str, component: str) -> dict[str, str]:
     return {
@@ -159,7 +167,24 @@ def database_services(owner: Owner) -> list[Manifest]:
     return [headless, client]
 
 
-def database_statefulset(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
+def _template_metadata(owner: Owner, component: str, credentials: Credentials | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"labels": labels(owner.name, component)}
+    if credentials is not None:
+        metadata["annotations"] = {CREDENTIALS_ANNOTATION: credentials.digest}
+    return metadata
+
+
+# The image sets the password only when it creates the cluster; this keeps the role's password equal to the
+# Secret's on every start (over the local socket), so a changed or re-created Secret takes effect on restart.
+# A failing postStart hook would kill the database, so a failure is tolerated (the API then fails /readyz).
+_SYNC_PASSWORD = (
+    "until pg_isready -q -h /var/run/postgresql; do sleep 1; done; "
+    'psql -v ON_ERROR_STOP=1 -q -h /var/run/postgresql -U "$POSTGRES_USER" -d "$POSTGRES_DB" '
+    '-c "ALTER ROLE \\"$POSTGRES_USER\\" PASSWORD \'$POSTGRES_PASSWORD\'" || true'
+)
+
+
+def database_statefulset(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials | None = None) -> Manifest:
     names = Names(owner.name)
     db = spec.database
     ready = ["pg_isready", "-U", DB_USER, "-d", DB_NAME, "-h", "127.0.0.1"]
@@ -180,7 +205,7 @@ def database_statefulset(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
             # Kubernetes itself keeps or deletes the volume when the StatefulSet goes (spec.database).
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": db.pvc_retention_policy, "whenScaled": "Retain"},
             "template": {
-                "metadata": {"labels": labels(owner.name, "database")},
+                "metadata": _template_metadata(owner, "database", credentials),
                 "spec": {
                     "securityContext": _pod_security(DB_UID),
                     "enableServiceLinks": False,
@@ -201,6 +226,7 @@ def database_statefulset(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
                             "resources": _resources(db.resources),
                             "readinessProbe": {"exec": {"command": ready}, "periodSeconds": 5},
                             "livenessProbe": {"exec": {"command": ready}, "periodSeconds": 10, "failureThreshold": 6},
+                            "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", _SYNC_PASSWORD]}}},
                             "securityContext": {**_RESTRICTED_CONTAINER, "readOnlyRootFilesystem": False},
                             "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
                         }
@@ -250,7 +276,8 @@ def _api_container(owner: Owner, spec: TaskPlatformSpec, name: str, args: list[s
 
 
 def schema_migration_job(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
-    container = _api_container(owner, spec, "migrate", ["migrate"])
+    # Started beside the database: it waits for PostgreSQL rather than failing into the Job's backoff.
+    container = _api_container(owner, spec, "migrate", ["migrate", "--wait", "600"])
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -272,7 +299,7 @@ def schema_migration_job(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
     }
 
 
-def api_deployment(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
+def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials | None = None) -> Manifest:
     container = _api_container(owner, spec, "api", ["serve", "--port", str(API_PORT)])
     container["ports"] = [{"name": "http", "containerPort": API_PORT}]
     container["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
@@ -281,7 +308,7 @@ def api_deployment(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
         "selector": {"matchLabels": selector(owner.name, "api")},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
-            "metadata": {"labels": labels(owner.name, "api")},
+            "metadata": _template_metadata(owner, "api", credentials),
             "spec": {
                 "securityContext": _pod_security(API_UID),
                 "enableServiceLinks": False,
@@ -362,12 +389,16 @@ def desired_state(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials
     return [
         credentials_secret(owner, credentials),
         *database_services(owner),
-        database_statefulset(owner, spec),
+        database_statefulset(owner, spec, credentials),
         schema_migration_job(owner, spec),
-        api_deployment(owner, spec),
+        api_deployment(owner, spec, credentials),
         api_service(owner, spec),
         *[m for m in optional if m is not None],
     ]
+
+
+def data_migration_job_name(migration: str) -> str:
+    return f"{migration}-migrate"
 
 
 def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: TaskPlatformSpec) -> Manifest:
@@ -388,7 +419,10 @@ def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: Tas
             {"name": "SOURCE_DB", "value": spec.source_database},
             {"name": "TARGET_URL", "valueFrom": {"secretKeyRef": {"name": platform.secret, "key": "database-url"}}},
             {"name": "PROGRESS_INTERVAL", "value": "2"},
+            # The outcome as JSON in the pod's status: the operator reads the final counts from there.
+            {"name": "SUMMARY_FILE", "value": "/dev/termination-log"},
         ],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": _RESTRICTED_CONTAINER,
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir, per pod)
     }
@@ -396,16 +430,29 @@ def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: Tas
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": f"{owner.name}-migrate",
+            "name": data_migration_job_name(owner.name),
             "namespace": owner.namespace,
             "labels": labels(spec.target, "data-migration"),
             "ownerReferences": [owner.reference()],
         },
         "spec": {
-            # Re-running is safe (upserts, checkpoints), so a failed pod resumes where the last one stopped.
+            # Re-running is safe (upserts, checkpoints), so a crashed pod resumes where the last one stopped;
+            # but a verification that found differences (exit 3) would find them again: that ends the Job.
+            # (Exit 2 — a database unreachable — is worth the retries.)
             "backoffLimit": 3,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {"containerName": "migrate", "operator": "In", "values": [3]},
+                    }
+                ]
+            },
             "template": {
-                "metadata": {"labels": labels(spec.target, "data-migration")},
+                "metadata": {
+                    "labels": labels(spec.target, "data-migration"),
+                    "annotations": dict(spec.pod_annotations),
+                },
                 "spec": {
                     "restartPolicy": "Never",
                     "securityContext": _pod_security(API_UID),

@@ -49,6 +49,8 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             optional_object = prop.get("type") == "object" and not prop.get("nullable")
             if optional_object and "default" not in prop and name not in out.get("required", []):
                 prop["default"] = {}
+    if isinstance(schema.get("additionalProperties"), dict):  # a map, e.g. dict[str, str]
+        out["additionalProperties"] = structural(schema["additionalProperties"], defs)
     if "items" in out:
         out["items"] = structural(out["items"], defs)
         if "description" not in out["items"] and "enum" in out["items"]:

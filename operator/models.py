@@ -146,6 +146,9 @@ class DataMigrationSpec(CRModel):
     batch_size: int = Field(5000, ge=1, le=100000, description="Documents per transaction.")
     dry_run: bool = Field(False, description="Read, transform and validate only; write nothing.")
     verify: bool = Field(True, description="Compare counts and checksums after migrating.")
+    pod_annotations: dict[str, str] = Field(
+        {}, description='Annotations for the migration pod, e.g. sidecar.istio.io/inject: "false".'
+    )
 
 
 class Condition(CRModel):

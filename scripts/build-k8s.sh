@@ -12,7 +12,7 @@ KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.5}
 KWOK_VERSION=${KWOK_VERSION:-v0.7.0}
 out="${XDG_CACHE_HOME:-$HOME/.cache}/taskplatform/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
-want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwok-stages.yaml)
+want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwok-base-stages.yaml)
 missing=0
 for bin in "${want[@]}"; do [ -e "$out/$bin" ] || missing=1; done
 if [ "$missing" -eq 0 ]; then echo "$out"; exit 0; fi
@@ -69,12 +69,13 @@ echo "build-k8s: building etcd $ETCD_VERSION" >&2
 # --- kwok (no replace directives: a plain install) ------------------------------------------------------
 echo "build-k8s: building kwok $KWOK_VERSION" >&2
 GOBIN="$out" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-# kwok's own "fast" stages: nodes initialise and heartbeat, pods become Ready at once, Job pods complete.
+# kwok's own "fast" stages: nodes initialise and heartbeat, pods become Ready at once. Job pods end as
+# scripts/kwok/job-pods.yaml says (cluster-up.sh passes it too).
 kwok_src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
 for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease pod/fast/pod-ready \
-             pod/fast/pod-complete pod/fast/pod-delete; do
+             pod/fast/pod-delete; do
   cat "$kwok_src/kustomize/stage/$stage.yaml"
   echo "---"
-done > "$out/kwok-stages.yaml"
+done > "$out/kwok-base-stages.yaml"
 
 echo "$out"

@@ -79,13 +79,14 @@ done
 start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$kubeconfig" \
   --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
   --leader-elect=false --controllers '*' --service-account-private-key-file "$pki/sa.key" \
-  --root-ca-file "$pki/apiserver.crt" --bind-address 127.0.0.1 --secure-port 0
+  --root-ca-file "$pki/apiserver.crt" --bind-address 127.0.0.1 --secure-port 0 \
+  --enable-hostpath-provisioner  # PVCs of the default StorageClass below get real (host-path) volumes
 
 start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$kubeconfig" \
   --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port 0
 
-start kwok "$bin/kwok" --kubeconfig "$kubeconfig" --config "$bin/kwok-stages.yaml" --manage-all-nodes=false \
+start kwok "$bin/kwok" --kubeconfig "$kubeconfig" --config "$bin/kwok-base-stages.yaml" --config "$root/scripts/kwok/job-pods.yaml" --manage-all-nodes=false \
   --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake --node-lease-duration-seconds 40 \
   --cidr 10.244.0.0/16 --node-ip 10.0.0.1
 
@@ -98,8 +99,18 @@ metadata:
   annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
   labels: {kubernetes.io/hostname: kwok-node-$n, type: kwok}
 status:
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+  allocatable: {cpu: "64", memory: 512Gi, pods: "500"}
+  capacity: {cpu: "64", memory: 512Gi, pods: "500"}
 EON
 done
+cat <<EOS | "$bin/kubectl" --kubeconfig "$kubeconfig" apply -f - >/dev/null
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+EOS
 echo "cluster-up: ready; export KUBECONFIG=$kubeconfig"

@@ -1,0 +1,215 @@
+"""kopf wiring: which events start a reconcile. The reconciles themselves live in platform.py/datamigration.py.
+
+Every trigger for a resource — its own create/update/resume, a change to any child it owns (watched by
+label, mapped back through the owner reference), the periodic resync — goes through one `KeyedRunner`, so
+reconciles of one object never overlap and a burst of child events collapses into one pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+import kopf
+from pydantic import ValidationError
+
+from taskplatform.operator.datamigration import reconcile_migration
+from taskplatform.operator.kube import Kube, KubeError, load_api_client
+from taskplatform.operator.models import GROUP, VERSION
+from taskplatform.operator.platform import Event, reconcile_platform
+
+log = logging.getLogger("taskplatform.operator")
+Key = tuple[str, str]  # namespace, name
+MANAGED = {"app.kubernetes.io/managed-by": "taskplatform-operator"}
+# (apiVersion, plural) of everything a TaskPlatform or DataMigration owns.
+CHILDREN = [
+    ("v1", "secrets"),
+    ("v1", "services"),
+    ("apps/v1", "statefulsets"),
+    ("apps/v1", "deployments"),
+    ("batch/v1", "jobs"),
+    ("policy/v1", "poddisruptionbudgets"),
+    ("autoscaling/v2", "horizontalpodautoscalers"),
+]
+RESYNC_INTERVAL_S = 300.0
+MIGRATION_POLL_S = 5.0
+RETRY_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class KeyedRunner:
+    """Per-key serialised work with coalescing, backoff and scheduled re-runs (a controller work queue).
+
+    `work` returns the seconds after which the key wants another pass (resync, polling), or None. Scheduling
+    lives here rather than in kopf timers: kopf guards timers with a finalizer, and a finalizer would keep
+    resources from being deleted while the operator is not running.
+    """
+
+    def __init__(self, work: Callable[[Key], Awaitable[float | None]], name: str):
+        self._work = work
+        self._name = name
+        self._locks: defaultdict[Key, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._scheduled: dict[Key, tuple[float, object]] = {}  # the earliest pass still to come, and its token
+        self._failures: Counter[Key] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._scheduled)
+
+    async def run(self, key: Key) -> None:
+        """Reconcile now (after any pass in progress) and raise what it raises: for kopf's own retries."""
+        async with self._locks[key]:
+            await self._pass(key)
+
+    def enqueue(self, key: Key, delay_s: float = 0.0) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay_s
+        if key in self._scheduled and self._scheduled[key][0] <= due:
+            return  # an earlier pass is already scheduled; it will see this change too
+        token = object()
+        self._scheduled[key] = (due, token)  # supersedes any later-scheduled pass
+        task = loop.create_task(self._background(key, delay_s, token))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _background(self, key: Key, delay_s: float, token: object) -> None:
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        async with self._locks[key]:
+            if self._scheduled.get(key, (0.0, None))[1] is not token:
+                return  # superseded by an earlier pass, which scheduled its own follow-up
+            del self._scheduled[key]  # changes from here on need another pass
+            try:
+                await self._pass(key)
+            except Exception as exc:  # retried with backoff; kopf handlers see errors through run()
+                self._failures[key] += 1
+                delay = RETRY_DELAYS_S[min(self._failures[key], len(RETRY_DELAYS_S)) - 1]
+                log.warning("%s %s/%s failed (%s); retrying in %.0fs", self._name, *key, exc, delay)
+                self.enqueue(key, delay)
+
+    async def _pass(self, key: Key) -> None:
+        again = await self._work(key)
+        self._failures.pop(key, None)
+        if again is not None:
+            self.enqueue(key, again)
+
+    async def drain(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class Runtime:
+    """The operator's shared state, created at startup."""
+
+    def __init__(self, kube: Kube):
+        self.kube = kube
+        self.platforms = KeyedRunner(self._reconcile_platform, "TaskPlatform")
+        self.migrations = KeyedRunner(self._reconcile_migration, "DataMigration")
+
+    async def _reconcile_platform(self, key: Key) -> float | None:
+        platform = await asyncio.to_thread(self.kube.get, "TaskPlatform", *key)
+        if platform is None:
+            return None
+        result = await asyncio.to_thread(reconcile_platform, self.kube, platform)
+        _post(platform, result.events)
+        # The resync catches what no watched object announces, such as a change to a referenced Secret.
+        return RESYNC_INTERVAL_S
+
+    async def _reconcile_migration(self, key: Key) -> float | None:
+        migration = await asyncio.to_thread(self.kube.get, "DataMigration", *key)
+        if migration is None:
+            return None
+        result = await asyncio.to_thread(reconcile_migration, self.kube, migration)
+        _post(migration, result.events)
+        if result.finished:
+            return None
+        return result.retry_after_s or MIGRATION_POLL_S  # progress comes from the pod's log
+
+
+def _post(obj: dict[str, Any], events: list[Event]) -> None:
+    for event in events:
+        kopf.event(kopf.Body(cast(kopf.RawBody, obj)), type=event.type, reason=event.reason, message=event.message)
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("the operator has not started")
+    return _runtime
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    global _runtime
+    # kopf's bookkeeping in our own annotation namespace, not in status (status is ours and users').
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="taskplatform.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="taskplatform.io", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # kopf's own per-handler chatter stays in the log
+    settings.watching.server_timeout = 300
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="kube"))
+    _runtime = Runtime(Kube(load_api_client()))
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    if _runtime is not None:
+        await _runtime.platforms.drain()
+        await _runtime.migrations.drain()
+
+
+async def _run_for_kopf(runner: KeyedRunner, key: Key, retry: int) -> None:
+    try:
+        await runner.run(key)
+    except ValidationError as exc:
+        raise kopf.PermanentError(f"invalid spec: {exc}") from exc
+    except KubeError as exc:
+        delay = RETRY_DELAYS_S[min(retry, len(RETRY_DELAYS_S) - 1)]
+        raise kopf.TemporaryError(f"Kubernetes API: {exc}", delay=delay) from exc
+    except OSError as exc:  # connection refused/reset, timeouts
+        delay = RETRY_DELAYS_S[min(retry, len(RETRY_DELAYS_S) - 1)]
+        raise kopf.TemporaryError(f"Kubernetes API unreachable: {exc}", delay=delay) from exc
+
+
+@kopf.on.resume(GROUP, VERSION, "taskplatforms")
+@kopf.on.create(GROUP, VERSION, "taskplatforms")
+@kopf.on.update(GROUP, VERSION, "taskplatforms")
+async def platform_changed(namespace: str | None, name: str, retry: int, **_: Any) -> None:
+    await _run_for_kopf(runtime().platforms, (namespace or "", name), retry)
+
+
+@kopf.on.resume(GROUP, VERSION, "datamigrations")
+@kopf.on.create(GROUP, VERSION, "datamigrations")
+async def migration_created(namespace: str | None, name: str, retry: int, **_: Any) -> None:
+    await _run_for_kopf(runtime().migrations, (namespace or "", name), retry)
+
+
+async def child_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    namespace = namespace or ""
+    for ref in body.metadata.get("ownerReferences") or []:
+        if not ref.get("apiVersion", "").startswith(f"{GROUP}/"):
+            continue
+        if ref.get("kind") == "TaskPlatform":
+            runtime().platforms.enqueue((namespace, ref["name"]))
+        elif ref.get("kind") == "DataMigration":
+            runtime().migrations.enqueue((namespace, ref["name"]))
+
+
+for _api_version, _plural in CHILDREN:
+    kopf.on.event(_api_version, _plural, labels=MANAGED)(child_changed)
+
+
+@kopf.on.probe(id="runners")
+def runners(**_: Any) -> dict[str, int]:
+    """Shown on the liveness endpoint: pending reconciles (the endpoint answering is the liveness)."""
+    if _runtime is None:
+        return {}
+    return {"platforms": _runtime.platforms.pending, "migrations": _runtime.migrations.pending}

@@ -1,0 +1,169 @@
+"""The few Kubernetes API calls the operator makes, on the `kubernetes` client's authenticated ApiClient.
+
+Children are written with server-side apply under one field manager: fields the operator sets are restored
+when someone edits them, fields it leaves out (an autoscaler's replicas, defaults) are left alone. The table
+below lists every kind the operator touches; RBAC for exactly these is in charts/ and docs/operator.md.
+Blocking calls: the handlers run them in worker threads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from kubernetes import client, config
+
+from taskplatform.operator.models import GROUP, VERSION
+
+FIELD_MANAGER = "taskplatform-operator"
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    api_version: str
+    plural: str
+
+    def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        path = f"{prefix}/namespaces/{quote(namespace)}/{self.plural}"
+        if name is not None:
+            path += f"/{quote(name)}"
+        if subresource is not None:
+            path += f"/{subresource}"
+        return path
+
+
+KINDS: dict[str, Kind] = {
+    "Secret": Kind("v1", "secrets"),
+    "Service": Kind("v1", "services"),
+    "Pod": Kind("v1", "pods"),
+    "PersistentVolumeClaim": Kind("v1", "persistentvolumeclaims"),
+    "StatefulSet": Kind("apps/v1", "statefulsets"),
+    "Deployment": Kind("apps/v1", "deployments"),
+    "Job": Kind("batch/v1", "jobs"),
+    "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
+    "HorizontalPodAutoscaler": Kind("autoscaling/v2", "horizontalpodautoscalers"),
+    "TaskPlatform": Kind(f"{GROUP}/{VERSION}", "taskplatforms"),
+    "DataMigration": Kind(f"{GROUP}/{VERSION}", "datamigrations"),
+}
+
+
+class KubeError(Exception):
+    """A refused API call, with the server's status code, reason and message."""
+
+    def __init__(self, status: int, reason: str, message: str):
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying: conflicts, throttling, server trouble (not a refused or invalid request)."""
+        return self.status in (409, 429) or self.status >= 500
+
+
+def load_api_client(pool_size: int = 32) -> client.ApiClient:
+    """In-cluster service account first, else the kubeconfig ($KUBECONFIG or ~/.kube/config)."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+class Kube:
+    def __init__(self, api_client: client.ApiClient, timeout_s: float = 30.0):
+        self._api = api_client
+        self._timeout_s = timeout_s
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        raw: bool = False,
+    ) -> Any:
+        url = self._api.configuration.host + path + (f"?{urlencode(query)}" if query else "")
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        # The client adds the bearer token (refreshing in-cluster tokens) and TLS settings.
+        self._api.update_params_for_auth(headers, [], ["BearerToken"], path, method, body)
+        response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=self._timeout_s)
+        data = response.read()  # type: ignore[no-untyped-call]
+        if response.status >= 400:
+            try:
+                status = json.loads(data)
+                reason, message = status.get("reason", ""), status.get("message", "")
+            except ValueError:
+                reason, message = response.reason or "", data.decode(errors="replace")[:500]
+            raise KubeError(response.status, reason, message)
+        if raw:
+            return data.decode(errors="replace")
+        return json.loads(data) if data else None
+
+    def get(self, kind: str, namespace: str, name: str) -> Manifest | None:
+        try:
+            result: Manifest = self._call("GET", KINDS[kind].path(namespace, name))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    def list(self, kind: str, namespace: str, label_selector: str) -> list[Manifest]:
+        result = self._call("GET", KINDS[kind].path(namespace), {"labelSelector": label_selector})
+        items: list[Manifest] = result.get("items", [])
+        return items
+
+    def apply(self, manifest: Manifest) -> Manifest:
+        meta = manifest["metadata"]
+        result: Manifest = self._call(
+            "PATCH",
+            KINDS[manifest["kind"]].path(meta["namespace"], meta["name"]),
+            {"fieldManager": FIELD_MANAGER, "force": "true"},
+            body=manifest,
+            content_type="application/apply-patch+yaml",  # JSON is YAML
+        )
+        return result
+
+    def create(self, manifest: Manifest) -> Manifest | None:
+        """Create, or None when it already exists (create-once objects: generated secrets, Jobs)."""
+        meta = manifest["metadata"]
+        try:
+            result: Manifest = self._call(
+                "POST", KINDS[manifest["kind"]].path(meta["namespace"]), {"fieldManager": FIELD_MANAGER}, manifest
+            )
+        except KubeError as exc:
+            if exc.status == 409 and exc.reason == "AlreadyExists":
+                return None
+            raise
+        return result
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        try:
+            self._call("DELETE", KINDS[kind].path(namespace, name), body={"propagationPolicy": "Background"})
+        except KubeError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource; lists (conditions) are replaced whole."""
+        self._call(
+            "PATCH",
+            KINDS[kind].path(namespace, name, "status"),
+            body={"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+    def pod_log_tail(self, namespace: str, name: str, lines: int) -> str:
+        text: str = self._call("GET", KINDS["Pod"].path(namespace, name, "log"), {"tailLines": str(lines)}, raw=True)
+        return text

@@ -1,0 +1,51 @@
+"""`taskplatform-operator`: run the operator against the current kubeconfig or in-cluster service account."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import kopf
+
+from taskplatform.operator import handlers  # noqa: F401 (registers the handlers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="taskplatform-operator", description="Reconcile TaskPlatform and DataMigration resources."
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[n for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n],
+        help="watch only this namespace (repeatable; env WATCH_NAMESPACES, comma-separated); default: all",
+    )
+    parser.add_argument(
+        "--liveness",
+        default=os.environ.get("LIVENESS_ENDPOINT", "http://0.0.0.0:8080/healthz"),
+        help="URL the liveness endpoint listens on (empty: none)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format", choices=("json", "plain"), default=os.environ.get("LOG_FORMAT", "json"), help="log lines"
+    )
+    args = parser.parse_args(argv)
+    log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN
+    kopf.configure(verbose=args.verbose, log_format=log_format, log_refkey="object")
+    if not args.verbose:
+        # kopf logs every handled watch event ("Handler 'child_changed' succeeded") at INFO.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # Standalone: one operator replica (the chart's Deployment runs one, strategy Recreate); kopf's peering
+    # would only be needed to run several, and it needs cluster-wide peering objects for that.
+    kopf.run(
+        standalone=True,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        liveness_endpoint=args.liveness or None,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Reconcile one TaskPlatform: apply its children in order, then write what is observed into its status.
+
+One code path for create, update, resume, a child's change and the periodic resync: it reads the current
+state, applies the desired state (server-side apply, so a deleted or hand-edited child is restored), and
+reports. Order: credentials → database → schema migration (started beside the database; it waits for it) →
+API. A new API image rolls out only after its schema migration Job has completed; until then the Deployment
+keeps its current image while every other change still applies.
+
+RBAC this needs (namespaced kinds, cluster-wide or per watched namespace): secrets get/create/list/watch;
+services, statefulsets, deployments, poddisruptionbudgets, horizontalpodautoscalers get/list/watch/patch/delete;
+jobs get/list/watch/create; taskplatforms get/list/watch/patch, taskplatforms/status patch; events create.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskplatform.operator import builders, status
+from taskplatform.operator.builders import Credentials, Names, Owner
+from taskplatform.operator.conditions import Observation, merge, now_rfc3339
+from taskplatform.operator.kube import Kube, Manifest
+from taskplatform.operator.models import TaskPlatformSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass(slots=True)
+class Result:
+    events: list[Event] = field(default_factory=list)
+    ready: bool = False
+
+
+def generate_credentials() -> Credentials:
+    # URL-safe: the password goes into the database URL and the database's own SQL without quoting trouble.
+    return Credentials(db_password=secrets.token_urlsafe(24), jwt_secret=secrets.token_urlsafe(48))
+
+
+def _decoded(secret: Manifest, key: str) -> str | None:
+    value = (secret.get("data") or {}).get(key)
+    return base64.b64decode(value).decode() if value else None
+
+
+def ensure_credentials(kube: Kube, owner: Owner, result: Result) -> Credentials:
+    """The Secret's credentials; generated and stored only when the Secret does not exist."""
+    name = Names(owner.name).secret
+    existing = kube.get("Secret", owner.namespace, name)
+    if existing is None:
+        generated = generate_credentials()
+        if kube.create(builders.credentials_secret(owner, generated)) is not None:
+            result.events.append(Event("Normal", "CredentialsGenerated", f"generated Secret {name}"))
+            return generated
+        existing = kube.get("Secret", owner.namespace, name)  # created meanwhile by another reconcile
+        if existing is None:
+            raise RuntimeError(f"Secret {name} disappeared while being created")
+    password, jwt = _decoded(existing, "postgres-password"), _decoded(existing, "jwt-secret")
+    credentials = Credentials(password or generate_credentials().db_password, jwt or generate_credentials().jwt_secret)
+    if password is None or jwt is None:
+        # Someone removed a key: put back what is missing, keep what is there.
+        kube.apply(builders.credentials_secret(owner, credentials))
+        result.events.append(Event("Warning", "CredentialsRepaired", f"Secret {name} was missing keys"))
+    elif _decoded(existing, "database-url") != builders.database_url(owner, password):
+        kube.apply(builders.credentials_secret(owner, credentials))
+    return credentials
+
+
+def _secret_ref_problem(kube: Kube, namespace: str, spec: TaskPlatformSpec) -> Observation | None:
+    if spec.auth.secret_ref is None:
+        return None
+    ref = spec.auth.secret_ref.name
+    secret = kube.get("Secret", namespace, ref)
+    if secret is None or not _decoded(secret, "jwt-secret"):
+        return Observation("Degraded", "True", "SecretRefInvalid", f"Secret {ref} with a `jwt-secret` key not found")
+    return None
+
+
+def _with_image(spec: TaskPlatformSpec, image: str) -> TaskPlatformSpec:
+    return spec.model_copy(update={"api": spec.api.model_copy(update={"image": image})})
+
+
+def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
+    meta = platform["metadata"]
+    if meta.get("deletionTimestamp"):
+        return Result()  # children go with it (owner references); the volume per its retention policy
+    namespace, name = meta["namespace"], meta["name"]
+    spec = TaskPlatformSpec.model_validate(platform.get("spec") or {})
+    owner = Owner("TaskPlatform", name, namespace, meta["uid"])
+    result = Result()
+    observed = status.PlatformObservation()
+
+    credentials = ensure_credentials(kube, owner, result)
+    problem = _secret_ref_problem(kube, namespace, spec)
+    if problem is not None:
+        observed.problems.append(problem)
+
+    for service in builders.database_services(owner):
+        kube.apply(service)
+    observed.statefulset = kube.apply(builders.database_statefulset(owner, spec, credentials))
+
+    schema_job = builders.schema_migration_job(owner, spec)
+    observed.schema_job = kube.get("Job", namespace, schema_job["metadata"]["name"])
+    if observed.schema_job is None:
+        observed.schema_job = kube.create(schema_job) or kube.get("Job", namespace, schema_job["metadata"]["name"])
+        result.events.append(Event("Normal", "SchemaMigrationStarted", f"Job {schema_job['metadata']['name']}"))
+
+    deployment_name = Names(name).api
+    if status.job_outcome(observed.schema_job) == "Complete" and problem is None:
+        observed.deployment = kube.apply(builders.api_deployment(owner, spec, credentials))
+    else:
+        current = kube.get("Deployment", namespace, deployment_name)
+        image = status.deployment_image(current)
+        if current is not None and image is not None:
+            # Hold the image until its schema is in place; scale, resources and env still apply.
+            observed.deployment = kube.apply(builders.api_deployment(owner, _with_image(spec, image), credentials))
+    kube.apply(builders.api_service(owner, spec))
+
+    for kind, manifest in (
+        ("PodDisruptionBudget", builders.api_pdb(owner, spec)),
+        ("HorizontalPodAutoscaler", builders.api_hpa(owner, spec)),
+    ):
+        if manifest is not None:
+            kube.apply(manifest)
+        else:
+            kube.delete(kind, namespace, deployment_name)
+
+    result.ready = _write_status(kube, platform, spec, observed, result)
+    return result
+
+
+def _write_status(
+    kube: Kube, platform: Manifest, spec: TaskPlatformSpec, observed: status.PlatformObservation, result: Result
+) -> bool:
+    meta = platform["metadata"]
+    previous: dict[str, Any] = platform.get("status") or {}
+    observations = status.platform_conditions(spec, observed)
+    conditions = merge(previous.get("conditions") or [], observations, meta.get("generation"), now_rfc3339())
+    new_status = {
+        "observedGeneration": meta.get("generation"),
+        "conditions": conditions,
+        **status.platform_fields(meta["name"], meta["namespace"], spec, observed.deployment),
+    }
+    before = {c.get("type"): c.get("status") for c in previous.get("conditions") or []}
+    for observation in observations:
+        if before.get(observation.type) == observation.status:
+            continue
+        if observation.type == "Degraded" and observation.holds:
+            result.events.append(Event("Warning", observation.reason, observation.message))
+        elif observation.type != "Degraded" and observation.holds:
+            result.events.append(Event("Normal", observation.type, observation.message))
+    if {k: previous.get(k) for k in new_status} != new_status:
+        kube.patch_status("TaskPlatform", meta["namespace"], meta["name"], new_status)
+    return observations[0].holds

@@ -1,0 +1,231 @@
+"""Status from observation: pure functions from the children as the API server reports them to conditions.
+
+No cluster access here (unit-tested with plain dicts); the handlers fetch the children and write the result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskplatform.operator.builders import Names, selector_string
+from taskplatform.operator.conditions import Observation
+from taskplatform.operator.models import TaskPlatformSpec
+
+Manifest = dict[str, Any]
+
+
+def _status(obj: Manifest | None) -> dict[str, Any]:
+    return (obj or {}).get("status") or {}
+
+
+def _condition(obj: Manifest | None, type_: str) -> dict[str, Any] | None:
+    return next((c for c in _status(obj).get("conditions") or [] if c.get("type") == type_), None)
+
+
+def _caught_up(obj: Manifest) -> bool:
+    """The controller has seen the latest spec (its status is not stale)."""
+    generation = obj.get("metadata", {}).get("generation", 0)
+    return int(_status(obj).get("observedGeneration", 0)) >= int(generation)
+
+
+def job_outcome(job: Manifest | None) -> str | None:
+    """'Complete', 'Failed', or None while it runs (or does not exist)."""
+    for type_ in ("Complete", "Failed"):
+        condition = _condition(job, type_)
+        if condition is not None and condition.get("status") == "True":
+            return type_
+    return None
+
+
+def deployment_image(deployment: Manifest | None) -> str | None:
+    containers = (deployment or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+    return containers[0].get("image") if containers else None
+
+
+@dataclass(slots=True)
+class PlatformObservation:
+    """The children that decide a TaskPlatform's state, as last read."""
+
+    statefulset: Manifest | None = None
+    schema_job: Manifest | None = None
+    deployment: Manifest | None = None
+    problems: list[Observation] = field(default_factory=list)  # Degraded reasons found while applying
+
+
+def database_condition(statefulset: Manifest | None) -> Observation:
+    if statefulset is None:
+        return Observation("DatabaseReady", "False", "Creating", "creating the PostgreSQL StatefulSet")
+    ready = int(_status(statefulset).get("readyReplicas") or 0)
+    if ready >= 1 and _caught_up(statefulset):
+        return Observation("DatabaseReady", "True", "Running", "PostgreSQL is accepting connections")
+    return Observation("DatabaseReady", "False", "Starting", "waiting for the PostgreSQL pod to become ready")
+
+
+def api_condition(spec: TaskPlatformSpec, observed: PlatformObservation) -> Observation:
+    deployment = observed.deployment
+    outcome = job_outcome(observed.schema_job)
+    if deployment is None:
+        if outcome != "Complete":
+            return Observation("ApiReady", "False", "WaitingForSchema", "the schema migration has not finished yet")
+        return Observation("ApiReady", "False", "Creating", "creating the API Deployment")
+    if deployment_image(deployment) != spec.api.image:
+        return Observation(
+            "ApiReady", "False", "WaitingForSchema", f"{spec.api.image} rolls out once its schema migration finishes"
+        )
+    desired = int(deployment.get("spec", {}).get("replicas", 1))
+    status = _status(deployment)
+    updated, available = int(status.get("updatedReplicas") or 0), int(status.get("availableReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    if desired == 0:
+        return Observation("ApiReady", "False", "ScaledToZero", "spec.api.replicas is 0")
+    if _caught_up(deployment) and updated >= desired and available >= desired and total == updated:
+        return Observation("ApiReady", "True", "Available", f"{available}/{desired} replicas available")
+    return Observation(
+        "ApiReady", "False", "RollingOut", f"{updated}/{desired} replicas updated, {available} available"
+    )
+
+
+def degraded_condition(observed: PlatformObservation) -> Observation:
+    problems = list(observed.problems)
+    if job_outcome(observed.schema_job) == "Failed":
+        failed = _condition(observed.schema_job, "Failed") or {}
+        detail = failed.get("message") or failed.get("reason") or "the Job failed"
+        problems.append(Observation("Degraded", "True", "SchemaMigrationFailed", f"schema migration: {detail}"))
+    progressing = _condition(observed.deployment, "Progressing")
+    if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
+        problems.append(Observation("Degraded", "True", "RolloutStuck", progressing.get("message", "")))
+    if problems:
+        return problems[0]
+    return Observation("Degraded", "False", "AsExpected", "")
+
+
+def platform_conditions(spec: TaskPlatformSpec, observed: PlatformObservation) -> list[Observation]:
+    """Ready, DatabaseReady, ApiReady, Degraded. Ready holds when the parts do and nothing is degraded."""
+    database = database_condition(observed.statefulset)
+    api = api_condition(spec, observed)
+    degraded = degraded_condition(observed)
+    if degraded.holds:
+        ready = Observation("Ready", "False", degraded.reason, degraded.message)
+    elif not database.holds:
+        ready = Observation("Ready", "False", "DatabaseNotReady", database.message)
+    elif not api.holds:
+        ready = Observation("Ready", "False", "ApiNotReady", api.message)
+    else:
+        ready = Observation("Ready", "True", "Ready", "the database and the API are serving")
+    return [ready, database, api, degraded]
+
+
+def platform_fields(name: str, namespace: str, spec: TaskPlatformSpec, deployment: Manifest | None) -> dict[str, Any]:
+    """The non-condition status: what the scale subresource and the printer columns read."""
+    status = _status(deployment)
+    return {
+        "replicas": int(status.get("replicas") or 0),
+        "readyReplicas": int(status.get("readyReplicas") or 0),
+        "selector": selector_string(name, "api"),
+        "endpoint": f"http://{Names(name).api}.{namespace}.svc:{spec.api.service.port}",
+    }
+
+
+# --- DataMigration ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationCounts:
+    read: int = 0
+    written: int = 0
+    rejected: int = 0
+    progress: str | None = None
+
+
+def parse_progress(log_tail: str) -> MigrationCounts | None:
+    """The last JSON `progress`/`summary` line the migration printed (`--progress json`), if any."""
+    for line in reversed(log_tail.splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == "progress":
+            total, read = int(event.get("total") or 0), int(event.get("read") or 0)
+            percent = f"{min(100, read * 100 // total)}%" if total else None
+            return MigrationCounts(
+                read,
+                int(event.get("written") or 0),
+                int(event.get("rejected") or 0),
+                f"{event.get('collection')} {percent}" if percent else None,
+            )
+        if event.get("event") == "summary":
+            return _summed(event.get("collections") or [], "100%")
+    return None
+
+
+def _summed(collections: list[dict[str, Any]], progress: str | None) -> MigrationCounts:
+    return MigrationCounts(
+        sum(int(c.get("read") or 0) for c in collections),
+        sum(int(c.get("written") or 0) for c in collections),
+        sum(int(c.get("rejected") or 0) for c in collections),
+        progress,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Termination:
+    """What the migration container left in its termination message (the CLI's --summary-file)."""
+
+    exit_code: int | None
+    counts: MigrationCounts | None
+    error: str | None
+
+
+def parse_termination(pod: Manifest | None) -> Termination | None:
+    for container in _status(pod).get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated")
+        if not terminated:
+            continue
+        message = (terminated.get("message") or "").strip()
+        code = terminated.get("exitCode")
+        try:
+            summary = json.loads(message) if message else {}
+        except ValueError:
+            # FallbackToLogsOnError: the container died before writing; the last log line says why.
+            return Termination(code, None, message.splitlines()[-1][:500] if message else None)
+        exit_code = summary.get("exitCode", code)
+        collections = summary.get("collections") or []
+        counts = _summed(collections, "100%" if exit_code == 0 else None) if collections else None
+        return Termination(exit_code, counts, summary.get("error"))
+    return None
+
+
+_EXIT_REASONS = {2: "MigrationError", 3: "VerificationFailed"}
+
+
+def migration_conditions(job: Manifest | None, termination: Termination | None) -> list[Observation]:
+    """Running, Succeeded, Failed for a DataMigration's Job."""
+    outcome = job_outcome(job)
+    if job is None:
+        running = Observation("Running", "False", "Pending", "waiting to start the migration Job")
+        return [running, Observation("Succeeded", "False", "Pending"), Observation("Failed", "False", "Pending")]
+    if outcome is None:
+        running = Observation("Running", "True", "JobRunning", f"Job {job['metadata']['name']} is running")
+        return [running, Observation("Succeeded", "False", "Running"), Observation("Failed", "False", "Running")]
+    if outcome == "Complete":
+        return [
+            Observation("Running", "False", "Completed"),
+            Observation("Succeeded", "True", "Completed", "the migration finished"),
+            Observation("Failed", "False", "Completed"),
+        ]
+    failed = _condition(job, "Failed") or {}
+    reason = failed.get("reason") or "JobFailed"
+    message = failed.get("message") or "the migration Job failed"
+    if termination is not None and termination.exit_code:
+        reason = _EXIT_REASONS.get(termination.exit_code, reason)
+        message = termination.error or f"exit code {termination.exit_code}"
+    return [
+        Observation("Running", "False", "Failed"),
+        Observation("Succeeded", "False", "Failed"),
+        Observation("Failed", "True", reason, message),
+    ]
