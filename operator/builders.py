@@ -167,10 +167,15 @@ def database_services(owner: Owner) -> list[Manifest]:
     return [headless, client]
 
 
-def _template_metadata(owner: Owner, component: str, credentials: Credentials | None) -> dict[str, Any]:
+def _template_metadata(
+    owner: Owner, component: str, credentials: Credentials | None, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {"labels": labels(owner.name, component)}
+    merged = dict(annotations or {})
     if credentials is not None:
-        metadata["annotations"] = {CREDENTIALS_ANNOTATION: credentials.digest}
+        merged[CREDENTIALS_ANNOTATION] = credentials.digest
+    if merged:
+        metadata["annotations"] = merged
     return metadata
 
 
@@ -286,7 +291,7 @@ def schema_migration_job(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
             "backoffLimit": 6,
             "ttlSecondsAfterFinished": 86400,
             "template": {
-                "metadata": {"labels": labels(owner.name, "schema-migration")},
+                "metadata": _template_metadata(owner, "schema-migration", None, spec.api.pod_annotations),
                 "spec": {
                     "restartPolicy": "OnFailure",
                     "securityContext": _pod_security(API_UID),
@@ -308,7 +313,7 @@ def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credential
         "selector": {"matchLabels": selector(owner.name, "api")},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
-            "metadata": _template_metadata(owner, "api", credentials),
+            "metadata": _template_metadata(owner, "api", credentials, spec.api.pod_annotations),
             "spec": {
                 "securityContext": _pod_security(API_UID),
                 "enableServiceLinks": False,

@@ -36,6 +36,7 @@ CHILDREN = [
     ("autoscaling/v2", "horizontalpodautoscalers"),
 ]
 RESYNC_INTERVAL_S = 300.0
+RECHECK_S = 5.0
 MIGRATION_POLL_S = 5.0
 RETRY_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -118,7 +119,7 @@ class Runtime:
         result = await asyncio.to_thread(reconcile_platform, self.kube, platform)
         _post(platform, result.events)
         # The resync catches what no watched object announces, such as a change to a referenced Secret.
-        return RESYNC_INTERVAL_S
+        return RECHECK_S if result.recheck_soon else RESYNC_INTERVAL_S
 
     async def _reconcile_migration(self, key: Key) -> float | None:
         migration = await asyncio.to_thread(self.kube.get, "DataMigration", *key)
@@ -190,6 +191,21 @@ async def platform_changed(namespace: str | None, name: str, retry: int, **_: An
 @kopf.on.create(GROUP, VERSION, "datamigrations")
 async def migration_created(namespace: str | None, name: str, retry: int, **_: Any) -> None:
     await _run_for_kopf(runtime().migrations, (namespace or "", name), retry)
+
+
+@kopf.index(GROUP, VERSION, "datamigrations")
+def migrations_by_target(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[Key, str]:
+    return {(namespace or "", str(spec.get("target", ""))): name}
+
+
+@kopf.on.event(GROUP, VERSION, "taskplatforms")
+async def platform_event(namespace: str | None, name: str, status: kopf.Status, **kwargs: Any) -> None:
+    """A platform that became Ready releases the DataMigrations waiting for it."""
+    waiting = cast(kopf.Index[Key, str], kwargs["migrations_by_target"])  # kopf passes indexes by name
+    conditions = status.get("conditions") or []
+    if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+        for migration in waiting.get((namespace or "", name), []):
+            runtime().migrations.enqueue((namespace or "", migration))
 
 
 async def child_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:

@@ -74,6 +74,9 @@ class ApiSpec(CRModel):
     autoscaling: Autoscaling | None = Field(None, description="When set, a HorizontalPodAutoscaler owns replicas.")
     service: ServiceSpec = Field(default_factory=ServiceSpec, description="How the API is exposed.")
     env: list[EnvVar] = Field([], description="Extra environment variables for the API.")
+    pod_annotations: dict[str, str] = Field(
+        {}, description="Annotations for the API and schema-migration pods, e.g. prometheus.io/scrape."
+    )
 
 
 class StorageSpec(CRModel):

@@ -36,6 +36,8 @@ class Event:
 class Result:
     events: list[Event] = field(default_factory=list)
     ready: bool = False
+    # Degraded by something no watched object announces (a referenced Secret): look again soon.
+    recheck_soon: bool = False
 
 
 def generate_credentials() -> Credentials:
@@ -99,6 +101,7 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     problem = _secret_ref_problem(kube, namespace, spec)
     if problem is not None:
         observed.problems.append(problem)
+        result.recheck_soon = True
 
     for service in builders.database_services(owner):
         kube.apply(service)

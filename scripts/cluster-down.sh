@@ -3,13 +3,14 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${CLUSTER_DIR:-$root/.cluster}
+pids=()
 for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-  if [ -f "$dir/$name.pid" ]; then
-    kill "$(cat "$dir/$name.pid")" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$(cat "$dir/$name.pid")" 2>/dev/null
-    rm -f "$dir/$name.pid"
-  fi
+  [ -f "$dir/$name.pid" ] && pids+=("$(cat "$dir/$name.pid")")
 done
+if [ ${#pids[@]} -gt 0 ]; then
+  # SIGKILL, all at once: the state is thrown away below, so their graceful shutdowns (~2 s each) buy nothing.
+  kill -9 "${pids[@]}" 2>/dev/null
+  for _ in $(seq 1 50); do kill -0 "${pids[@]}" 2>/dev/null || break; sleep 0.1; done
+fi
 rm -rf "$dir"
 echo "cluster-down: stopped"

@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +53,72 @@ class LocalCluster:
 
     def get(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+
+class OperatorProcess:
+    """`taskplatform-operator` as a separate process against a LocalCluster, as a user runs it."""
+
+    def __init__(self, cluster: LocalCluster, *args: str):
+        self.cluster = cluster
+        self.args = args
+        self.port = _free_port()
+        self.log_path = cluster.dir / f"operator-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def liveness_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/healthz"
+
+    def start(self) -> OperatorProcess:
+        env = {**self.cluster.env, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        command = [sys.executable, "-m", "taskplatform.operator.main", "--liveness", self.liveness_url, *self.args]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the operator exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.liveness_url, timeout=2) as response:  # noqa: S310 (local)
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the operator's liveness endpoint never answered: {self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as when a node dies."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout_s: float = 90.0) -> Any:
+    """Poll until `check()` returns something truthy; the cluster converges, tests wait for it (no timing)."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")

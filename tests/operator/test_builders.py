@@ -6,10 +6,12 @@ from typing import Any
 import pytest
 
 from taskplatform.operator.builders import (
+    CREDENTIALS_ANNOTATION,
     Credentials,
     Owner,
     api_deployment,
     data_migration_job,
+    database_statefulset,
     desired_state,
     schema_job_name,
 )
@@ -126,7 +128,7 @@ def test_a_new_image_gets_a_new_schema_migration_job() -> None:
     assert schema_job_name(OWNER, old) != schema_job_name(OWNER, new)
     assert schema_job_name(OWNER, old) == schema_job_name(OWNER, TaskPlatformSpec())
     job = build()[("Job", schema_job_name(OWNER, old))]
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate", "--wait", "600"]
 
 
 def test_api_deployment_is_a_pure_function_of_the_spec() -> None:
@@ -164,3 +166,45 @@ def test_the_examples_parse_as_typed_specs() -> None:
     migration = DataMigrationSpec.model_validate(yaml.safe_load((examples / "datamigration.yaml").read_text())["spec"])
     assert migration.target == "demo"
     assert migration.source_secret_ref.name == "legacy-mongo"
+
+
+def test_changed_credentials_roll_the_pods_that_use_them() -> None:
+    rotated = Credentials(db_password="another", jwt_secret=CREDS.jwt_secret)
+    spec = TaskPlatformSpec()
+    for build_one in (api_deployment, database_statefulset):
+        before = build_one(OWNER, spec, CREDS)["spec"]["template"]["metadata"]["annotations"]
+        after = build_one(OWNER, spec, rotated)["spec"]["template"]["metadata"]["annotations"]
+        assert before[CREDENTIALS_ANNOTATION] != after[CREDENTIALS_ANNOTATION]
+        assert CREDS.db_password not in str(before) + str(after)
+
+
+def test_the_database_resets_its_password_from_the_secret_on_start() -> None:
+    container = database_statefulset(OWNER, TaskPlatformSpec(), CREDS)["spec"]["template"]["spec"]["containers"][0]
+    hook = " ".join(container["lifecycle"]["postStart"]["exec"]["command"])
+    assert "ALTER ROLE" in hook
+    assert "$POSTGRES_PASSWORD" in hook  # from the Secret through the environment, never inline
+    assert CREDS.db_password not in hook
+
+
+def test_pod_annotations_reach_the_api_and_schema_pods() -> None:
+    manifests = build({"api": {"podAnnotations": {"prometheus.io/scrape": "true"}}})
+    deployment = manifests[("Deployment", "demo-api")]
+    job = next(m for (kind, _), m in manifests.items() if kind == "Job")
+    for workload in (deployment, job):
+        assert workload["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+
+
+def test_data_migration_job_reports_through_its_termination_message() -> None:
+    spec = DataMigrationSpec.model_validate(
+        {"target": "demo", "sourceSecretRef": {"name": "mongo"}, "podAnnotations": {"sidecar.istio.io/inject": "false"}}
+    )
+    owner = Owner(kind="DataMigration", name="import", namespace="apps", uid="42")
+    job = data_migration_job(owner, spec, TaskPlatformSpec())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SUMMARY_FILE"] == "/dev/termination-log"
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert job["spec"]["template"]["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
+    # A verification failure (exit 3) ends the Job at once instead of burning the retries.
+    (rule,) = job["spec"]["podFailurePolicy"]["rules"]
+    assert rule == {"action": "FailJob", "onExitCodes": {"containerName": "migrate", "operator": "In", "values": [3]}}

@@ -1,6 +1,5 @@
 """The generated CRDs and the builders' manifests against a real kube-apiserver (scripts/cluster-up.sh)."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,22 +7,6 @@ from kubecluster import LocalCluster
 
 from taskplatform.operator.builders import Credentials, Owner, data_migration_job, desired_state
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
-
-CRDS = Path(__file__).resolve().parents[2] / "crds"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    local = LocalCluster().start()
-    try:
-        local.kubectl("apply", "-f", str(CRDS))
-        local.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/taskplatforms.taskplatform.io", "crd/datamigrations.taskplatform.io",
-        )  # fmt: skip
-        yield local
-    finally:
-        local.stop()
 
 
 def _platform(name: str, spec: dict) -> dict:

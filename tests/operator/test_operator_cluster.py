@@ -1,0 +1,357 @@
+"""The operator, run as its own process, against a real kube-apiserver with its controllers (kwok nodes).
+
+Every test works in its own namespace and waits for the cluster to converge (no sleeps, no timings).
+"""
+
+import base64
+import itertools
+import json
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubecluster import LocalCluster, OperatorProcess, wait_for
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: LocalCluster) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(cluster).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        print(process.log()[-5000:])  # shown when a test failed
+
+
+@pytest.fixture
+def ns(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[str]:
+    name = f"op-{next(_names)}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def platform(ns: str, name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "taskplatform.io/v1alpha1",
+        "kind": "TaskPlatform",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec or {},
+    }
+
+
+def migration(ns: str, name: str, target: str, pod_annotations: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "taskplatform.io/v1alpha1",
+        "kind": "DataMigration",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"target": target, "sourceSecretRef": {"name": "legacy"}, "podAnnotations": pod_annotations},
+    }
+
+
+def apply(cluster: LocalCluster, manifest: dict[str, Any]) -> None:
+    result = cluster.apply(manifest)
+    assert result.returncode == 0, result.stderr
+
+
+def get(cluster: LocalCluster, ns: str, *what: str) -> dict[str, Any] | None:
+    result = cluster.kubectl("get", *what, "-n", ns, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    for item in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if item["type"] == type_:
+            return dict(item)
+    return {}
+
+
+def wait_ready(cluster: LocalCluster, ns: str, name: str) -> dict[str, Any]:
+    result = cluster.kubectl("wait", f"tp/{name}", "-n", ns, "--for=condition=Ready", "--timeout=120s", check=False)
+    assert result.returncode == 0, (result.stderr, get(cluster, ns, "tp", name))
+    tp = get(cluster, ns, "tp", name)
+    assert tp is not None
+    return tp
+
+
+def secret_data(cluster: LocalCluster, ns: str, name: str) -> dict[str, str]:
+    secret = get(cluster, ns, "secret", name) or {}
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
+def test_a_platform_comes_up_ready_with_every_child_owned(cluster: LocalCluster, ns: str) -> None:
+    apply(cluster, platform(ns, "shop", {"api": {"replicas": 2}}))
+    tp = wait_ready(cluster, ns, "shop")
+    uid = tp["metadata"]["uid"]
+
+    children = get(cluster, ns, "secret,service,statefulset,job,deployment,poddisruptionbudget")
+    assert children is not None
+    names = {(c["kind"], c["metadata"]["name"]) for c in children["items"]}
+    assert {("Secret", "shop-credentials"), ("Service", "shop-db"), ("Service", "shop-db-headless"),
+            ("StatefulSet", "shop-db"), ("Deployment", "shop-api"), ("Service", "shop-api"),
+            ("PodDisruptionBudget", "shop-api")} <= names  # fmt: skip
+    assert any(kind == "Job" and name.startswith("shop-schema-") for kind, name in names)
+    for child in children["items"]:
+        (owner,) = child["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["uid"], owner["controller"]) == ("TaskPlatform", uid, True)
+
+    assert set(secret_data(cluster, ns, "shop-credentials")) == {"postgres-password", "database-url", "jwt-secret"}
+    pvc = get(cluster, ns, "pvc", "data-shop-db-0")
+    assert pvc is not None and pvc["status"]["phase"] == "Bound"  # a real volume from the provisioner
+
+    status = tp["status"]
+    assert (status["replicas"], status["readyReplicas"]) == (2, 2)
+    assert status["endpoint"] == f"http://shop-api.{ns}.svc:80"
+    assert status["observedGeneration"] == tp["metadata"]["generation"]
+    for item in status["conditions"]:
+        assert item["observedGeneration"] == tp["metadata"]["generation"] and item["lastTransitionTime"]
+    assert [(c["type"], c["status"]) for c in status["conditions"]] == [
+        ("Ready", "True"), ("DatabaseReady", "True"), ("ApiReady", "True"), ("Degraded", "False"),
+    ]  # fmt: skip
+    assert " True " in cluster.kubectl("get", "tp", "shop", "-n", ns).stdout  # the READY printer column
+
+    events = wait_for(
+        lambda: (
+            {
+                e["reason"]
+                for e in (get(cluster, ns, "events", "--field-selector", "involvedObject.name=shop") or {}).get(
+                    "items", []
+                )
+            }
+            >= {"CredentialsGenerated", "SchemaMigrationStarted", "Ready"}
+        ),
+        "the operator's events",
+    )
+    assert events
+
+
+def test_scale_and_a_new_image_roll_out_after_its_schema_migration(cluster: LocalCluster, ns: str) -> None:
+    apply(cluster, platform(ns, "web", {"api": {"image": "api:1", "replicas": 2}}))
+    wait_ready(cluster, ns, "web")
+
+    cluster.kubectl("scale", "tp/web", "-n", ns, "--replicas=4")
+    wait_for(lambda: (get(cluster, ns, "deployment", "web-api") or {})["spec"]["replicas"] == 4, "4 replicas")
+    scale = json.loads(cluster.kubectl("get", "tp/web", "-n", ns, "--subresource=scale", "-o", "json").stdout)
+    wait_ready(cluster, ns, "web")
+    assert scale["spec"]["replicas"] == 4
+
+    # The new image's schema Job keeps running (kwok runs the pod for an hour): the API keeps its image.
+    slow = {"kwok.x-k8s.io/run-for": "1h"}
+    apply(cluster, platform(ns, "web", {"api": {"image": "api:2", "replicas": 4, "podAnnotations": slow}}))
+    api = wait_for(
+        lambda: (
+            condition(get(cluster, ns, "tp", "web"), "ApiReady").get("reason") == "WaitingForSchema"
+            and condition(get(cluster, ns, "tp", "web"), "ApiReady")
+        ),
+        "ApiReady=False WaitingForSchema",
+    )
+    assert "api:2 rolls out once its schema migration finishes" in api["message"]
+    deployment = get(cluster, ns, "deployment", "web-api")
+    assert deployment is not None
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "api:1"
+
+    # The migration finishes (a fresh Job without the hold): the new image rolls out.
+    apply(cluster, platform(ns, "web", {"api": {"image": "api:2", "replicas": 4}}))
+    jobs = get(cluster, ns, "jobs") or {}
+    (held,) = [j["metadata"]["name"] for j in jobs["items"] if not j.get("status", {}).get("succeeded")]
+    cluster.kubectl("delete", "job", held, "-n", ns)
+    tp = wait_ready(cluster, ns, "web")
+    wait_for(
+        lambda: (
+            (get(cluster, ns, "deployment", "web-api") or {})["spec"]["template"]["spec"]["containers"][0]["image"]
+            == "api:2"
+        ),
+        "the new image",
+    )
+    tp = wait_for(
+        lambda: (
+            (t := get(cluster, ns, "tp", "web"))
+            and condition(t, "Ready").get("status") == "True"
+            and t["status"]["observedGeneration"] == t["metadata"]["generation"]
+            and t
+        ),
+        "Ready at the latest generation",
+    )
+    assert condition(tp, "Ready")["observedGeneration"] == tp["metadata"]["generation"]
+
+
+def test_deleted_and_edited_children_are_restored(cluster: LocalCluster, ns: str) -> None:
+    apply(cluster, platform(ns, "app", {"api": {"replicas": 2}}))
+    wait_ready(cluster, ns, "app")
+    credentials = secret_data(cluster, ns, "app-credentials")
+    old = {kind: (get(cluster, ns, kind, name) or {})["metadata"]["uid"]
+           for kind, name in (("deployment", "app-api"), ("service", "app-api"))}  # fmt: skip
+
+    cluster.kubectl("delete", "deployment/app-api", "service/app-api", "-n", ns)
+    cluster.kubectl("scale", "statefulset/app-db", "-n", ns, "--replicas=0")
+    for kind in old:
+        wait_for(
+            lambda kind=kind: (obj := get(cluster, ns, kind, "app-api")) and obj["metadata"]["uid"] != old[kind],
+            f"the {kind} to be re-created",
+        )
+    wait_for(lambda: (get(cluster, ns, "statefulset", "app-db") or {})["spec"]["replicas"] == 1, "1 database")
+
+    # A key removed by hand comes back; the credentials that are there are never regenerated.
+    cluster.kubectl("patch", "secret/app-credentials", "-n", ns, "--type=json",
+                    "-p", '[{"op": "remove", "path": "/data/jwt-secret"}]')  # fmt: skip
+    repaired = wait_for(
+        lambda: (data := secret_data(cluster, ns, "app-credentials")).get("jwt-secret") and data, "jwt-secret back"
+    )
+    assert repaired["postgres-password"] == credentials["postgres-password"]
+    apply(cluster, platform(ns, "app", {"api": {"replicas": 3, "env": [{"name": "LOG_LEVEL", "value": "DEBUG"}]}}))
+    wait_for(lambda: (get(cluster, ns, "deployment", "app-api") or {})["spec"]["replicas"] == 3, "3 replicas")
+    assert secret_data(cluster, ns, "app-credentials")["postgres-password"] == credentials["postgres-password"]
+    wait_ready(cluster, ns, "app")
+
+
+def test_autoscaling_leaves_replicas_to_the_autoscaler(cluster: LocalCluster, ns: str) -> None:
+    scaling = {"autoscaling": {"minReplicas": 2, "maxReplicas": 6, "targetCpuUtilizationPercentage": 60}}
+    apply(cluster, platform(ns, "auto", {"api": scaling}))
+    wait_for(lambda: get(cluster, ns, "deployment", "auto-api"), "the Deployment")
+    hpa = wait_for(lambda: get(cluster, ns, "hpa", "auto-api"), "the HorizontalPodAutoscaler")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
+    assert get(cluster, ns, "pdb", "auto-api") is not None
+
+    cluster.kubectl("scale", "deployment/auto-api", "-n", ns, "--replicas=5")  # what the autoscaler does
+    apply(cluster, platform(ns, "auto", {"api": {**scaling, "env": [{"name": "X", "value": "1"}]}}))
+    wait_for(
+        lambda: any(e["name"] == "X" for e in (get(cluster, ns, "deployment", "auto-api") or {})["spec"]["template"]
+                    ["spec"]["containers"][0]["env"]),
+        "the spec change to roll out",
+    )  # fmt: skip
+    assert (get(cluster, ns, "deployment", "auto-api") or {})["spec"]["replicas"] == 5
+
+    apply(cluster, platform(ns, "auto", {"api": {"replicas": 1}}))  # autoscaling off: the HPA and PDB go
+    wait_for(lambda: get(cluster, ns, "hpa", "auto-api") is None, "the HPA to be removed")
+    wait_for(lambda: get(cluster, ns, "pdb", "auto-api") is None, "the PDB to be removed")
+    wait_for(lambda: (get(cluster, ns, "deployment", "auto-api") or {})["spec"]["replicas"] == 1, "1 replica")
+
+
+def test_a_restarted_operator_converges(cluster: LocalCluster, operator: OperatorProcess, ns: str) -> None:
+    apply(cluster, platform(ns, "before", {"api": {"replicas": 2}}))
+    wait_ready(cluster, ns, "before")
+
+    operator.kill()  # SIGKILL: whatever it was doing is cut off
+    try:
+        # Changes while it is down: a scale, and a new platform whose Secret a previous run had already made.
+        cluster.kubectl("scale", "tp/before", "-n", ns, "--replicas=3")
+        apply(cluster, platform(ns, "during"))
+        tp = get(cluster, ns, "tp", "during")
+        assert tp is not None
+        owner = {"apiVersion": "taskplatform.io/v1alpha1", "kind": "TaskPlatform", "name": "during",
+                 "uid": tp["metadata"]["uid"], "controller": True}  # fmt: skip
+        apply(cluster, {
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "during-credentials", "namespace": ns, "ownerReferences": [owner],
+                         "labels": {"app.kubernetes.io/managed-by": "taskplatform-operator"}},
+            "stringData": {"postgres-password": "made-before-the-crash", "jwt-secret": "j" * 40},
+        })  # fmt: skip
+    finally:
+        operator.start()
+
+    wait_ready(cluster, ns, "during")
+    data = secret_data(cluster, ns, "during-credentials")
+    assert data["postgres-password"] == "made-before-the-crash"  # kept, not regenerated
+    assert "made-before-the-crash@during-db." in data["database-url"]  # the missing key filled in
+    wait_for(lambda: (get(cluster, ns, "deployment", "before-api") or {})["spec"]["replicas"] == 3, "3 replicas")
+    wait_ready(cluster, ns, "before")
+
+
+def test_deletion_cascades_and_the_volume_follows_its_policy(cluster: LocalCluster, ns: str) -> None:
+    for name, policy in (("kept", "Retain"), ("gone", "Delete")):
+        apply(cluster, platform(ns, name, {"database": {"pvcRetentionPolicy": policy}, "api": {"replicas": 1}}))
+    for name in ("kept", "gone"):
+        wait_ready(cluster, ns, name)
+        assert get(cluster, ns, "pvc", f"data-{name}-db-0") is not None
+
+    cluster.kubectl("delete", "tp", "kept", "gone", "-n", ns, "--timeout=60s")
+    for kind in ("statefulset", "deployment", "service", "secret", "job"):
+        wait_for(
+            lambda kind=kind: not [o for o in (get(cluster, ns, kind) or {"items": [1]})["items"]
+                                   if o["metadata"]["name"].startswith(("kept-", "gone-"))],
+            f"every {kind} to be deleted",
+        )  # fmt: skip
+    wait_for(lambda: get(cluster, ns, "pvc", "data-gone-db-0") is None, "the Delete-policy volume to go")
+    assert get(cluster, ns, "pvc", "data-kept-db-0") is not None
+
+
+def test_a_missing_referenced_jwt_secret_degrades_until_it_appears(cluster: LocalCluster, ns: str) -> None:
+    apply(cluster, platform(ns, "ref", {"auth": {"secretRef": {"name": "company-jwt"}}}))
+    degraded = wait_for(
+        lambda: (c := condition(get(cluster, ns, "tp", "ref"), "Degraded")).get("status") == "True" and c,
+        "Degraded",
+    )
+    assert degraded["reason"] == "SecretRefInvalid" and "company-jwt" in degraded["message"]
+    assert get(cluster, ns, "deployment", "ref-api") is None  # pods would only fail to start
+
+    cluster.kubectl("create", "secret", "generic", "company-jwt", "-n", ns, "--from-literal=jwt-secret=" + "s" * 40)
+    wait_ready(cluster, ns, "ref")
+    env = (get(cluster, ns, "deployment", "ref-api") or {})["spec"]["template"]["spec"]["containers"][0]["env"]
+    jwt = next(e for e in env if e["name"] == "JWT_SECRET")
+    assert jwt["valueFrom"]["secretKeyRef"] == {"name": "company-jwt", "key": "jwt-secret"}
+
+
+def _summary(code: int, error: str | None = None) -> str:
+    collections = [{"collection": "users", "read": 10, "written": 9, "rejected": 1},
+                   {"collection": "tasks", "read": 200, "written": 200, "rejected": 0}]  # fmt: skip
+    return json.dumps({"exitCode": code, "collections": collections, "error": error})
+
+
+def test_a_data_migration_succeeds_and_reports_its_counts(cluster: LocalCluster, ns: str) -> None:
+    cluster.kubectl("create", "secret", "generic", "legacy", "-n", ns, "--from-literal=uri=mongodb://legacy:27017/")
+    apply(cluster, platform(ns, "target", {"api": {"replicas": 1}}))
+    apply(cluster, migration(ns, "import", "target", {"kwok.x-k8s.io/termination-message": _summary(0)}))
+    result = cluster.kubectl("wait", "dm/import", "-n", ns, "--for=condition=Succeeded", "--timeout=120s", check=False)
+    assert result.returncode == 0, get(cluster, ns, "dm", "import")
+    dm = get(cluster, ns, "dm", "import")
+    assert dm is not None
+    status = dm["status"]
+    assert (status["read"], status["written"], status["rejected"], status["progress"]) == (210, 209, 1, "100%")
+    assert status["jobName"] == "import-migrate" and status["startTime"] and status["completionTime"]
+    job = get(cluster, ns, "job", "import-migrate")
+    assert job is not None
+    assert job["metadata"]["ownerReferences"][0]["uid"] == dm["metadata"]["uid"]
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TARGET_URL"]["valueFrom"]["secretKeyRef"] == {"name": "target-credentials", "key": "database-url"}
+
+
+def test_a_failed_data_migration_reports_why(cluster: LocalCluster, ns: str) -> None:
+    cluster.kubectl("create", "secret", "generic", "legacy", "-n", ns, "--from-literal=uri=mongodb://legacy:27017/")
+    apply(cluster, platform(ns, "target", {"api": {"replicas": 1}}))
+    verdict = {"kwok.x-k8s.io/exit-code": "3",
+               "kwok.x-k8s.io/termination-message": _summary(3, "verification found differences")}  # fmt: skip
+    apply(cluster, migration(ns, "import", "target", verdict))
+    result = cluster.kubectl("wait", "dm/import", "-n", ns, "--for=condition=Failed", "--timeout=120s", check=False)
+    assert result.returncode == 0, get(cluster, ns, "dm", "import")
+    failed = condition(get(cluster, ns, "dm", "import"), "Failed")
+    assert (failed["reason"], failed["message"]) == ("VerificationFailed", "verification found differences")
+    assert condition(get(cluster, ns, "dm", "import"), "Succeeded")["status"] == "False"
+    events = get(cluster, ns, "events", "--field-selector", "involvedObject.name=import") or {"items": []}
+    assert any(e["type"] == "Warning" and e["reason"] == "VerificationFailed" for e in events["items"])
+
+
+def test_a_data_migration_waits_for_its_target_and_shows_it_running(cluster: LocalCluster, ns: str) -> None:
+    cluster.kubectl("create", "secret", "generic", "legacy", "-n", ns, "--from-literal=uri=mongodb://legacy:27017/")
+    apply(cluster, migration(ns, "early", "later", {"kwok.x-k8s.io/run-for": "1h"}))
+    waiting = wait_for(
+        lambda: (c := condition(get(cluster, ns, "dm", "early"), "Running")).get("reason") == "TargetNotFound" and c,
+        "TargetNotFound",
+    )
+    assert waiting["status"] == "False" and "later" in waiting["message"]
+    assert get(cluster, ns, "job", "early-migrate") is None
+
+    apply(cluster, platform(ns, "later", {"api": {"replicas": 1}}))
+    result = cluster.kubectl("wait", "dm/early", "-n", ns, "--for=condition=Running", "--timeout=120s", check=False)
+    assert result.returncode == 0, get(cluster, ns, "dm", "early")
+    dm = get(cluster, ns, "dm", "early")
+    assert dm is not None and dm["status"]["jobName"] == "early-migrate"
+    assert condition(dm, "Succeeded")["status"] == "False"
+
+
+def test_the_liveness_endpoint_answers(operator: OperatorProcess) -> None:
+    with urllib.request.urlopen(operator.liveness_url, timeout=5) as response:  # noqa: S310 (local)
+        assert response.status == 200
+        assert "runners" in json.loads(response.read())
