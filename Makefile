@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: help deps run test test-fast lint format bench-api bench-migration crds cluster-up cluster-down clean
+.PHONY: help deps run test test-fast lint format bench-api bench-migration bench-operator crds cluster-up cluster-down operator clean
 
 help:
 	@echo "make run        the API on the embedded SQLite default at http://127.0.0.1:$(PORT) (docs at /docs)"
@@ -16,8 +16,10 @@ help:
 	@echo "make crds       regenerate crds/*.yaml from the operator's typed models"
 	@echo "make cluster-up local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok); .cluster/kubeconfig"
 	@echo "make cluster-down"
+	@echo "make operator   run the operator against \$$KUBECONFIG (else ~/.kube/config, else .cluster/kubeconfig)"
 	@echo "make bench-api  API throughput/latency against the bare framework ceiling (writes docs/benchmarks.md)"
 	@echo "make bench-migration  MongoDB -> PostgreSQL migration rate against read and COPY ceilings"
+	@echo "make bench-operator   apply-to-Ready time for 1 and 50 TaskPlatforms on the local control plane"
 
 # Re-install only when the dependency list changes.
 $(INSTALLED): pyproject.toml
@@ -59,11 +61,19 @@ bench-api: deps
 	scripts/system-deps.sh postgresql wrk
 	$(BIN)/python bench/api_bench.py $(BENCH_ARGS)
 
+bench-operator: deps
+	scripts/build-k8s.sh >/dev/null
+	$(BIN)/python bench/operator_bench.py $(BENCH_ARGS)
+
 cluster-up:
 	scripts/cluster-up.sh
 
 cluster-down:
 	scripts/cluster-down.sh
+
+operator: deps
+	@if [ -z "$$KUBECONFIG" ] && [ ! -f "$$HOME/.kube/config" ]; then export KUBECONFIG=$(CURDIR)/.cluster/kubeconfig; fi; \
+	  exec $(BIN)/taskplatform-operator --log-format plain --liveness http://127.0.0.1:8080/healthz
 
 crds: deps
 	$(BIN)/python -m taskplatform.operator.crdgen crds

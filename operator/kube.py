@@ -9,6 +9,7 @@ Blocking calls: the handlers run them in worker threads.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -72,7 +73,10 @@ def load_api_client(pool_size: int = 32) -> client.ApiClient:
     try:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        # $KUBECONFIG as it is now (the library reads it once, at import).
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+        )
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
 

@@ -284,3 +284,35 @@ def test_reader_resumes_after_any_document_across_every_id_type(source: tuple[st
             d["_id"] for batch in read_batches(db.docs, Position(bucket_of(last), last, True), 2) for d in batch.docs
         ]
         assert rest == everything[k + 1 :], f"resuming after {last!r}"
+
+
+def test_the_summary_file_holds_the_outcome_for_a_job_status(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine, tmp_path: Path
+) -> None:
+    name, db = source
+    seed_variants(db)
+    summary = tmp_path / "termination-log"
+    assert run(mongo, name, database_url, "--verify", "--summary-file", str(summary)) == 0
+    outcome = json.loads(summary.read_text())
+    with db_engine.connect() as conn:
+        rejected = conn.execute(sa.text("SELECT count(*) FROM migration_rejects")).scalar_one()
+        imported = conn.execute(sa.text("SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM tasks)")).scalar()
+    assert (outcome["exitCode"], outcome["verified"]) == (0, True)
+    assert sum(c["rejected"] for c in outcome["collections"]) == rejected
+    assert sum(c["written"] for c in outcome["collections"]) == imported
+    assert sum(c["read"] for c in outcome["collections"]) == db.users.count_documents({}) + db.tasks.count_documents({})
+
+    with db_engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM tasks WHERE legacy_id = 'task-s'"))
+    assert run(mongo, name, database_url, "--verify-only", "--summary-file", str(summary)) == 3
+    assert json.loads(summary.read_text()) == {
+        "exitCode": 3,
+        "verified": False,
+        "error": "verification found differences",
+    }
+    bad_target = "postgresql://nobody:secret@127.0.0.1:1/none"
+    assert migrate(["--source-uri", mongo.uri, "--source-db", name, "--target-url", bad_target,
+                    "--summary-file", str(summary)]) == 2  # fmt: skip
+    failed = json.loads(summary.read_text())
+    assert failed["exitCode"] == 2 and "cannot reach PostgreSQL at 127.0.0.1" in failed["error"]
+    assert "secret" not in summary.read_text()

@@ -1,13 +1,15 @@
 """The Alembic migrations are the schema: they must build exactly what the models describe, and reverse."""
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pgcluster import ThrowawayPostgres
+from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 
 from taskplatform.api import models  # noqa: F401  (registers the tables)
-from taskplatform.api.migrate import alembic_config, upgrade_head
+from taskplatform.api.migrate import alembic_config, upgrade_head, wait_for_database
 
 
 def test_migrations_match_the_models(pg: ThrowawayPostgres) -> None:
@@ -49,3 +51,9 @@ def test_migrations_run_on_the_embedded_sqlite_default(tmp_path) -> None:  # typ
         assert {"users", "tasks", "revoked_tokens"} <= set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_migrate_waits_for_the_database_or_reports_it_unreachable(database_url: str) -> None:
+    wait_for_database(database_url, timeout_s=0)  # up: returns on the first try
+    with pytest.raises(OperationalError):
+        wait_for_database("postgresql://nobody:x@127.0.0.1:1/none", timeout_s=0)
