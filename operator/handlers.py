@@ -8,9 +8,10 @@ reconciles of one object never overlap and a burst of child events collapses int
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -116,7 +117,8 @@ class Runtime:
         platform = await asyncio.to_thread(self.kube.get, "TaskPlatform", *key)
         if platform is None:
             return None
-        result = await asyncio.to_thread(reconcile_platform, self.kube, platform)
+        with _reported(platform):
+            result = await asyncio.to_thread(reconcile_platform, self.kube, platform)
         _post(platform, result.events)
         # The resync catches what no watched object announces, such as a change to a referenced Secret.
         return RECHECK_S if result.recheck_soon else RESYNC_INTERVAL_S
@@ -125,11 +127,22 @@ class Runtime:
         migration = await asyncio.to_thread(self.kube.get, "DataMigration", *key)
         if migration is None:
             return None
-        result = await asyncio.to_thread(reconcile_migration, self.kube, migration)
+        with _reported(migration):
+            result = await asyncio.to_thread(reconcile_migration, self.kube, migration)
         _post(migration, result.events)
         if result.finished:
             return None
         return result.retry_after_s or MIGRATION_POLL_S  # progress comes from the pod's log
+
+
+@contextlib.contextmanager
+def _reported(obj: dict[str, Any]) -> Iterator[None]:
+    """A failed pass becomes a Warning event on the resource (then the error goes on, to be retried)."""
+    try:
+        yield
+    except Exception as exc:
+        _post(obj, [Event("Warning", "ReconcileFailed", str(exc)[:1000])])
+        raise
 
 
 def _post(obj: dict[str, Any], events: list[Event]) -> None:

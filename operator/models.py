@@ -62,7 +62,9 @@ class EnvVar(CRModel):
 
 
 class ApiSpec(CRModel):
-    image: str = Field("taskplatform-api:0.1.0", description="Container image of the API (also runs migrations).")
+    image: str = Field(
+        "taskplatform-api:0.1.0", min_length=1, description="Container image of the API (also runs migrations)."
+    )
     replicas: int = Field(
         2, ge=0, le=100, description="API replicas; ignored while autoscaling is set. `kubectl scale` edits this."
     )
@@ -89,7 +91,7 @@ class StorageSpec(CRModel):
 
 
 class DatabaseSpec(CRModel):
-    image: str = Field("taskplatform-postgres:15", description="PostgreSQL container image.")
+    image: str = Field("taskplatform-postgres:15", min_length=1, description="PostgreSQL container image.")
     version: str = Field("15", description="PostgreSQL major version the image provides.", pattern=r"^[0-9]+$")
     storage: StorageSpec = Field(default_factory=StorageSpec, description="The database's persistent volume.")
     resources: Resources = Field(
