@@ -6,13 +6,14 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: help deps run test test-fast lint format bench-api bench-migration bench-operator crds cluster-up cluster-down operator clean
+.PHONY: help deps run test test-fast lint format bench-api bench-migration bench-operator crds cluster-up cluster-down operator wheels images clean
 
 help:
 	@echo "make run        the API on the embedded SQLite default at http://127.0.0.1:$(PORT) (docs at /docs)"
 	@echo "make test       install what is needed, lint, type-check, run every test on a throwaway PostgreSQL"
 	@echo "make lint       ruff (lint + format check) and mypy"
 	@echo "make format     apply ruff's fixes and formatting"
+	@echo "make images     taskplatform-api, -operator, -postgres images on a local Debian base (starts dockerd)"
 	@echo "make crds       regenerate crds/*.yaml from the operator's typed models"
 	@echo "make cluster-up local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok); .cluster/kubeconfig"
 	@echo "make cluster-down"
@@ -43,7 +44,7 @@ format: deps
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: deps lint
+test: deps lint images
 	scripts/system-deps.sh postgresql
 	scripts/build-ferretdb.sh >/dev/null
 	scripts/build-k8s.sh >/dev/null
@@ -74,6 +75,15 @@ cluster-down:
 operator: deps
 	@if [ -z "$$KUBECONFIG" ] && [ ! -f "$$HOME/.kube/config" ]; then export KUBECONFIG=$(CURDIR)/.cluster/kubeconfig; fi; \
 	  exec $(BIN)/taskplatform-operator --log-format plain --liveness http://127.0.0.1:8080/healthz
+
+# Every wheel the images install, resolved here (the image builds need no index).
+wheels: deps
+	$(BIN)/python -m pip wheel -q --wheel-dir build/wheels '.[operator]'
+
+images: wheels
+	scripts/system-deps.sh docker debootstrap
+	scripts/docker-up.sh
+	scripts/build-images.sh
 
 crds: deps
 	$(BIN)/python -m taskplatform.operator.crdgen crds

@@ -183,7 +183,7 @@ def _template_metadata(
 # Secret's on every start (over the local socket), so a changed or re-created Secret takes effect on restart.
 # A failing postStart hook would kill the database, so a failure is tolerated (the API then fails /readyz).
 _SYNC_PASSWORD = (
-    "until pg_isready -q -h /var/run/postgresql; do sleep 1; done; "
+    "for i in $(seq 1 120); do pg_isready -q -h /var/run/postgresql && break; sleep 1; done; "
     'psql -v ON_ERROR_STOP=1 -q -h /var/run/postgresql -U "$POSTGRES_USER" -d "$POSTGRES_DB" '
     '-c "ALTER ROLE \\"$POSTGRES_USER\\" PASSWORD \'$POSTGRES_PASSWORD\'" || true'
 )

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import kopf
+from kubernetes.config import ConfigException
 from pydantic import ValidationError
 
 from taskplatform.operator.datamigration import reconcile_migration
@@ -170,7 +171,11 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # kopf's own per-handler chatter stays in the log
     settings.watching.server_timeout = 300
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="kube"))
-    _runtime = Runtime(Kube(load_api_client()))
+    try:
+        api_client = load_api_client()
+    except ConfigException as exc:  # no service account and no kubeconfig: retrying will not help
+        raise kopf.PermanentError(f"no Kubernetes credentials: {exc}") from exc
+    _runtime = Runtime(Kube(api_client))
 
 
 @kopf.on.cleanup()

@@ -13,6 +13,13 @@ for dep in "$@"; do
     wrk)
       command -v wrk >/dev/null || need+=(wrk)
       ;;
+    docker)
+      # The engine; a `docker` client alone cannot build. Debian's docker.io brings dockerd, containerd, runc.
+      command -v dockerd >/dev/null || need+=(docker.io)
+      ;;
+    debootstrap)
+      command -v debootstrap >/dev/null || need+=(debootstrap)
+      ;;
     *)
       echo "system-deps: unknown dependency '$dep'" >&2
       exit 2

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from kubecluster import LocalCluster
 from mongoserver import ThrowawayMongo
 from pgcluster import ThrowawayPostgres
 from support import TEST_JWT_SECRET, LiveServer
@@ -33,6 +35,21 @@ def mongo() -> Iterator[ThrowawayMongo]:
     """FerretDB, a real MongoDB wire-protocol server; each test uses a database of its own in it."""
     with ThrowawayMongo() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    """One local control plane (scripts/cluster-up.sh) for the session, with the CRDs installed."""
+    local = LocalCluster().start()
+    try:
+        local.kubectl("apply", "-f", str(Path(__file__).resolve().parent.parent / "crds"))
+        local.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s",
+            "crd/taskplatforms.taskplatform.io", "crd/datamigrations.taskplatform.io",
+        )  # fmt: skip
+        yield local
+    finally:
+        local.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Initialise the cluster on first start (the official image's contract), then exec postgres as PID 1.
+# Extra arguments go to postgres (e.g. -p 5433).
+set -eu
+: "${POSTGRES_USER:=postgres}"
+: "${POSTGRES_DB:=$POSTGRES_USER}"
+: "${PGDATA:=/var/lib/postgresql/data/pgdata}"
+socket=/var/run/postgresql
+
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+    echo "postgres-entrypoint: POSTGRES_PASSWORD is required to initialise the database" >&2
+    exit 1
+  fi
+  mkdir -p "$PGDATA" && chmod 700 "$PGDATA"
+  pwfile=$(mktemp)
+  printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+  initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 \
+    --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+  rm -f "$pwfile"
+  echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
+  echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+  if [ "$POSTGRES_DB" != "postgres" ]; then  # initdb made only `postgres` (and the templates)
+    pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -k $socket" -w start >/dev/null
+    psql -v ON_ERROR_STOP=1 -q -h "$socket" -U "$POSTGRES_USER" -d postgres \
+      -c "CREATE DATABASE \"$POSTGRES_DB\" OWNER \"$POSTGRES_USER\""
+    pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+  fi
+  echo "postgres-entrypoint: initialised $PGDATA (database $POSTGRES_DB)" >&2
+fi
+exec postgres -D "$PGDATA" -k "$socket" "$@"

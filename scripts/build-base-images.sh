@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Local base images from Debian, for a machine without a container registry: debootstrap a minimal rootfs
+# with the distribution's packages and `docker import` it. Prints nothing but progress on stderr.
+#   taskplatform-base:<suite>    python3 + venv (BASE_IMAGE of Dockerfile.api and Dockerfile.operator)
+#   taskplatform-pgbase:<suite>  PostgreSQL 15 server (BASE_IMAGE of Dockerfile.postgres)
+# Rootfs tarballs are cached in ~/.cache/taskplatform/rootfs keyed by suite and package list; an image is
+# re-imported only when its key changes. Needs root, debootstrap and a running Docker engine.
+set -euo pipefail
+SUITE=${DEBIAN_SUITE:-bookworm}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/taskplatform/rootfs"
+mkdir -p "$cache"
+
+build() {  # image name, comma-separated packages
+  local image=$1 packages=$2 key tarball rootfs
+  key=$(printf '%s %s' "$SUITE" "$packages" | sha256sum | cut -c1-12)
+  if [ "$(docker image inspect -f '{{ index .Config.Labels "io.taskplatform.rootfs" }}' "$image:$SUITE" 2>/dev/null)" = "$key" ]; then
+    return
+  fi
+  tarball="$cache/$image-$SUITE-$key.tar"
+  if [ ! -f "$tarball" ]; then
+    echo "build-base-images: debootstrap $SUITE with $packages" >&2
+    rootfs=$(mktemp -d)
+    debootstrap --variant=minbase --include="$packages" "$SUITE" "$rootfs" "$MIRROR" >&2
+    # What a base image does not need: package lists and caches, docs, man pages, locales.
+    rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/* "$rootfs"/usr/share/doc/* \
+      "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/log/*
+    find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name 'C.*' -exec rm -rf {} + 2>/dev/null || true
+    tar -C "$rootfs" --numeric-owner -cf "$tarball.tmp" .
+    mv "$tarball.tmp" "$tarball"
+    rm -rf "$rootfs"
+  fi
+  echo "build-base-images: import $image:$SUITE" >&2
+  docker import --change "LABEL io.taskplatform.rootfs=$key" --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["/bin/bash"]' "$tarball" "$image:$SUITE" >/dev/null
+}
+
+command -v debootstrap >/dev/null || { echo "build-base-images: debootstrap is required" >&2; exit 1; }
+build taskplatform-base "python3,python3-venv,ca-certificates"
+build taskplatform-pgbase "postgresql-15,ca-certificates"

@@ -1,0 +1,176 @@
+"""The container images, run as users run them (`make images` builds them first; `make test` does).
+
+Containers use the host network: the throwaway PostgreSQL, FerretDB and local control plane of the other
+tests listen on loopback, and no bridge or port mapping is needed to reach them.
+"""
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from kubecluster import LocalCluster, wait_for
+from mongoserver import ThrowawayMongo
+from pgcluster import free_port
+from pymongo import MongoClient
+
+API_IMAGE = "taskplatform-api:0.1.0"
+OPERATOR_IMAGE = "taskplatform-operator:0.1.0"
+POSTGRES_IMAGE = "taskplatform-postgres:15"
+pytestmark = pytest.mark.slow
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=300)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def images() -> None:
+    for image in (API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE):
+        result = docker("image", "inspect", image, check=False)
+        assert result.returncode == 0, f"{image} is not built: run `make images`"
+
+
+class Container:
+    def __init__(self, image: str, *args: str, env: dict[str, str] | None = None, options: tuple[str, ...] = ()):
+        self.name = f"tp-test-{uuid.uuid4().hex[:8]}"
+        env_args = [f"--env={k}={v}" for k, v in (env or {}).items()]
+        docker("run", "-d", "--name", self.name, "--network", "host", *env_args, *options, image, *args)
+
+    def logs(self) -> str:
+        result = docker("logs", self.name, check=False)
+        return result.stdout + result.stderr
+
+    def remove(self) -> None:
+        docker("rm", "-f", self.name, check=False)
+
+
+@pytest.fixture
+def containers() -> Iterator[list[Container]]:
+    started: list[Container] = []
+    yield started
+    for container in started:
+        print(container.name, container.logs()[-3000:])  # shown when a test failed
+        container.remove()
+
+
+def test_images_run_as_non_root_numeric_users() -> None:
+    users = {image: docker("image", "inspect", "-f", "{{.Config.User}}", image).stdout.strip()
+             for image in (API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE)}  # fmt: skip
+    assert users == {API_IMAGE: "10001:10001", OPERATOR_IMAGE: "10002:10002", POSTGRES_IMAGE: "999:999"}
+    # No build tools or caches in the final stage.
+    listing = docker("run", "--rm", "--entrypoint", "sh", API_IMAGE, "-c",
+                     "ls /opt/taskplatform/bin; ls /wheels 2>&1; command -v gcc pip || true").stdout  # fmt: skip
+    assert "taskplatform-api" in listing and "taskplatform-migrate" in listing
+    assert "No such file" in listing and "gcc" not in listing and "/pip" not in listing
+
+
+def test_the_api_image_serves_against_the_postgres_image(containers: list[Container]) -> None:
+    db_port, api_port = free_port(), free_port()
+    password = "pw-" + uuid.uuid4().hex
+    containers.append(
+        Container(
+            POSTGRES_IMAGE,
+            "-p",
+            str(db_port),
+            env={"POSTGRES_USER": "taskplatform", "POSTGRES_DB": "tasks", "POSTGRES_PASSWORD": password},
+        )
+    )
+    url = f"postgresql://taskplatform:{password}@127.0.0.1:{db_port}/tasks"
+    env = {"DATABASE_URL": url, "ENVIRONMENT": "prod", "JWT_SECRET": "k" * 48}
+    migrate = docker("run", "--rm", "--network", "host", *[f"--env={k}={v}" for k, v in env.items()],
+                     API_IMAGE, "migrate", "--wait", "60", check=False)  # fmt: skip
+    assert migrate.returncode == 0, migrate.stderr
+    # As Kubernetes runs it: read-only root filesystem, only /tmp writable.
+    containers.append(
+        Container(API_IMAGE, "serve", "--port", str(api_port), env=env, options=("--read-only", "--tmpfs", "/tmp"))
+    )
+    base = f"http://127.0.0.1:{api_port}"
+    wait_for(lambda: _get(f"{base}/readyz") == 200, "the API container's /readyz")
+
+    with httpx.Client(base_url=base, timeout=10) as client:
+        credentials = {"email": "ada@example.com", "password": "correct horse battery"}
+        assert client.post("/api/v1/auth/register", json=credentials).status_code == 201
+        login = client.post("/api/v1/auth/login", data={"username": credentials["email"],
+                                                        "password": credentials["password"]})  # fmt: skip
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        created = client.post("/api/v1/tasks", json={"title": "ship the images"}, headers=headers)
+        assert created.status_code == 201, created.text
+        listed = client.get("/api/v1/tasks", headers=headers).json()
+        assert [t["title"] for t in listed["items"]] == ["ship the images"]
+    assert password not in containers[1].logs()
+
+    # SIGTERM reaches uvicorn as PID 1: it shuts down cleanly, well inside the grace period.
+    started = time.monotonic()
+    docker("stop", "--time", "20", containers[1].name)
+    assert time.monotonic() - started < 15
+    assert "Application shutdown complete" in containers[1].logs()
+
+
+def _get(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def test_the_migration_cli_runs_from_the_api_image(
+    mongo: ThrowawayMongo, database_url: str, db_engine: sa.Engine
+) -> None:
+    source = f"images_{uuid.uuid4().hex[:8]}"
+    client: MongoClient = MongoClient(mongo.uri)
+    db = client[source]
+    db.users.insert_one({"_id": "u1", "email": "old@example.com", "password": "$2b$04$" + "a" * 53})
+    db.tasks.insert_many([{"_id": i, "owner": "u1", "title": f"legacy {i}", "status": "open"} for i in range(25)])
+    result = docker("run", "--rm", "--network", "host", "--read-only", "--tmpfs", "/tmp",
+                    "--entrypoint", "taskplatform-migrate", API_IMAGE,
+                    "--source-uri", mongo.uri, "--source-db", source, "--target-url", database_url,
+                    "--verify", "--progress", "json", "--summary-file", "/tmp/summary", check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert {e["event"] for e in events} >= {"progress", "summary", "verify"}
+    with db_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM tasks")).scalar() == 25
+    client.drop_database(source)
+    client.close()
+
+
+def test_the_operator_image_reconciles_on_the_local_control_plane(
+    cluster: LocalCluster, containers: list[Container], tmp_path: Path
+) -> None:
+    # The kubeconfig with its CA inline, readable by the image's non-root user.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(cluster.kubectl("config", "view", "--raw", "--flatten").stdout)
+    kubeconfig.chmod(0o644)
+    tmp_path.chmod(0o755)
+    port = free_port()
+    containers.append(
+        Container(
+            OPERATOR_IMAGE,
+            "--liveness",
+            f"http://127.0.0.1:{port}/healthz",
+            "-n",
+            "images",
+            env={"KUBECONFIG": "/config/kubeconfig"},
+            options=("--read-only", "--tmpfs", "/tmp", "-v", f"{tmp_path}:/config:ro"),
+        )
+    )
+    wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, "the operator's liveness endpoint")
+
+    cluster.kubectl("create", "namespace", "images")
+    platform = {"apiVersion": "taskplatform.io/v1alpha1", "kind": "TaskPlatform",
+                "metadata": {"name": "boxed", "namespace": "images"}, "spec": {"api": {"replicas": 1}}}  # fmt: skip
+    assert cluster.apply(platform).returncode == 0
+    waited = cluster.kubectl("wait", "tp/boxed", "-n", "images", "--for=condition=Ready", "--timeout=120s",
+                             check=False)  # fmt: skip
+    assert waited.returncode == 0, waited.stderr
+
+    started = time.monotonic()
+    docker("stop", "--time", "20", containers[0].name)
+    assert time.monotonic() - started < 15  # kopf handles SIGTERM as PID 1
