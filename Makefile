@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: help deps run test test-fast lint format bench-api bench-migration bench-operator crds cluster-up cluster-down operator wheels images clean
+.PHONY: help deps run test test-fast lint format bench-api bench-migration bench-operator crds cluster-up cluster-down operator wheels images chart-check clean
 
 help:
 	@echo "make run        the API on the embedded SQLite default at http://127.0.0.1:$(PORT) (docs at /docs)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint       ruff (lint + format check) and mypy"
 	@echo "make format     apply ruff's fixes and formatting"
 	@echo "make images     taskplatform-api, -operator, -postgres images on a local Debian base (starts dockerd)"
+	@echo "make chart-check  helm lint --strict, template, server-side validation, install/uninstall on the local control plane"
 	@echo "make crds       regenerate crds/*.yaml from the operator's typed models"
 	@echo "make cluster-up local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok); .cluster/kubeconfig"
 	@echo "make cluster-down"
@@ -48,6 +49,7 @@ test: deps lint images
 	scripts/system-deps.sh postgresql
 	scripts/build-ferretdb.sh >/dev/null
 	scripts/build-k8s.sh >/dev/null
+	scripts/build-helm.sh >/dev/null
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: deps
@@ -85,8 +87,13 @@ images: wheels
 	scripts/docker-up.sh
 	scripts/build-images.sh
 
+chart-check: deps
+	scripts/build-k8s.sh >/dev/null
+	scripts/build-helm.sh >/dev/null
+	$(BIN)/pytest tests/charts $(PYTEST_ARGS)
+
 crds: deps
-	$(BIN)/python -m taskplatform.operator.crdgen crds
+	$(BIN)/python -m taskplatform.operator.crdgen crds charts/taskplatform/crds
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info taskplatform.db*

@@ -191,10 +191,12 @@ def render(manifest: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    out = Path((argv or sys.argv[1:] or ["crds"])[0])
-    out.mkdir(parents=True, exist_ok=True)
-    for name, manifest in all_crds().items():
-        (out / name).write_text(render(manifest))
+    """Write the CRDs into each folder given: crds/ and the Helm chart's crds/ (`make crds` passes both)."""
+    for folder in argv or sys.argv[1:] or ["crds"]:
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, manifest in all_crds().items():
+            (out / name).write_text(render(manifest))
 
 
 if __name__ == "__main__":

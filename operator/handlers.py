@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -170,6 +171,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     settings.posting.level = logging.WARNING  # kopf's own per-handler chatter stays in the log
     settings.watching.server_timeout = 300
+    if os.environ.get("TASKPLATFORM_EXACT_NAMESPACES") == "1":
+        # Only named namespaces: no need to watch the cluster's CRDs and namespaces, nor the permission to.
+        settings.scanning.disabled = True
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="kube"))
     try:
         api_client = load_api_client()

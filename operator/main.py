@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # Standalone: one operator replica (the chart's Deployment runs one, strategy Recreate); kopf's peering
     # would only be needed to run several, and it needs cluster-wide peering objects for that.
+    if args.namespace and not any(set("*?[") & set(n) for n in args.namespace):
+        os.environ["TASKPLATFORM_EXACT_NAMESPACES"] = "1"  # read by the startup handler
     kopf.run(
         standalone=True,
         clusterwide=not args.namespace,

@@ -6,8 +6,9 @@ reports. Order: credentials → database → schema migration (started beside th
 API. A new API image rolls out only after its schema migration Job has completed; until then the Deployment
 keeps its current image while every other change still applies.
 
-RBAC this needs (namespaced kinds, cluster-wide or per watched namespace): secrets get/create/list/watch;
-services, statefulsets, deployments, poddisruptionbudgets, horizontalpodautoscalers get/list/watch/patch/delete;
+RBAC this needs (namespaced kinds, cluster-wide or per watched namespace): secrets get/list/watch/create/patch;
+services, statefulsets, deployments, poddisruptionbudgets, horizontalpodautoscalers get/list/watch/create/patch/delete
+(server-side apply creating an object needs create);
 jobs get/list/watch/create; taskplatforms get/list/watch/patch, taskplatforms/status patch; events create.
 """
 

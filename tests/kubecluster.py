@@ -54,13 +54,24 @@ class LocalCluster:
     def get(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 
+    def kubeconfig_for(self, service_account: str, namespace: str, path: Path) -> Path:
+        """A kubeconfig that authenticates as a ServiceAccount (a token from the TokenRequest API)."""
+        token = self.kubectl("create", "token", service_account, "-n", namespace, "--duration=1h").stdout.strip()
+        config = json.loads(self.kubectl("config", "view", "--raw", "--flatten", "-o", "json").stdout)
+        config["users"] = [{"name": "sa", "user": {"token": token}}]
+        config["contexts"] = [{"name": "sa", "context": {"cluster": config["clusters"][0]["name"], "user": "sa"}}]
+        config["current-context"] = "sa"
+        path.write_text(json.dumps(config))
+        return path
+
 
 class OperatorProcess:
     """`taskplatform-operator` as a separate process against a LocalCluster, as a user runs it."""
 
-    def __init__(self, cluster: LocalCluster, *args: str):
+    def __init__(self, cluster: LocalCluster, *args: str, kubeconfig: Path | None = None):
         self.cluster = cluster
         self.args = args
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.port = _free_port()
         self.log_path = cluster.dir / f"operator-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -70,7 +81,7 @@ class OperatorProcess:
         return f"http://127.0.0.1:{self.port}/healthz"
 
     def start(self) -> OperatorProcess:
-        env = {**self.cluster.env, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        env = {**self.cluster.env, "KUBECONFIG": str(self.kubeconfig)}
         command = [sys.executable, "-m", "taskplatform.operator.main", "--liveness", self.liveness_url, *self.args]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
