@@ -21,7 +21,10 @@ build() {  # image name, comma-separated packages
   if [ ! -f "$tarball" ]; then
     echo "build-base-images: debootstrap $SUITE with $packages" >&2
     rootfs=$(mktemp -d)
-    debootstrap --variant=minbase --include="$packages" "$SUITE" "$rootfs" "$MIRROR" >&2
+    if ! debootstrap --variant=minbase --include="$packages" "$SUITE" "$rootfs" "$MIRROR" >"$cache/$image.log" 2>&1; then
+      tail -40 "$cache/$image.log" >&2
+      exit 1
+    fi
     # What a base image does not need: package lists and caches, docs, man pages, locales.
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/* "$rootfs"/usr/share/doc/* \
       "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/log/*
