@@ -52,6 +52,21 @@ KINDS: dict[str, Kind] = {
 }
 
 
+def owns_field(obj: Manifest | None, *path: str, manager: str = FIELD_MANAGER) -> bool:
+    """Whether `manager` holds this field by server-side apply (per the object's managedFields)."""
+    for entry in (obj or {}).get("metadata", {}).get("managedFields") or []:
+        if entry.get("manager") != manager or entry.get("operation") != "Apply":
+            continue
+        fields = entry.get("fieldsV1") or {}
+        for key in path:
+            fields = fields.get(f"f:{key}")
+            if fields is None:
+                break
+        else:
+            return True
+    return False
+
+
 class KubeError(Exception):
     """A refused API call, with the server's status code, reason and message."""
 
@@ -126,12 +141,12 @@ class Kube:
         items: list[Manifest] = result.get("items", [])
         return items
 
-    def apply(self, manifest: Manifest) -> Manifest:
+    def apply(self, manifest: Manifest, field_manager: str = FIELD_MANAGER) -> Manifest:
         meta = manifest["metadata"]
         result: Manifest = self._call(
             "PATCH",
             KINDS[manifest["kind"]].path(meta["namespace"], meta["name"]),
-            {"fieldManager": FIELD_MANAGER, "force": "true"},
+            {"fieldManager": field_manager, "force": "true"},
             body=manifest,
             content_type="application/apply-patch+yaml",  # JSON is YAML
         )

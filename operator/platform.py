@@ -22,7 +22,7 @@ from typing import Any
 from taskplatform.operator import builders, status
 from taskplatform.operator.builders import Credentials, Names, Owner
 from taskplatform.operator.conditions import Observation, merge, now_rfc3339
-from taskplatform.operator.kube import Kube, Manifest
+from taskplatform.operator.kube import Kube, Manifest, owns_field
 from taskplatform.operator.models import TaskPlatformSpec
 
 
@@ -84,6 +84,25 @@ def _secret_ref_problem(kube: Kube, namespace: str, spec: TaskPlatformSpec) -> O
     return None
 
 
+HANDOVER_MANAGER = "taskplatform-operator-handover"
+
+
+def _hand_replicas_to_autoscaler(kube: Kube, deployment: Manifest) -> None:
+    """Autoscaling was just turned on. Dropping `replicas` from the operator's apply would delete the field
+    (it would fall back to 1) before the autoscaler acts; so first another field manager takes the current
+    value over, as Kubernetes' server-side apply docs prescribe, and the operator's apply then lets go."""
+    meta = deployment["metadata"]
+    kube.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "spec": {"replicas": deployment["spec"]["replicas"]},
+        },
+        field_manager=HANDOVER_MANAGER,
+    )
+
+
 def _with_image(spec: TaskPlatformSpec, image: str) -> TaskPlatformSpec:
     return spec.model_copy(update={"api": spec.api.model_copy(update={"image": image})})
 
@@ -115,10 +134,12 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
         result.events.append(Event("Normal", "SchemaMigrationStarted", f"Job {schema_job['metadata']['name']}"))
 
     deployment_name = Names(name).api
+    current = kube.get("Deployment", namespace, deployment_name)
+    if spec.api.autoscaling is not None and owns_field(current, "spec", "replicas") and current is not None:
+        _hand_replicas_to_autoscaler(kube, current)
     if status.job_outcome(observed.schema_job) == "Complete" and problem is None:
         observed.deployment = kube.apply(builders.api_deployment(owner, spec, credentials))
     else:
-        current = kube.get("Deployment", namespace, deployment_name)
         image = status.deployment_image(current)
         if current is not None and image is not None:
             # Hold the image until its schema is in place; scale, resources and env still apply.

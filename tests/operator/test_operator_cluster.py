@@ -230,6 +230,28 @@ def test_autoscaling_leaves_replicas_to_the_autoscaler(cluster: LocalCluster, ns
     wait_for(lambda: (get(cluster, ns, "deployment", "auto-api") or {})["spec"]["replicas"] == 1, "1 replica")
 
 
+def test_turning_autoscaling_on_keeps_the_running_replicas(cluster: LocalCluster, ns: str) -> None:
+    apply(cluster, platform(ns, "grow", {"api": {"replicas": 3}}))
+    wait_ready(cluster, ns, "grow")
+    apply(cluster, platform(ns, "grow", {"api": {"autoscaling": {"minReplicas": 2, "maxReplicas": 6}}}))
+    wait_for(lambda: get(cluster, ns, "hpa", "grow-api"), "the HorizontalPodAutoscaler")
+    tp = wait_for(
+        lambda: (
+            (t := get(cluster, ns, "tp", "grow"))
+            and t["status"]["observedGeneration"] == t["metadata"]["generation"]
+            and t
+        ),
+        "the change to be reconciled",
+    )
+    assert tp is not None
+    deployment = get(cluster, ns, "deployment", "grow-api", "--show-managed-fields") or {}
+    # Not reset to 1 (the field's default) when the operator stopped setting it: the autoscaler decides now.
+    assert deployment["spec"]["replicas"] == 3
+    managers = {e["manager"] for e in deployment["metadata"]["managedFields"] if "f:replicas" in
+                str(e.get("fieldsV1", {}).get("f:spec", {}))}  # fmt: skip
+    assert "taskplatform-operator" not in managers
+
+
 def test_a_restarted_operator_converges(cluster: LocalCluster, operator: OperatorProcess, ns: str) -> None:
     apply(cluster, platform(ns, "before", {"api": {"replicas": 2}}))
     wait_ready(cluster, ns, "before")
