@@ -86,9 +86,25 @@ start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$kubeconfig" \
   --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port 0
 
-start kwok "$bin/kwok" --kubeconfig "$kubeconfig" --config "$bin/kwok-base-stages.yaml" --config "$root/scripts/kwok/job-pods.yaml" --manage-all-nodes=false \
+# kwok also serves the kubelet API (on 127.0.0.1, the fake nodes' address) so `kubectl logs` works: every
+# container named `migrate` prints what $dir/container-logs/migrate.log holds (tests write it).
+mkdir -p "$dir/container-logs" && : > "$dir/container-logs/migrate.log"
+cat > "$dir/kwok-logs.yaml" <<EOL
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata: {name: migrate}
+spec:
+  selector: {}
+  logs:
+  - containers: [migrate]
+    logsFile: $dir/container-logs/migrate.log
+EOL
+kubelet_port=$(free_port)
+start kwok "$bin/kwok" --kubeconfig "$kubeconfig" --config "$bin/kwok-base-stages.yaml" \
+  --config "$root/scripts/kwok/job-pods.yaml" --config "$dir/kwok-logs.yaml" --manage-all-nodes=false \
   --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake --node-lease-duration-seconds 40 \
-  --cidr 10.244.0.0/16 --node-ip 10.0.0.1
+  --cidr 10.244.0.0/16 --node-ip 127.0.0.1 --node-port "$kubelet_port" \
+  --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key"
 
 for n in 1 2; do
   cat <<EON | "$bin/kubectl" --kubeconfig "$kubeconfig" apply -f - >/dev/null

@@ -54,6 +54,13 @@ class LocalCluster:
     def get(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 
+    def write_container_log(self, *lines: str) -> None:
+        """What every container named `migrate` has printed, as `kubectl logs` shows it (kwok serves the
+        file through the kubelet API; scripts/cluster-up.sh). Kubelet's CRI log format, one line each."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+        text = "".join(f"{now} stderr F {line}\n" for line in lines)
+        (self.dir / "container-logs" / "migrate.log").write_text(text)
+
     def kubeconfig_for(self, service_account: str, namespace: str, path: Path) -> Path:
         """A kubeconfig that authenticates as a ServiceAccount (a token from the TokenRequest API)."""
         token = self.kubectl("create", "token", service_account, "-n", namespace, "--duration=1h").stdout.strip()

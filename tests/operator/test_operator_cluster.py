@@ -372,6 +372,15 @@ def test_a_data_migration_waits_for_its_target_and_shows_it_running(cluster: Loc
     assert dm is not None and dm["status"]["jobName"] == "early-migrate"
     assert condition(dm, "Succeeded")["status"] == "False"
 
+    # While it runs, the counts follow the pod's last JSON progress line (read through `pods/log`).
+    progress = {"event": "progress", "collection": "tasks", "total": 400, "read": 160, "written": 158, "rejected": 2}
+    cluster.write_container_log("starting", json.dumps(progress), "a library's warning")
+    status = wait_for(
+        lambda: (d := get(cluster, ns, "dm", "early")) and d["status"].get("read") == 160 and d["status"],
+        "the progress in the status",
+    )
+    assert (status["written"], status["rejected"], status["progress"]) == (158, 2, "tasks 40%")
+
 
 def test_the_liveness_endpoint_answers(operator: OperatorProcess) -> None:
     with urllib.request.urlopen(operator.liveness_url, timeout=5) as response:  # noqa: S310 (local)
