@@ -19,6 +19,9 @@ from mongoserver import ThrowawayMongo
 from pgcluster import free_port
 from pymongo import MongoClient
 
+from taskplatform.operator.builders import Owner, database_statefulset
+from taskplatform.operator.models import TaskPlatformSpec
+
 API_IMAGE = "taskplatform-api:0.1.0"
 OPERATOR_IMAGE = "taskplatform-operator:0.1.0"
 POSTGRES_IMAGE = "taskplatform-postgres:15"
@@ -174,3 +177,25 @@ def test_the_operator_image_reconciles_on_the_local_control_plane(
     started = time.monotonic()
     docker("stop", "--time", "20", containers[0].name)
     assert time.monotonic() - started < 15  # kopf handles SIGTERM as PID 1
+
+
+def test_the_database_takes_a_changed_password_from_the_hook(containers: list[Container]) -> None:
+    """The postStart hook the operator puts on the database (builders.py), run in the postgres image."""
+    port = free_port()
+    containers.append(Container(POSTGRES_IMAGE, "-p", str(port),
+                                env={"POSTGRES_USER": "taskplatform", "POSTGRES_DB": "taskplatform",
+                                     "POSTGRES_PASSWORD": "first"}))  # fmt: skip
+    statefulset = database_statefulset(Owner("TaskPlatform", "x", "ns", "uid"), TaskPlatformSpec())
+    hook = statefulset["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["postStart"]["exec"]["command"]
+    env = {"PGPORT": str(port), "POSTGRES_USER": "taskplatform", "POSTGRES_DB": "taskplatform",
+           "POSTGRES_PASSWORD": "second"}  # fmt: skip
+    result = docker("exec", *[f"--env={k}={v}" for k, v in env.items()], containers[0].name, *hook, check=False)
+    assert result.returncode == 0, result.stderr
+    engine = sa.create_engine(f"postgresql+psycopg2://taskplatform:second@127.0.0.1:{port}/taskplatform")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT current_user")).scalar() == "taskplatform"
+    finally:
+        engine.dispose()
+    with pytest.raises(sa.exc.OperationalError):
+        sa.create_engine(f"postgresql+psycopg2://taskplatform:first@127.0.0.1:{port}/taskplatform").connect()

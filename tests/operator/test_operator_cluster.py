@@ -207,6 +207,26 @@ def test_deleted_and_edited_children_are_restored(cluster: LocalCluster, ns: str
     wait_ready(cluster, ns, "app")
 
 
+def test_a_deleted_secret_is_regenerated_and_the_pods_using_it_roll(cluster: LocalCluster, ns: str) -> None:
+    apply(cluster, platform(ns, "lost", {"api": {"replicas": 1}}))
+    wait_ready(cluster, ns, "lost")
+    digest = "taskplatform.io/credentials-digest"
+
+    def digests() -> tuple[str, str]:
+        sts, deployment = get(cluster, ns, "statefulset", "lost-db"), get(cluster, ns, "deployment", "lost-api")
+        pick = [(obj or {})["spec"]["template"]["metadata"]["annotations"][digest] for obj in (sts, deployment)]
+        return pick[0], pick[1]
+
+    before, password = digests(), secret_data(cluster, ns, "lost-credentials")["postgres-password"]
+    cluster.kubectl("delete", "secret", "lost-credentials", "-n", ns)
+    fresh = wait_for(lambda: secret_data(cluster, ns, "lost-credentials"), "a new Secret")
+    assert fresh["postgres-password"] != password and set(fresh) == {"postgres-password", "database-url", "jwt-secret"}
+    # Both workloads roll onto the new credentials (the database adopts the password on start: postStart).
+    after = wait_for(lambda: (d := digests()) != before and d[0] == d[1] and d, "both pod templates to change")
+    assert after[0] == after[1]
+    wait_ready(cluster, ns, "lost")
+
+
 def test_autoscaling_leaves_replicas_to_the_autoscaler(cluster: LocalCluster, ns: str) -> None:
     scaling = {"autoscaling": {"minReplicas": 2, "maxReplicas": 6, "targetCpuUtilizationPercentage": 60}}
     apply(cluster, platform(ns, "auto", {"api": scaling}))
