@@ -49,6 +49,11 @@ def merge(
     return merged
 
 
+def newly_true(previous: list[dict[str, Any]], observations: list[Observation]) -> list[Observation]:
+    """The observations that hold now and did not before: what deserves an Event."""
+    return [o for o in observations if o.holds and not is_true(previous, o.type)]
+
+
 def find(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
     return next((c for c in conditions if c.get("type") == type_), None)
 

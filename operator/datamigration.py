@@ -15,7 +15,7 @@ from typing import Any
 
 from taskplatform.operator import builders, status
 from taskplatform.operator.builders import Owner
-from taskplatform.operator.conditions import Observation, is_true, merge, now_rfc3339
+from taskplatform.operator.conditions import Observation, is_true, merge, newly_true, now_rfc3339
 from taskplatform.operator.kube import Kube, KubeError, Manifest
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
 from taskplatform.operator.platform import Event
@@ -76,8 +76,9 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
         pod = _newest_pod(kube, namespace, job_name)
         termination = status.parse_termination(pod)
         observations = status.migration_conditions(job, termination)
+        outcome = status.job_outcome(job)
         counts = termination.counts if termination is not None else None
-        if counts is None and pod is not None and status.job_outcome(job) is None:
+        if counts is None and pod is not None and outcome is None:
             counts = _progress_from_log(kube, namespace, pod)
         job_status = job.get("status") or {}
         fields = {
@@ -87,16 +88,14 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
         }
         if counts is not None:
             fields.update(read=counts.read, written=counts.written, rejected=counts.rejected, progress=counts.progress)
-        result.finished = status.job_outcome(job) is not None
+        result.finished = outcome is not None
 
     conditions = merge(conditions_before, observations, meta.get("generation"), now_rfc3339())
     new_status = {"observedGeneration": meta.get("generation"), "conditions": conditions, **fields}
     new_status = {k: v for k, v in new_status.items() if v is not None}
-    for observation in observations:
-        before = next((c for c in conditions_before if c.get("type") == observation.type), None)
-        if observation.holds and (before is None or before.get("status") != "True"):
-            kind = "Warning" if observation.type == "Failed" else "Normal"
-            result.events.append(Event(kind, observation.reason, observation.message or observation.type))
+    for observation in newly_true(conditions_before, observations):
+        kind = "Warning" if observation.type == "Failed" else "Normal"
+        result.events.append(Event(kind, observation.reason, observation.message or observation.type))
     if {k: previous.get(k) for k in new_status} != new_status:
         kube.patch_status("DataMigration", namespace, name, new_status)
     return result

@@ -8,25 +8,32 @@ reconciles of one object never overlap and a burst of child events collapses int
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import kopf
 from kubernetes.config import ConfigException
 from pydantic import ValidationError
 
 from taskplatform.operator.datamigration import reconcile_migration
-from taskplatform.operator.kube import Kube, KubeError, load_api_client
+from taskplatform.operator.kube import Kube, KubeError, Manifest, load_api_client
 from taskplatform.operator.models import GROUP, VERSION
 from taskplatform.operator.platform import Event, reconcile_platform
 
 log = logging.getLogger("taskplatform.operator")
 Key = tuple[str, str]  # namespace, name
+
+
+class _PassResult(Protocol):
+    @property
+    def events(self) -> list[Event]: ...
+
+
+R = TypeVar("R", bound=_PassResult)
 MANAGED = {"app.kubernetes.io/managed-by": "taskplatform-operator"}
 # (apiVersion, plural) of everything a TaskPlatform or DataMigration owns.
 CHILDREN = [
@@ -115,36 +122,32 @@ class Runtime:
         self.platforms = KeyedRunner(self._reconcile_platform, "TaskPlatform")
         self.migrations = KeyedRunner(self._reconcile_migration, "DataMigration")
 
-    async def _reconcile_platform(self, key: Key) -> float | None:
-        platform = await asyncio.to_thread(self.kube.get, "TaskPlatform", *key)
-        if platform is None:
+    async def _reconciled(self, kind: str, reconcile: Callable[[Kube, Manifest], R], key: Key) -> R | None:
+        """Read the resource, run one pass in a worker thread, post its Events; None when it is gone.
+        A failed pass becomes a Warning event on the resource, then the error goes on, to be retried."""
+        obj = await asyncio.to_thread(self.kube.get, kind, *key)
+        if obj is None:
             return None
-        with _reported(platform):
-            result = await asyncio.to_thread(reconcile_platform, self.kube, platform)
-        _post(platform, result.events)
+        try:
+            result = await asyncio.to_thread(reconcile, self.kube, obj)
+        except Exception as exc:
+            _post(obj, [Event("Warning", "ReconcileFailed", str(exc)[:1000])])
+            raise
+        _post(obj, result.events)
+        return result
+
+    async def _reconcile_platform(self, key: Key) -> float | None:
+        result = await self._reconciled("TaskPlatform", reconcile_platform, key)
+        if result is None:
+            return None
         # The resync catches what no watched object announces, such as a change to a referenced Secret.
         return RECHECK_S if result.recheck_soon else RESYNC_INTERVAL_S
 
     async def _reconcile_migration(self, key: Key) -> float | None:
-        migration = await asyncio.to_thread(self.kube.get, "DataMigration", *key)
-        if migration is None:
-            return None
-        with _reported(migration):
-            result = await asyncio.to_thread(reconcile_migration, self.kube, migration)
-        _post(migration, result.events)
-        if result.finished:
+        result = await self._reconciled("DataMigration", reconcile_migration, key)
+        if result is None or result.finished:
             return None
         return result.retry_after_s or MIGRATION_POLL_S  # progress comes from the pod's log
-
-
-@contextlib.contextmanager
-def _reported(obj: dict[str, Any]) -> Iterator[None]:
-    """A failed pass becomes a Warning event on the resource (then the error goes on, to be retried)."""
-    try:
-        yield
-    except Exception as exc:
-        _post(obj, [Event("Warning", "ReconcileFailed", str(exc)[:1000])])
-        raise
 
 
 def _post(obj: dict[str, Any], events: list[Event]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from taskplatform.operator import builders, status
 from taskplatform.operator.builders import Credentials, Names, Owner
-from taskplatform.operator.conditions import Observation, merge, now_rfc3339
+from taskplatform.operator.conditions import Observation, merge, newly_true, now_rfc3339
 from taskplatform.operator.kube import Kube, Manifest, owns_field
 from taskplatform.operator.models import TaskPlatformSpec
 
@@ -36,7 +36,6 @@ class Event:
 @dataclass(slots=True)
 class Result:
     events: list[Event] = field(default_factory=list)
-    ready: bool = False
     # Degraded by something no watched object announces (a referenced Secret): look again soon.
     recheck_soon: bool = False
 
@@ -64,12 +63,15 @@ def ensure_credentials(kube: Kube, owner: Owner, result: Result) -> Credentials:
         if existing is None:
             raise RuntimeError(f"Secret {name} disappeared while being created")
     password, jwt = _decoded(existing, "postgres-password"), _decoded(existing, "jwt-secret")
-    credentials = Credentials(password or generate_credentials().db_password, jwt or generate_credentials().jwt_secret)
     if password is None or jwt is None:
         # Someone removed a key: put back what is missing, keep what is there.
+        fresh = generate_credentials()
+        credentials = Credentials(password or fresh.db_password, jwt or fresh.jwt_secret)
         kube.apply(builders.credentials_secret(owner, credentials))
         result.events.append(Event("Warning", "CredentialsRepaired", f"Secret {name} was missing keys"))
-    elif _decoded(existing, "database-url") != builders.database_url(owner, password):
+        return credentials
+    credentials = Credentials(password, jwt)
+    if _decoded(existing, "database-url") != builders.database_url(owner, password):
         kube.apply(builders.credentials_secret(owner, credentials))
     return credentials
 
@@ -135,7 +137,7 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
 
     deployment_name = Names(name).api
     current = kube.get("Deployment", namespace, deployment_name)
-    if spec.api.autoscaling is not None and owns_field(current, "spec", "replicas") and current is not None:
+    if current is not None and spec.api.autoscaling is not None and owns_field(current, "spec", "replicas"):
         _hand_replicas_to_autoscaler(kube, current)
     if status.job_outcome(observed.schema_job) == "Complete" and problem is None:
         observed.deployment = kube.apply(builders.api_deployment(owner, spec, credentials))
@@ -155,13 +157,13 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
         else:
             kube.delete(kind, namespace, deployment_name)
 
-    result.ready = _write_status(kube, platform, spec, observed, result)
+    _write_status(kube, platform, spec, observed, result)
     return result
 
 
 def _write_status(
     kube: Kube, platform: Manifest, spec: TaskPlatformSpec, observed: status.PlatformObservation, result: Result
-) -> bool:
+) -> None:
     meta = platform["metadata"]
     previous: dict[str, Any] = platform.get("status") or {}
     observations = status.platform_conditions(spec, observed)
@@ -171,14 +173,10 @@ def _write_status(
         "conditions": conditions,
         **status.platform_fields(meta["name"], meta["namespace"], spec, observed.deployment),
     }
-    before = {c.get("type"): c.get("status") for c in previous.get("conditions") or []}
-    for observation in observations:
-        if before.get(observation.type) == observation.status:
-            continue
-        if observation.type == "Degraded" and observation.holds:
+    for observation in newly_true(previous.get("conditions") or [], observations):
+        if observation.type == "Degraded":
             result.events.append(Event("Warning", observation.reason, observation.message))
-        elif observation.type != "Degraded" and observation.holds:
+        else:
             result.events.append(Event("Normal", observation.type, observation.message))
     if {k: previous.get(k) for k in new_status} != new_status:
         kube.patch_status("TaskPlatform", meta["namespace"], meta["name"], new_status)
-    return observations[0].holds

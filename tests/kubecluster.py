@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from pgcluster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +80,7 @@ class OperatorProcess:
         self.cluster = cluster
         self.args = args
         self.kubeconfig = kubeconfig or cluster.kubeconfig
-        self.port = _free_port()
+        self.port = free_port()
         self.log_path = cluster.dir / f"operator-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -121,13 +122,6 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout_s: float = 90.0) -> Any:
