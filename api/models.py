@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, Relationship, SQLModel
 
+from taskplatform.api.limits import EMAIL_MAX, FULL_NAME_MAX, LEGACY_ID_MAX, TITLE_MAX
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -74,13 +76,13 @@ class User(SQLModel, table=True):
     __tablename__ = "users"
 
     id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
-    email: str = Field(max_length=320, sa_column_kwargs={"unique": True, "nullable": False})
+    email: str = Field(max_length=EMAIL_MAX, sa_column_kwargs={"unique": True, "nullable": False})
     hashed_password: str = Field(max_length=255)
-    full_name: str | None = Field(default=None, max_length=200)
+    full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX)
     is_active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # The `_id` of the MongoDB document this user was migrated from (see migration/); NULL for API sign-ups.
-    legacy_id: str | None = Field(default=None, max_length=96, sa_column_kwargs={"unique": True})
+    legacy_id: str | None = Field(default=None, max_length=LEGACY_ID_MAX, sa_column_kwargs={"unique": True})
 
     tasks: list["Task"] = Relationship(
         back_populates="owner", sa_relationship_kwargs={"passive_deletes": True, "lazy": "raise"}
@@ -95,6 +97,13 @@ class Task(SQLModel, table=True):
         sa.Index("ix_tasks_owner_due", "owner_id", "due_date", "id"),
         sa.Index("ix_tasks_owner_priority", "owner_id", "priority", "id"),
         sa.Index("ix_tasks_owner_status", "owner_id", "status"),
+        # PostgreSQL only (migration 0001): tag containment (tags @> '["x"]') and substring title search.
+        sa.Index("ix_tasks_tags", "tags", postgresql_using="gin", postgresql_ops={"tags": "jsonb_path_ops"}).ddl_if(
+            dialect="postgresql"
+        ),
+        sa.Index(
+            "ix_tasks_title_trgm", "title", postgresql_using="gin", postgresql_ops={"title": "gin_trgm_ops"}
+        ).ddl_if(dialect="postgresql"),
         sa.CheckConstraint("status IN ('todo', 'in_progress', 'done')", name="ck_tasks_status"),
         sa.CheckConstraint("priority BETWEEN 1 AND 4", name="ck_tasks_priority"),
     )
@@ -103,7 +112,7 @@ class Task(SQLModel, table=True):
     owner_id: int = Field(
         sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     )
-    title: str = Field(max_length=200)
+    title: str = Field(max_length=TITLE_MAX)
     description: str | None = Field(default=None, sa_type=sa.Text)
     status: TaskStatus = Field(default=TaskStatus.todo, sa_type=sa.String(16))
     priority: TaskPriority = Field(default=TaskPriority.medium, sa_type=PriorityType)
@@ -113,7 +122,7 @@ class Task(SQLModel, table=True):
     version: int = Field(default=1)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    legacy_id: str | None = Field(default=None, max_length=96, sa_column_kwargs={"unique": True})
+    legacy_id: str | None = Field(default=None, max_length=LEGACY_ID_MAX, sa_column_kwargs={"unique": True})
 
     owner: User | None = Relationship(back_populates="tasks", sa_relationship_kwargs={"lazy": "raise"})
 
@@ -192,6 +201,8 @@ class MigrationCheckpoint(SQLModel, table=True):
     written_count: int = Field(default=0, sa_type=sa.BigInteger)
     rejected_count: int = Field(default=0, sa_type=sa.BigInteger)
     done: bool = Field(default=False)
+    # When the import of this collection began: the creation time of documents that have none.
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -203,7 +214,24 @@ class MigrationReject(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
     collection: str = Field(max_length=64)
-    source_id: str = Field(max_length=96)
+    source_id: str = Field(max_length=LEGACY_ID_MAX)
     reason: str = Field(sa_type=sa.Text)
+    # Relaxed extended JSON to read and query (a NUL character shows as U+FFFD, which JSONB can hold) ...
     document: dict[str, Any] = Field(sa_column=sa.Column(JsonbType, nullable=False))
+    # ... and the document's exact BSON, to recover it as it was: bson.decode(raw_document).
+    raw_document: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     rejected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class MigrationAlteration(SQLModel, table=True):
+    """A legacy document imported with changes (a default for an unreadable field, text cut to a column,
+    a value kept over an API input limit), with a note per change. The source still holds the original."""
+
+    __tablename__ = "migration_alterations"
+    __table_args__ = (sa.UniqueConstraint("collection", "source_id", name="uq_migration_alterations_source"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    collection: str = Field(max_length=64)
+    source_id: str = Field(max_length=LEGACY_ID_MAX)
+    notes: list[str] = Field(sa_column=sa.Column(JsonbType, nullable=False))
+    altered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

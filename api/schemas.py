@@ -18,9 +18,16 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from taskplatform.api.limits import (
+    DESCRIPTION_MAX,
+    FULL_NAME_MAX,
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    TAG_MAX,
+    TAGS_MAX,
+    TITLE_MAX,
+)
 from taskplatform.api.models import TaskPriority, TaskStatus
-
-PASSWORD_MAX_LENGTH = 256
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -47,10 +54,10 @@ def _iso_only(value: object) -> object:
 NO_NUL = r"^[^\x00]*$"
 
 UtcDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_as_utc)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
-Description = Annotated[str, StringConstraints(max_length=10_000, pattern=NO_NUL)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=NO_NUL)]
-Tags = Annotated[list[Tag], Field(max_length=20)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX, pattern=NO_NUL)]
+Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX, pattern=NO_NUL)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_MAX, pattern=NO_NUL)]
+Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX)]
 
 
 class InputModel(BaseModel):
@@ -60,8 +67,10 @@ class InputModel(BaseModel):
 
 class UserCreate(InputModel):
     email: EmailStr
-    password: str = Field(min_length=8, max_length=PASSWORD_MAX_LENGTH, pattern=NO_NUL)
-    full_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200, pattern=NO_NUL)] | None = None
+    password: str = Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX, pattern=NO_NUL)
+    full_name: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=FULL_NAME_MAX, pattern=NO_NUL)] | None
+    ) = None
 
     @field_validator("email")
     @classmethod

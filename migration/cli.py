@@ -1,12 +1,13 @@
 """`taskplatform-migrate`: move the legacy MongoDB data into the API's PostgreSQL schema.
 
 Exit codes: 0 done (and verified, with --verify), 2 bad arguments, mapping or unreachable source/target,
-3 verification found differences.
+3 verification found differences, 4 the source or target failed mid-run (a re-run resumes).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+from bson.errors import InvalidBSON
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
@@ -21,9 +23,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from taskplatform.api.migrate import upgrade_head
+from taskplatform.migration.collections import KINDS
 from taskplatform.migration.mapping import MappingError, load_mapping
 from taskplatform.migration.progress import Reporter
-from taskplatform.migration.runner import KINDS, Migration, Options
+from taskplatform.migration.runner import Migration, Options
 from taskplatform.migration.target import Target
 from taskplatform.migration.verify import verify
 
@@ -79,6 +82,10 @@ class _Failure(Exception):
     """A clear, host-only message for the user; exit code 2."""
 
 
+class _Interrupted(Exception):
+    """The source or the target failed mid-run; what was committed stays, a re-run resumes. Exit code 4."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     outcome: dict[str, Any] = {}
@@ -87,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except _Failure as exc:
         print(f"taskplatform-migrate: {exc}", file=sys.stderr)
         code, outcome["error"] = 2, str(exc)
+    except _Interrupted as exc:
+        print(f"taskplatform-migrate: {exc}", file=sys.stderr)
+        code, outcome["error"] = 4, str(exc)
     if args.summary_file:
         # A Kubernetes Job points this at /dev/termination-log: the operator reads the counts from the pod's
         # status, no log scraping. Compact: the kubelet keeps at most 4 KiB.
@@ -115,7 +125,11 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
         db_name = args.source_db or parse_uri(args.source_uri).get("database") or "legacy"
     except (PyMongoError, ValueError) as exc:
         raise _Failure(f"invalid source URI: {exc}") from exc
-    client: MongoClient[dict[str, Any]] = MongoClient(args.source_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+    # DATETIME_AUTO: a BSON date outside Python's years 1-9999 is valid in MongoDB; it decodes to DatetimeMS
+    # (the transform reports it) instead of failing the whole read.
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        args.source_uri, serverSelectionTimeoutMS=5000, tz_aware=True, datetime_conversion="DATETIME_AUTO"
+    )
     try:
         client.admin.command("ping")
     except PyMongoError as exc:
@@ -141,8 +155,10 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
                 reporter.summary(stats, args.dry_run)
                 outcome["dryRun"] = args.dry_run
                 outcome["collections"] = [
-                    {"collection": s.name, "read": s.read, "written": s.written, "rejected": s.rejected} for s in stats
-                ]
+                    {"collection": s.name, "read": s.read, "written": s.written, "altered": s.altered,
+                     "rejected": s.rejected}
+                    for s in stats
+                ]  # fmt: skip
             if (args.verify or args.verify_only) and target is not None:
                 results = verify(client[db_name], target, mapping, kinds)
                 for result in results:
@@ -155,10 +171,20 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
                     outcome["error"] = "verification found differences"
                     print("taskplatform-migrate: verification found differences", file=sys.stderr)
                     return 3
+    except (psycopg2.Error, PyMongoError, InvalidBSON) as exc:
+        # Only the class and PostgreSQL's primary message: driver texts can carry hosts and user names.
+        side = "PostgreSQL" if isinstance(exc, psycopg2.Error) else "MongoDB"
+        primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+        reason = type(exc).__name__ + (f": {primary}" if primary else "")
+        raise _Interrupted(
+            f"the run stopped on a {side} error ({reason}); everything committed is kept: "
+            "run the same command again to resume from the last checkpoint"
+        ) from exc
     finally:
         client.close()
         if target is not None:
-            target.close()
+            with contextlib.suppress(psycopg2.Error):
+                target.close()
     return 0
 
 

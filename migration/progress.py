@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -20,6 +21,7 @@ class CollectionStats:
     read: int = 0
     written: int = 0
     rejected: int = 0
+    altered: int = 0  # imported with a change noted in migration_alterations
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
 
@@ -37,6 +39,7 @@ class CollectionStats:
             "read": self.read,
             "written": self.written,
             "rejected": self.rejected,
+            "altered": self.altered,
             "rate": round(rate, 1),
             "eta_s": round(remaining / rate, 1) if rate > 0 and self.total else None,
         }
@@ -45,11 +48,20 @@ class CollectionStats:
 class Reporter:
     """One progress sink for the run; `interactive` picks the bar, otherwise JSON lines on `stream`."""
 
-    def __init__(self, stream: TextIO | None = None, interactive: bool | None = None, interval_s: float = 1.0):
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        interactive: bool | None = None,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.stream = stream or sys.stderr
         self.interactive = self.stream.isatty() if interactive is None else interactive
         self.interval_s = interval_s
-        self._last_emit = 0.0
+        self._clock = clock
+        # None, not 0.0: the monotonic clock counts from boot, so on a young machine "now - 0.0" is small
+        # and the first line would be swallowed.
+        self._last_emit: float | None = None
         self._console = Console(file=self.stream)
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
@@ -89,8 +101,8 @@ class Reporter:
                 rate=stats.rate,
             )
             return
-        now = time.monotonic()
-        if force or now - self._last_emit >= self.interval_s:
+        now = self._clock()
+        if force or self._last_emit is None or now - self._last_emit >= self.interval_s:
             self._last_emit = now
             self.event("progress", **stats.as_dict())
 
@@ -104,13 +116,25 @@ class Reporter:
             )
             return
         table = Table(title="taskplatform-migrate" + (" (dry run: nothing written)" if dry_run else ""))
-        for column in ("collection", "read", "imported", "rejected", "time", "docs/s"):
+        for column in ("collection", "read", "imported", "altered", "rejected", "time", "docs/s"):
             table.add_column(column, justify="left" if column == "collection" else "right")
         for s in all_stats:
             rate = s.read / s.seconds if s.seconds else 0.0
             table.add_row(
-                s.name, f"{s.read:,}", f"{s.written:,}", f"{s.rejected:,}", f"{s.seconds:.1f}s", f"{rate:,.0f}"
+                s.name,
+                f"{s.read:,}",
+                f"{s.written:,}",
+                f"{s.altered:,}",
+                f"{s.rejected:,}",
+                f"{s.seconds:.1f}s",
+                f"{rate:,.0f}",
             )
-        totals = (sum(s.read for s in all_stats), sum(s.written for s in all_stats), sum(s.rejected for s in all_stats))
+        totals = [sum(getattr(s, key) for s in all_stats) for key in ("read", "written", "altered", "rejected")]
         table.add_row("total", *(f"{n:,}" for n in totals), f"{sum(s.seconds for s in all_stats):.1f}s", "")
         self._console.print(table)
+        altered = sum(s.altered for s in all_stats)
+        if altered and not dry_run:
+            self._console.print(
+                f"{altered:,} documents were imported with changes; each is listed with what changed in the "
+                "table migration_alterations (rejects, with their reason, in migration_rejects)."
+            )

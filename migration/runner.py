@@ -7,24 +7,24 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
 from pymongo.database import Database
 
+from taskplatform.migration.collections import KINDS, TASKS, USERS, Kind, Row
 from taskplatform.migration.mapping import Mapping
 from taskplatform.migration.progress import CollectionStats, Reporter
 from taskplatform.migration.source import Batch, Position, estimated_count, read_batches
 from taskplatform.migration.target import Checkpoint, Counts, Rejected, Target
-from taskplatform.migration.transform import RejectError, TaskRow, UserRow, legacy_id, transform_task, transform_user
-
-KINDS = ("users", "tasks")  # users first: tasks resolve their owners among migrated users
+from taskplatform.migration.transform import RejectError, TaskRow, UserRow, legacy_id, owner_reference
 
 
 @dataclass(frozen=True, slots=True)
 class Options:
     batch_size: int = 5000
-    kinds: tuple[str, ...] = KINDS
+    kinds: tuple[str, ...] = tuple(KINDS)
     dry_run: bool = False
     restart: bool = False
     mapping: Mapping = field(default_factory=Mapping)
@@ -68,6 +68,9 @@ def _prefetch(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
         stop.set()
 
 
+Pair = tuple[Row, dict[str, Any]]  # a row and the source document it came from
+
+
 class Migration:
     def __init__(self, source: Database[dict[str, Any]], target: Target | None, options: Options, reporter: Reporter):
         if target is None and not options.dry_run:
@@ -78,16 +81,13 @@ class Migration:
         self.reporter = reporter
 
     def run(self) -> list[CollectionStats]:
-        names = {kind: getattr(self.options.mapping.collections, kind) for kind in self.options.kinds}
+        kinds = [kind for name, kind in KINDS.items() if name in self.options.kinds]
         if self.options.restart and self.target is not None:
-            self.target.reset(names.values())
-        results = []
-        for kind in KINDS:
-            if kind in names:
-                results.append(self._run_collection(kind, names[kind]))
-        return results
+            self.target.reset(kind.collection(self.options.mapping) for kind in kinds)
+        return [self._run_collection(kind) for kind in kinds]
 
-    def _run_collection(self, kind: str, name: str) -> CollectionStats:
+    def _run_collection(self, kind: Kind) -> CollectionStats:
+        name = kind.collection(self.options.mapping)
         collection = self.source[name]
         checkpoint = None if self.target is None else self.target.load_checkpoint(name)
         stats = CollectionStats(name=name, total=0)
@@ -98,23 +98,29 @@ class Migration:
             stats.read, stats.written, stats.rejected = (
                 checkpoint.counts.read, checkpoint.counts.written, checkpoint.counts.rejected
             )  # fmt: skip
+            stats.altered = self.target.altered_count(name) if self.target is not None else 0
             self.reporter.event("skipped", collection=name, reason="already complete; --restart to run it again")
             self.reporter.update(stats, force=True)
             return stats
         position = checkpoint.position if checkpoint else Position()
         counts = checkpoint.counts if checkpoint else Counts()
+        import_time = (checkpoint.started_at if checkpoint else None) or datetime.now(UTC)
         stats.read, stats.written, stats.rejected = counts.read, counts.written, counts.rejected
+        if self.target is not None:
+            stats.altered = self.target.altered_count(name)
         self.reporter.event("start", collection=name, total=stats.total, resume_from=position.to_json())
         started = time.monotonic()
         for batch in _prefetch(read_batches(collection, position, self.options.batch_size)):
-            (self._users_batch if kind == "users" else self._tasks_batch)(name, batch, counts)
+            altered = self._batch(kind, name, batch, counts, import_time)
             stats.read, stats.written, stats.rejected = counts.read, counts.written, counts.rejected
+            stats.altered += altered
             self.reporter.update(stats)
             position = batch.position
         stats.seconds = time.monotonic() - started
         counter.join()
         if self.target is not None:
-            self.target.mark_done(name, Checkpoint(position, counts, True))
+            self.target.mark_done(name, Checkpoint(position, counts, True, import_time))
+            stats.altered = self.target.altered_count(name)
         self.reporter.update(stats, force=True)
         return stats
 
@@ -122,60 +128,76 @@ class Migration:
     def _fill_total(stats: CollectionStats, collection: Any) -> None:
         stats.total = estimated_count(collection)
 
-    def _split(
-        self, batch: Batch, transform: Any, fields: Any
-    ) -> tuple[list[tuple[Any, dict[str, Any]]], list[Rejected]]:
+    def _split(self, kind: Kind, batch: Batch, import_time: datetime) -> tuple[list[Pair], list[Rejected]]:
         """(row, its source document) for what transforms, Rejected for the rest. The document travels with
-        its row for the rejects only the writer can decide (duplicate email, unknown owner)."""
-        rows, rejects = [], []
+        its row for the rejects only the writer can decide (duplicate email, unknown owner, PostgreSQL)."""
+        fields = kind.fields(self.options.mapping)
+        rows: list[Pair] = []
+        rejects: list[Rejected] = []
         for doc in batch.docs:
             try:
-                rows.append((transform(doc, fields), doc))
+                rows.append((kind.transform(doc, fields, import_time), doc))
             except RejectError as exc:
                 rejects.append(Rejected(_source_id(doc), str(exc), doc))
         return rows, rejects
 
-    def _users_batch(self, name: str, batch: Batch, counts: Counts) -> None:
-        rows, rejects = self._split(batch, transform_user, self.options.mapping.fields.users)
-        taken = {} if self.target is None else self.target.users_taking_emails([r.email for r, _ in rows])
-        kept: list[UserRow] = []
+    def _batch(self, kind: Kind, name: str, batch: Batch, counts: Counts, import_time: datetime) -> int:
+        """Transform, decide the writer's rejects, write with the checkpoint. Returns how many rows were altered."""
+        rows, rejects = self._split(kind, batch, import_time)
+        kept = (self._unique_emails if kind is USERS else self._known_owners)(rows, rejects, batch)
+        counts.read += len(batch.docs)
+        counts.written += len(kept)
+        counts.rejected += len(rejects)
+        refused: list[Rejected] = []
+        if self.target is not None:
+            checkpoint = Checkpoint(batch.position, counts, False, import_time)
+            refused = self.target.write_batch(kind, name, kept, rejects, checkpoint)
+        refused_ids = {r.source_id for r in refused}
+        return sum(1 for row, _ in kept if row.notes and row.legacy_id not in refused_ids)
+
+    def _unique_emails(self, rows: list[Pair], rejects: list[Rejected], batch: Batch) -> list[Pair]:
+        """A second account with an email already taken (in this batch, by an earlier one, or through the API)."""
+        emails = [r.email for r, _ in rows if isinstance(r, UserRow)]
+        taken = {} if self.target is None else self.target.users_taking_emails(emails)
+        kept: list[Pair] = []
         seen: set[str] = set()
         for row, doc in rows:
+            assert isinstance(row, UserRow)
             owner = taken.get(row.email, row.legacy_id)
             if row.email in seen or owner != row.legacy_id:
                 rejects.append(Rejected(row.legacy_id, f"duplicate email {row.email!r}", doc))
             else:
                 seen.add(row.email)
-                kept.append(row)
-        counts.read += len(batch.docs)
-        counts.written += len(kept)
-        counts.rejected += len(rejects)
-        if self.target is not None:
-            self.target.write_users(name, kept, rejects, batch.position, counts)
+                kept.append((row, doc))
+        return kept
 
-    def _owners_in_source(self, owner_keys: set[str]) -> set[str]:
-        """Dry run: which owner references name a user document in the source."""
-        candidates: list[Any] = list(owner_keys)
-        candidates += [ObjectId(k) for k in owner_keys if ObjectId.is_valid(k)]
-        users = self.source[self.options.mapping.collections.users]
-        return {legacy_id(doc["_id"]) for doc in users.find({"_id": {"$in": candidates}}, {"_id": 1})}
-
-    def _tasks_batch(self, name: str, batch: Batch, counts: Counts) -> None:
-        rows, rejects = self._split(batch, transform_task, self.options.mapping.fields.tasks)
-        owner_keys = {r.owner_legacy_id for r, _ in rows}
+    def _known_owners(self, rows: list[Pair], rejects: list[Rejected], batch: Batch) -> list[Pair]:
+        """Tasks whose owner reference names a migrated user (in a dry run: a user document in the source)."""
+        owner_keys = {r.owner_legacy_id for r, _ in rows if isinstance(r, TaskRow)}
         if self.target is not None:
-            owner_ids = self.target.user_ids(sorted(owner_keys))
+            known = set(self.target.user_ids(sorted(owner_keys)))
         else:
-            owner_ids = dict.fromkeys(self._owners_in_source(owner_keys), 0)
-        kept: list[tuple[TaskRow, int]] = []
+            known = self._owners_in_source(owner_keys, [doc for _, doc in rows])
+        kept: list[Pair] = []
         for row, doc in rows:
-            owner_id = owner_ids.get(row.owner_legacy_id)
-            if owner_id is None:
-                rejects.append(Rejected(row.legacy_id, f"unknown owner {row.owner_legacy_id!r}", doc))
+            assert isinstance(row, TaskRow)
+            if row.owner_legacy_id in known:
+                kept.append((row, doc))
             else:
-                kept.append((row, owner_id))
-        counts.read += len(batch.docs)
-        counts.written += len(kept)
-        counts.rejected += len(rejects)
-        if self.target is not None:
-            self.target.write_tasks(name, kept, rejects, batch.position, counts)
+                rejects.append(Rejected(row.legacy_id, f"unknown owner {row.owner_legacy_id!r}", doc))
+        return kept
+
+    def _owners_in_source(self, owner_keys: set[str], docs: list[dict[str, Any]]) -> set[str]:
+        """Dry run: which owner references name a user document in the source. The references are looked up
+        as stored (any `_id` type, DBRefs unwrapped), and hex strings also as the ObjectId they spell."""
+        fields = TASKS.fields(self.options.mapping)
+        candidates: list[Any] = []
+        for doc in docs:
+            for field_name in fields.owner:
+                if doc.get(field_name) is not None:
+                    candidates.append(owner_reference(doc[field_name]))
+                    break
+        candidates += [ObjectId(k) for k in owner_keys if ObjectId.is_valid(k)]
+        users = self.source[USERS.collection(self.options.mapping)]
+        found = {legacy_id(doc["_id"]) for doc in users.find({"_id": {"$in": candidates}}, {"_id": 1})}
+        return found & owner_keys

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
+import bson.errors
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
@@ -18,9 +20,9 @@ from bson import json_util
 from sqlalchemy.engine import make_url
 
 from taskplatform.api.db import sync_url
-from taskplatform.api.models import TaskPriority
+from taskplatform.api.limits import LEGACY_ID_MAX
+from taskplatform.migration.collections import Kind, Row
 from taskplatform.migration.source import Position
-from taskplatform.migration.transform import TaskRow, UserRow
 
 
 @dataclass(slots=True)
@@ -35,6 +37,9 @@ class Checkpoint:
     position: Position
     counts: Counts
     done: bool
+    # When the collection's import began: the creation time given to documents that have none, kept
+    # across resumes so that --verify computes the same rows.
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,45 +72,39 @@ def _copy_text(rows: Iterable[Sequence[Any]]) -> io.StringIO:
     return io.StringIO("".join("\t".join(map(_copy_field, row)) + "\n" for row in rows))
 
 
-_USERS_STAGING = (
-    "stage_users",
-    "legacy_id text, email text, full_name text, hashed_password text, is_active boolean, created_at timestamptz",
-)
-# Only rows that differ are touched, so a re-run leaves identical rows (and their versions) alone.
-_USERS_UPSERT = """
-    INSERT INTO users (legacy_id, email, full_name, hashed_password, is_active, created_at)
-    SELECT legacy_id, email, full_name, hashed_password, is_active, created_at FROM stage_users
-    ON CONFLICT (legacy_id) DO UPDATE SET
-        email = EXCLUDED.email, full_name = EXCLUDED.full_name, hashed_password = EXCLUDED.hashed_password,
-        is_active = EXCLUDED.is_active, created_at = EXCLUDED.created_at
-    WHERE (users.email, users.full_name, users.hashed_password, users.is_active, users.created_at)
-        IS DISTINCT FROM (EXCLUDED.email, EXCLUDED.full_name, EXCLUDED.hashed_password, EXCLUDED.is_active,
-                          EXCLUDED.created_at)
-"""
-_TASKS_STAGING = (
-    "stage_tasks",
-    "legacy_id text, owner_id bigint, title text, description text, status text, priority smallint, "
-    "due_date timestamptz, tags jsonb, created_at timestamptz, updated_at timestamptz",
-)
-_TASKS_UPSERT = """
-    INSERT INTO tasks (legacy_id, owner_id, title, description, status, priority, due_date, tags, version,
-                       created_at, updated_at)
-    SELECT legacy_id, owner_id, title, description, status, priority, due_date, tags, 1, created_at, updated_at
-    FROM stage_tasks
-    ON CONFLICT (legacy_id) DO UPDATE SET
-        owner_id = EXCLUDED.owner_id, title = EXCLUDED.title, description = EXCLUDED.description,
-        status = EXCLUDED.status, priority = EXCLUDED.priority, due_date = EXCLUDED.due_date, tags = EXCLUDED.tags,
-        created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, version = tasks.version + 1
-    WHERE (tasks.owner_id, tasks.title, tasks.description, tasks.status, tasks.priority, tasks.due_date, tasks.tags,
-           tasks.created_at, tasks.updated_at)
-        IS DISTINCT FROM (EXCLUDED.owner_id, EXCLUDED.title, EXCLUDED.description, EXCLUDED.status,
-                          EXCLUDED.priority, EXCLUDED.due_date, EXCLUDED.tags, EXCLUDED.created_at,
-                          EXCLUDED.updated_at)
-"""
+def _jsonb_safe(value: Any) -> Any:
+    """JSONB refuses the NUL character; the readable copy shows U+FFFD instead (the raw BSON keeps it)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_jsonb_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {_jsonb_safe(k): _jsonb_safe(v) for k, v in value.items()}
+    return value
 
 
 def document_json(doc: dict[str, Any]) -> str:
-    return json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS)
+    """The document as MongoDB relaxed extended JSON, storable in JSONB whatever its strings hold."""
+    return json.dumps(_jsonb_safe(json.loads(json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS))))
+
+
+def document_bson(doc: dict[str, Any]) -> bytes | None:
+    """The document exactly, for recovery: `bson.decode(raw_document)` gives it back."""
+    try:
+        return bson.encode(doc)
+    except (bson.errors.BSONError, TypeError, ValueError, OverflowError):
+        return None
+
+
+# A lost connection ends the run (it resumes from the checkpoint); any other refusal is about the rows.
+_CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+def _refusal(exc: psycopg2.Error) -> str:
+    diag = getattr(exc, "diag", None)
+    message = (diag.message_primary if diag is not None else None) or str(exc).splitlines()[0]
+    detail = diag.message_detail if diag is not None else None
+    return f"refused by PostgreSQL: {message}" + (f" ({detail})" if detail else "")
 
 
 class Target:
@@ -121,7 +120,7 @@ class Target:
     def load_checkpoint(self, collection: str) -> Checkpoint | None:
         with self.conn.cursor() as cur:
             cur.execute(
-                "SELECT position, read_count, written_count, rejected_count, done "
+                "SELECT position, read_count, written_count, rejected_count, done, started_at "
                 "FROM migration_checkpoints WHERE collection = %s",
                 (collection,),
             )
@@ -130,48 +129,88 @@ class Target:
         if row is None:
             return None
         position = row[0] if isinstance(row[0], dict) else json.loads(row[0])
-        return Checkpoint(Position.from_json(position), Counts(row[1], row[2], row[3]), row[4])
+        return Checkpoint(Position.from_json(position), Counts(row[1], row[2], row[3]), row[4], row[5])
 
     def reset(self, collections: Iterable[str]) -> None:
+        """Start over: forget the position, counts, rejects and notes, but keep the import's start time, so
+        that documents without a creation date import exactly as before."""
         with self.conn.cursor() as cur:
             for collection in collections:
-                cur.execute("DELETE FROM migration_checkpoints WHERE collection = %s", (collection,))
-                cur.execute("DELETE FROM migration_rejects WHERE collection = %s", (collection,))
+                cur.execute(
+                    "UPDATE migration_checkpoints SET position = '{}', read_count = 0, written_count = 0, "
+                    "rejected_count = 0, done = false WHERE collection = %s",
+                    (collection,),
+                )
+                for table in ("migration_rejects", "migration_alterations"):
+                    cur.execute(f"DELETE FROM {table} WHERE collection = %s", (collection,))  # noqa: S608 (constant names)
         self.conn.commit()
 
-    def _save_checkpoint(self, cur: Any, collection: str, position: Position, counts: Counts, done: bool) -> None:
+    def _save_checkpoint(self, cur: Any, collection: str, checkpoint: Checkpoint) -> None:
+        counts = checkpoint.counts
         cur.execute(
             """
             INSERT INTO migration_checkpoints
-                (collection, position, read_count, written_count, rejected_count, done, updated_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s)
+                (collection, position, read_count, written_count, rejected_count, done, started_at, updated_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (collection) DO UPDATE SET
                 position = EXCLUDED.position, read_count = EXCLUDED.read_count,
                 written_count = EXCLUDED.written_count, rejected_count = EXCLUDED.rejected_count,
-                done = EXCLUDED.done, updated_at = EXCLUDED.updated_at
+                done = EXCLUDED.done, updated_at = EXCLUDED.updated_at,
+                started_at = COALESCE(migration_checkpoints.started_at, EXCLUDED.started_at)
             """,
-            (collection, json.dumps(position.to_json()), counts.read, counts.written, counts.rejected, done,
-             datetime.now(UTC)),
+            (collection, json.dumps(checkpoint.position.to_json()), counts.read, counts.written, counts.rejected,
+             checkpoint.done, checkpoint.started_at, datetime.now(UTC)),
         )  # fmt: skip
 
     def mark_done(self, collection: str, checkpoint: Checkpoint) -> None:
         with self.conn.cursor() as cur:
-            self._save_checkpoint(cur, collection, checkpoint.position, checkpoint.counts, True)
+            self._save_checkpoint(cur, collection, checkpoint)
         self.conn.commit()
 
+    # --- rejects and alterations -----------------------------------------------------------------------
+
+    _REJECTS_UPSERT = """
+        INSERT INTO migration_rejects (collection, source_id, reason, document, raw_document, rejected_at)
+        VALUES %s
+        ON CONFLICT (collection, source_id) DO UPDATE SET
+            reason = EXCLUDED.reason, document = EXCLUDED.document, raw_document = EXCLUDED.raw_document,
+            rejected_at = EXCLUDED.rejected_at
+    """
+
     def _save_rejects(self, cur: Any, collection: str, rejects: Sequence[Rejected]) -> None:
+        """Every reject is kept. Should a document still be unstorable as JSONB (a shape no conversion
+        foresaw), its reject row holds the reason and the exact BSON, never failing the batch."""
         if not rejects:
             return
-        psycopg2.extras.execute_values(
-            cur,
-            """
-            INSERT INTO migration_rejects (collection, source_id, reason, document, rejected_at)
-            VALUES %s
-            ON CONFLICT (collection, source_id) DO UPDATE SET
-                reason = EXCLUDED.reason, document = EXCLUDED.document, rejected_at = EXCLUDED.rejected_at
-            """,
-            [(collection, r.source_id[:96], r.reason, document_json(r.document), datetime.now(UTC)) for r in rejects],
+        now = datetime.now(UTC)
+        cur.execute("SAVEPOINT rejects")
+        try:
+            rows = [(collection, r.source_id[:LEGACY_ID_MAX], r.reason, document_json(r.document),
+                     document_bson(r.document), now) for r in rejects]  # fmt: skip
+            psycopg2.extras.execute_values(cur, self._REJECTS_UPSERT, rows)
+        except _CONNECTION_ERRORS:
+            raise
+        except (psycopg2.Error, ValueError, TypeError) as exc:
+            cur.execute("ROLLBACK TO SAVEPOINT rejects")
+            unstorable = json.dumps({"unstorable": _shown_error(exc)})
+            rows = [(collection, r.source_id[:LEGACY_ID_MAX], r.reason, unstorable, document_bson(r.document), now)
+                    for r in rejects]  # fmt: skip
+            psycopg2.extras.execute_values(cur, self._REJECTS_UPSERT, rows)
+        cur.execute("RELEASE SAVEPOINT rejects")
+
+    def _save_alterations(self, cur: Any, collection: str, rows: Sequence[Row]) -> None:
+        """Replace the alteration notes of the written rows: a document fixed at the source loses its note."""
+        ids = [r.legacy_id for r in rows]
+        cur.execute(
+            "DELETE FROM migration_alterations WHERE collection = %s AND source_id = ANY(%s)", (collection, ids)
         )
+        altered = [(collection, r.legacy_id, json.dumps(list(r.notes)), datetime.now(UTC)) for r in rows if r.notes]
+        if altered:
+            psycopg2.extras.execute_values(
+                cur,
+                "INSERT INTO migration_alterations (collection, source_id, notes, altered_at) VALUES %s",
+                altered,
+            )
 
     def _forget_rejects(self, cur: Any, collection: str, legacy_ids: list[str]) -> None:
         # A document that failed before and imports now (the source was fixed) is no longer a reject.
@@ -179,7 +218,7 @@ class Target:
             "DELETE FROM migration_rejects WHERE collection = %s AND source_id = ANY(%s)", (collection, legacy_ids)
         )
 
-    # --- users ---------------------------------------------------------------------------------------
+    # --- batches -------------------------------------------------------------------------------------
 
     def users_taking_emails(self, emails: list[str]) -> dict[str, str | None]:
         """email → legacy id (None for accounts created through the API) among existing users."""
@@ -187,102 +226,66 @@ class Target:
             cur.execute("SELECT email, legacy_id FROM users WHERE email = ANY(%s)", (emails,))
             return dict(cur.fetchall())
 
-    def _write_batch(
-        self,
-        collection: str,
-        staging: tuple[str, str],
-        rows: Iterable[Sequence[Any]],
-        upsert: str,
-        legacy_ids: list[str],
-        rejects: Sequence[Rejected],
-        position: Position,
-        counts: Counts,
-    ) -> None:
-        """One transaction: COPY the rows into the staging table, upsert them, record rejects and checkpoint."""
-        table, columns = staging
-        with self.conn.cursor() as cur:
-            if legacy_ids:
-                cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS")
-                cur.copy_expert(f"COPY {table} FROM STDIN", _copy_text(rows))
-                cur.execute(upsert)
-                self._forget_rejects(cur, collection, legacy_ids)
-            self._save_rejects(cur, collection, rejects)
-            self._save_checkpoint(cur, collection, position, counts, False)
-        self.conn.commit()
-
-    def write_users(
-        self,
-        collection: str,
-        rows: Sequence[UserRow],
-        rejects: Sequence[Rejected],
-        position: Position,
-        counts: Counts,
-    ) -> None:
-        self._write_batch(
-            collection,
-            _USERS_STAGING,
-            ((r.legacy_id, r.email, r.full_name, r.hashed_password, r.is_active, r.created_at) for r in rows),
-            _USERS_UPSERT,
-            [r.legacy_id for r in rows],
-            rejects,
-            position,
-            counts,
-        )
-
-    # --- tasks ---------------------------------------------------------------------------------------
-
     def user_ids(self, legacy_ids: list[str]) -> dict[str, int]:
         with self.conn.cursor() as cur:
             cur.execute("SELECT legacy_id, id FROM users WHERE legacy_id = ANY(%s)", (legacy_ids,))
             return dict(cur.fetchall())
 
-    def write_tasks(
+    def _upsert(self, cur: Any, kind: Kind, rows: Sequence[tuple[Row, dict[str, Any]]]) -> list[Rejected]:
+        """COPY and upsert `rows` inside a savepoint. When PostgreSQL refuses them, the rows are bisected (as
+        pgloader does) until each refused row stands alone; those come back as rejects with PostgreSQL's
+        reason and every other row is written."""
+        cur.execute("SAVEPOINT batch_rows")
+        try:
+            cur.execute(kind.staging_ddl)
+            cur.copy_expert(f"COPY {kind.staging_table} FROM STDIN", _copy_text(kind.staged(r) for r, _ in rows))
+            cur.execute(kind.upsert_sql)
+            cur.execute(f"TRUNCATE {kind.staging_table}")  # the next slice of a bisected batch starts empty
+        except _CONNECTION_ERRORS:
+            raise
+        except psycopg2.Error as exc:
+            cur.execute("ROLLBACK TO SAVEPOINT batch_rows")
+            if len(rows) == 1:
+                row, doc = rows[0]
+                return [Rejected(row.legacy_id, _refusal(exc), doc)]
+            middle = len(rows) // 2
+            return self._upsert(cur, kind, rows[:middle]) + self._upsert(cur, kind, rows[middle:])
+        cur.execute("RELEASE SAVEPOINT batch_rows")
+        return []
+
+    def write_batch(
         self,
+        kind: Kind,
         collection: str,
-        rows: Sequence[tuple[TaskRow, int]],
+        rows: Sequence[tuple[Row, dict[str, Any]]],
         rejects: Sequence[Rejected],
-        position: Position,
-        counts: Counts,
-    ) -> None:
-        self._write_batch(
-            collection,
-            _TASKS_STAGING,
-            (
-                (r.legacy_id, owner_id, r.title, r.description, r.status, TaskPriority(r.priority).rank,
-                 r.due_date, json.dumps(r.tags), r.created_at, r.updated_at)
-                for r, owner_id in rows
-            ),
-            _TASKS_UPSERT,
-            [r.legacy_id for r, _ in rows],
-            rejects,
-            position,
-            counts,
-        )  # fmt: skip
+        checkpoint: Checkpoint,
+    ) -> list[Rejected]:
+        """One transaction: the rows, their alteration notes, the rejects and the checkpoint. Returns the rows
+        PostgreSQL refused (already counted as rejects in the checkpoint)."""
+        with self.conn.cursor() as cur:
+            refused = self._upsert(cur, kind, rows) if rows else []
+            if refused:
+                checkpoint.counts.written -= len(refused)
+                checkpoint.counts.rejected += len(refused)
+            refused_ids = {r.source_id for r in refused}
+            written = [row for row, _ in rows if row.legacy_id not in refused_ids]
+            if written:
+                self._forget_rejects(cur, collection, [r.legacy_id for r in written])
+                self._save_alterations(cur, collection, written)
+            self._save_rejects(cur, collection, [*rejects, *refused])
+            self._save_checkpoint(cur, collection, checkpoint)
+        self.conn.commit()
+        return refused
 
     # --- verification reads ----------------------------------------------------------------------------
 
-    def iter_users(self) -> Iterable[UserRow]:
-        with self.conn.cursor(name="verify_users") as cur:
+    def iter_rows(self, kind: Kind) -> Iterable[Row]:
+        with self.conn.cursor(name=f"verify_{kind.name}") as cur:
             cur.itersize = 5000
-            cur.execute(
-                "SELECT legacy_id, email, full_name, hashed_password, is_active, created_at "
-                "FROM users WHERE legacy_id IS NOT NULL"
-            )
-            for row in cur:
-                yield UserRow(*row)
-        self.conn.rollback()
-
-    def iter_tasks(self) -> Iterable[TaskRow]:
-        ranks = {p.rank: p.value for p in TaskPriority}
-        with self.conn.cursor(name="verify_tasks") as cur:
-            cur.itersize = 5000
-            cur.execute(
-                "SELECT t.legacy_id, u.legacy_id, t.title, t.description, t.status, t.priority, t.due_date, t.tags, "
-                "t.created_at, t.updated_at FROM tasks t JOIN users u ON u.id = t.owner_id "
-                "WHERE t.legacy_id IS NOT NULL"
-            )
-            for row in cur:
-                yield TaskRow(row[0], row[1], row[2], row[3], row[4], ranks[row[5]], row[6], row[7], row[8], row[9])
+            cur.execute(kind.load_sql)
+            for values in cur:
+                yield kind.row_type(*values)
         self.conn.rollback()
 
     def rejected_ids(self, collection: str) -> set[str]:
@@ -291,3 +294,14 @@ class Target:
             ids = {row[0] for row in cur.fetchall()}
         self.conn.rollback()
         return ids
+
+    def altered_count(self, collection: str) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM migration_alterations WHERE collection = %s", (collection,))
+            row = cur.fetchone()
+        self.conn.rollback()
+        return int(row[0]) if row else 0
+
+
+def _shown_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]

@@ -7,45 +7,40 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from taskplatform.migration.collections import KINDS, Kind, Row
 from taskplatform.migration.mapping import Mapping
 from taskplatform.migration.source import count_documents, count_unreachable
 from taskplatform.migration.target import Target
-from taskplatform.migration.transform import RejectError, TaskRow, UserRow, transform_task, transform_user
+from taskplatform.migration.transform import RejectError
 
 
-def row_digest(row: UserRow | TaskRow) -> int:
-    if isinstance(row, UserRow):
-        parts: list[Any] = [row.legacy_id, row.email, row.full_name, row.hashed_password, row.is_active,
-                            row.created_at.isoformat()]  # fmt: skip
-    else:
-        parts = [row.legacy_id, row.owner_legacy_id, row.title, row.description, row.status, row.priority,
-                 row.due_date.isoformat() if row.due_date else None, row.tags, row.created_at.isoformat(),
-                 row.updated_at.isoformat()]  # fmt: skip
-    canonical = json.dumps(parts, separators=(",", ":"), ensure_ascii=False).encode()
+def row_digest(kind: Kind, row: Row) -> int:
+    canonical = json.dumps(kind.canonical(row), separators=(",", ":"), ensure_ascii=False).encode()
     return int.from_bytes(hashlib.blake2b(canonical, digest_size=8).digest(), "big")
 
 
-def checksum(rows: Iterable[UserRow | TaskRow]) -> tuple[int, int]:
+def checksum(kind: Kind, rows: Iterable[Row]) -> tuple[int, int]:
     """(row count, sum of 64-bit row digests mod 2**64): equal for equal row sets in any order."""
     count = total = 0
     for row in rows:
         count += 1
-        total = (total + row_digest(row)) % 2**64
+        total = (total + row_digest(kind, row)) % 2**64
     return count, total
 
 
 def _expected_rows(
-    collection: Collection[dict[str, Any]], transform: Any, fields: Any, rejected_ids: set[str]
-) -> Iterable[UserRow | TaskRow]:
+    kind: Kind, collection: Collection[dict[str, Any]], fields: Any, import_time: datetime, rejected_ids: set[str]
+) -> Iterable[Row]:
     """What the target should hold: every source document that transforms and was not rejected."""
     for doc in collection.find({}, batch_size=5000):
         try:
-            row = transform(doc, fields)
+            row = kind.transform(doc, fields, import_time)
         except RejectError:
             continue
         if row.legacy_id not in rejected_ids:
@@ -75,18 +70,20 @@ def verify(
     source: Database[dict[str, Any]], target: Target, mapping: Mapping, kinds: Iterable[str]
 ) -> list[VerifyResult]:
     results = []
-    for kind in kinds:
-        name = getattr(mapping.collections, kind)
-        collection = source[name]
-        rejected_ids = target.rejected_ids(name)
-        transform = transform_user if kind == "users" else transform_task
-        fields = getattr(mapping.fields, kind)
-
-        source_count, source_sum = checksum(_expected_rows(collection, transform, fields, rejected_ids))
-        target_count, target_sum = checksum(target.iter_users() if kind == "users" else target.iter_tasks())
+    for name in kinds:
+        kind = KINDS[name]
+        collection_name = kind.collection(mapping)
+        collection = source[collection_name]
+        rejected_ids = target.rejected_ids(collection_name)
+        checkpoint = target.load_checkpoint(collection_name)
+        # Documents without a creation time got the import's start; the checkpoint remembers it.
+        import_time = (checkpoint.started_at if checkpoint else None) or datetime.now(UTC)
+        expected = _expected_rows(kind, collection, kind.fields(mapping), import_time, rejected_ids)
+        source_count, source_sum = checksum(kind, expected)
+        target_count, target_sum = checksum(kind, target.iter_rows(kind))
         results.append(
             VerifyResult(
-                collection=name,
+                collection=collection_name,
                 source=count_documents(collection),
                 imported=target_count,
                 rejected=len(rejected_ids),

@@ -4,6 +4,9 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
+# The tables register themselves on SQLModel.metadata when their module is imported; without this import
+# the metadata is empty and `alembic revision --autogenerate` would write a migration dropping every table.
+from taskplatform.api import models  # noqa: F401
 from taskplatform.api.config import get_settings
 
 config = context.config

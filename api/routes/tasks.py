@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from taskplatform.api.deps import API_PREFIX, CurrentUserId, SessionDep, SettingsDep
+from taskplatform.api.limits import TAG_MAX, TITLE_MAX
 from taskplatform.api.models import Task, TaskPriority, TaskStatus
 from taskplatform.api.routes.common import problems
 from taskplatform.api.schemas import NO_NUL, TaskCreate, TaskPage, TaskPublic, TaskUpdate, UtcDatetime
@@ -63,13 +64,13 @@ async def list_tasks(
     status: Annotated[list[TaskStatus] | None, Query(description="Any of these statuses.")] = None,
     priority: Annotated[list[TaskPriority] | None, Query(description="Any of these priorities.")] = None,
     tag: Annotated[
-        list[Annotated[str, Query(min_length=1, max_length=50, pattern=NO_NUL)]] | None,
+        list[Annotated[str, Query(min_length=1, max_length=TAG_MAX, pattern=NO_NUL)]] | None,
         Query(description="Tasks carrying all of these tags."),
     ] = None,
     due_after: Annotated[UtcDatetime | None, Query(description="due_date >= this.")] = None,
     due_before: Annotated[UtcDatetime | None, Query(description="due_date < this.")] = None,
     q: Annotated[
-        str | None, Query(min_length=1, max_length=200, pattern=NO_NUL, description="Text in the title.")
+        str | None, Query(min_length=1, max_length=TITLE_MAX, pattern=NO_NUL, description="Text in the title.")
     ] = None,
     sort: Annotated[task_service.SortKey, Query(description="Sort key; '-' for descending.")] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import bcrypt
+import bson
 import pytest
 import sqlalchemy as sa
 from bson import ObjectId
@@ -102,7 +103,7 @@ def test_every_legacy_variant_is_mapped_and_bad_documents_are_kept_with_reasons(
     assert users[str(ids["bob"])].full_name == "Bob"
     assert users[str(ids["cy"])].created_at == datetime.fromtimestamp(1600000000, UTC)
 
-    assert len(tasks) == 4
+    assert len(tasks) == 7
     assert {"int:1", "task-s", "double:2.5"} < set(tasks)
     pending = next(t for t in tasks.values() if t.title == "Pending one")
     assert (pending.status, pending.priority, pending.tags) == ("todo", 3, ["a", "b"])
@@ -117,11 +118,30 @@ def test_every_legacy_variant_is_mapped_and_bad_documents_are_kept_with_reasons(
     assert tasks["double:2.5"].status == "done"
 
     reasons = {reason for _, reason in rejects}
-    assert {"missing email", "password is not a bcrypt hash ($2a$/$2b$/$2y$)", "duplicate email", "missing title",
-            "unknown owner", "unparseable due date", "title has wrong type int, expected a string",
-            "unknown status"} <= reasons  # fmt: skip
+    assert reasons == {"missing email", "password is not a bcrypt hash ($2a$/$2b$/$2y$)", "duplicate email",
+                       "missing title", "unknown owner"}  # fmt: skip
     orphan = next(r for (c, reason), r in rejects.items() if reason == "unknown owner")
     assert orphan.document["title"] == "Orphan"  # the raw document is kept whole
+    assert bson.decode(orphan.raw_document)["title"] == "Orphan"
+
+    # Optional fields that could not be read are defaulted, and each such document is noted.
+    by_title = {t.title: t for t in tasks.values()}
+    assert by_title["Bad date"].due_date is None
+    assert by_title["Weird status"].status == "todo"
+    assert by_title["12"].owner_id == users[str(ids["ann"])].id
+    with db_engine.connect() as conn:
+        notes = {
+            r.source_id: r.notes
+            for r in conn.execute(sa.text("SELECT * FROM migration_alterations WHERE collection = 'tasks'"))
+        }
+    assert notes[by_title["Bad date"].legacy_id] == ["unparseable due date 'someday': left empty"]
+    assert notes[by_title["Weird status"].legacy_id] == ["unknown status 'blocked': todo is used"]
+    assert notes[by_title["12"].legacy_id] == ["title was a number (12): stored as text"]
+    # Tasks whose _id is no ObjectId and that have no date at all get the import time, noted (never 1970).
+    for no_date in ("int:1", "task-s", "double:2.5"):
+        assert notes[no_date] == ["created date missing: the import time is used"]
+        assert tasks[no_date].created_at > datetime(2026, 1, 1, tzinfo=UTC)
+    assert len(notes) == 6
 
 
 def test_rerun_is_idempotent_and_restart_changes_nothing(
@@ -152,7 +172,7 @@ def test_dry_run_writes_nothing(
     assert summary["dry_run"] is True
     by_name = {c["collection"]: c for c in summary["collections"]}
     assert (by_name["users"]["written"], by_name["users"]["rejected"]) == (5, 3)
-    assert (by_name["tasks"]["written"], by_name["tasks"]["rejected"]) == (4, 5)
+    assert (by_name["tasks"]["written"], by_name["tasks"]["rejected"], by_name["tasks"]["altered"]) == (7, 2, 6)
 
 
 def test_progress_is_json_lines_when_not_a_terminal(
@@ -195,7 +215,7 @@ def test_a_migrated_user_logs_in_with_the_old_password(
         assert login.status_code == 200
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         tasks = client.get("/api/v1/tasks", headers=headers).json()["items"]
-        assert [t["title"] for t in tasks] == ["Pending one"]
+        assert sorted(t["title"] for t in tasks) == ["12", "Bad date", "Pending one", "Weird status"]
         wrong = client.post("/api/v1/auth/login", data={"username": "ann@example.com", "password": "nope-nope"})
         assert wrong.status_code == 401
 

@@ -1,6 +1,8 @@
 import io
 import json
 
+import pytest
+
 from taskplatform.migration.progress import CollectionStats, Reporter
 
 
@@ -18,14 +20,29 @@ def test_json_lines_when_not_interactive() -> None:
     assert summary["collections"][0]["collection"] == "tasks"
 
 
-def test_json_progress_is_rate_limited() -> None:
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("uptime_s", [0.0, 5.0, 1e6])
+def test_json_progress_is_rate_limited_whatever_the_uptime(uptime_s: float) -> None:
+    """The monotonic clock counts from boot: a machine up for seconds must still emit the first line."""
     out = io.StringIO()
-    reporter = Reporter(stream=out, interactive=False, interval_s=3600)
+    clock = FakeClock(uptime_s)
+    reporter = Reporter(stream=out, interactive=False, interval_s=10, clock=clock)
     stats = CollectionStats(name="users", total=5)
     for _ in range(5):
         reporter.update(stats)
+    assert len(out.getvalue().splitlines()) == 1  # the first update always emits, then the interval holds
+    clock.now += 10
+    reporter.update(stats)
+    assert len(out.getvalue().splitlines()) == 2
     reporter.update(stats, force=True)
-    assert len(out.getvalue().splitlines()) == 2  # the first, and the forced final one
+    assert len(out.getvalue().splitlines()) == 3  # the forced final one
 
 
 def test_terminal_gets_a_bar_and_a_pgloader_style_table() -> None:

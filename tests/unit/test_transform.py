@@ -1,12 +1,27 @@
+import uuid
 from datetime import UTC, datetime
 
 import pytest
-from bson import Binary, Int64, ObjectId, Timestamp
+from bson import Binary, DatetimeMS, DBRef, Decimal128, Int64, ObjectId, Timestamp
 
+from taskplatform.api.limits import DESCRIPTION_MAX, TITLE_MAX
 from taskplatform.migration.mapping import Mapping, MappingError, load_mapping
-from taskplatform.migration.transform import RejectError, legacy_id, parse_date, transform_task, transform_user
+from taskplatform.migration.transform import RejectError, legacy_id, parse_date
+from taskplatform.migration.transform import transform_task as _transform_task
+from taskplatform.migration.transform import transform_user as _transform_user
 
 FIELDS = Mapping().fields
+IMPORT_TIME = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def transform_user(doc: dict, fields: object = FIELDS.users):  # type: ignore[no-untyped-def]
+    return _transform_user(doc, fields, IMPORT_TIME)  # type: ignore[arg-type]
+
+
+def transform_task(doc: dict, fields: object = FIELDS.tasks):  # type: ignore[no-untyped-def]
+    return _transform_task(doc, fields, IMPORT_TIME)  # type: ignore[arg-type]
+
+
 HASH = "$2b$12$" + "a" * 53
 OID = ObjectId("65a1b2c3d4e5f60718293a4b")
 
@@ -33,6 +48,10 @@ def task(**fields: object) -> dict:
         (Binary(b"\x01"), "bin:01"),
         (Timestamp(5, 1), "ts:5.1"),
         (None, "null"),
+        (3.0, "int:3"),
+        (Decimal128("2.5"), "double:2.5"),
+        (Decimal128("0.1"), "decimal:0.1"),
+        (DatetimeMS(-(2**62)), f"datems:{-(2**62)}"),
     ],
 )
 def test_legacy_ids_are_stable_text_keys(value: object, expected: str) -> None:
@@ -62,17 +81,22 @@ def test_user_without_created_date_takes_the_objectid_time() -> None:
     [
         ({"_id": OID, "password": HASH}, "missing email"),
         (user(email="not-an-email"), "invalid email"),
-        (user(email=42), "email has wrong type int"),
+        (user(email=42), "invalid email '42'"),
+        (user(email=["a@b.io"]), "email has wrong type list"),
         (user(password="plaintext"), "not a bcrypt hash"),
         ({"_id": OID, "email": "a@b.io"}, "missing password hash"),
-        (user(createdAt="31/12/2020"), "unparseable created date"),
-        (user(active="yes"), "active flag has wrong type"),
+        (user(active="maybe"), "active flag 'maybe' is not a boolean"),
         ({"_id": [1], "email": "a@b.io", "password": HASH}, "unsupported _id type"),
     ],
 )
-def test_bad_users_are_rejected_with_a_reason(doc: dict, reason: str) -> None:
+def test_users_that_cannot_be_a_row_are_rejected_with_a_reason(doc: dict, reason: str) -> None:
     with pytest.raises(RejectError, match=reason):
         transform_user(doc, FIELDS.users)
+
+
+@pytest.mark.parametrize(("legacy", "active"), [("yes", True), ("No", False), (0, False), (1, True), (False, False)])
+def test_active_flags_in_words_and_numbers(legacy: object, active: bool) -> None:
+    assert transform_user(user(active=legacy)).is_active is active
 
 
 @pytest.mark.parametrize(
@@ -126,23 +150,114 @@ def test_updated_defaults_to_created() -> None:
     [
         ({"title": None}, "missing title"),
         ({"title": "   "}, "missing title"),
-        ({"title": 5}, "title has wrong type int"),
-        ({"title": "x" * 201}, "title longer than 200"),
+        ({"title": "\x00\x00"}, "missing title"),
+        ({"title": ["x"]}, "title has wrong type list"),
         ({"owner": None}, "missing owner"),
-        ({"owner": 12}, "owner reference has wrong type int"),
-        ({"status": "blocked"}, "unknown status"),
-        ({"priority": "whenever"}, "unknown priority"),
-        ({"priority": 9}, "unknown priority"),
-        ({"due": "next tuesday"}, "unparseable due date"),
-        ({"due": True}, "unparseable due date"),
-        ({"tags": {"a": 1}}, "tags have wrong type dict"),
-        ({"tags": ["a", 1]}, "tag has wrong type int"),
-        ({"description": ["x"]}, "description has wrong type list"),
+        ({"owner": [1, 2]}, "owner reference cannot name a user: unsupported _id type list"),
     ],
 )
-def test_bad_tasks_are_rejected_with_a_reason(fields: dict, reason: str) -> None:
+def test_tasks_that_cannot_be_a_row_are_rejected_with_a_reason(fields: dict, reason: str) -> None:
     with pytest.raises(RejectError, match=reason):
         transform_task(task(**fields), FIELDS.tasks)
+
+
+USER_IDS = [
+    OID,
+    "legacy-user-7",
+    42,
+    Int64(42),
+    2.5,
+    Decimal128("7.25"),
+    uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    Binary(b"\x00\x01\x02", 4),
+    Binary(b"\xff", 0),
+    datetime(2020, 1, 1, tzinfo=UTC),
+    {"tenant": 1, "n": 2},
+    True,
+]
+
+
+@pytest.mark.parametrize("user_id", USER_IDS, ids=lambda v: type(v).__name__)
+def test_an_owner_reference_resolves_for_every_user_id_type_and_as_a_dbref(user_id: object) -> None:
+    """Tasks name their owner through the same legacy_id keying the users get, however the reference is stored."""
+    key = transform_user(user(_id=user_id)).legacy_id
+    for reference in (user_id, DBRef("users", user_id), {"$ref": "users", "$id": user_id}):
+        assert transform_task(task(owner=reference)).owner_legacy_id == key
+
+
+@pytest.mark.parametrize(
+    ("stored", "referenced"),
+    [(42, 42.0), (42, Decimal128("42")), (Int64(7), 7), (3.0, 3), (2.5, Decimal128("2.50"))],
+)
+def test_numeric_ids_are_one_key_whatever_their_bson_number_type(stored: object, referenced: object) -> None:
+    """MongoDB compares numbers by value: a user with _id 42 is the owner that a task's 42.0 names."""
+    assert legacy_id(stored) == legacy_id(referenced)
+
+
+def test_created_date_falls_back_to_the_objectid_then_the_updated_date_then_the_import_time() -> None:
+    assert transform_task(task()).created_at == task()["_id"].generation_time
+    updated = transform_task(task(_id=7, modified="2022-02-02T00:00:00Z"))
+    assert updated.created_at == updated.updated_at == datetime(2022, 2, 2, tzinfo=UTC)
+    assert updated.notes == ("created date missing: the updated date is used",)
+    bare = transform_task(task(_id="no-date"))
+    assert bare.created_at == bare.updated_at == IMPORT_TIME
+    assert bare.notes == ("created date missing: the import time is used",)
+    assert transform_user(user(_id=9)).created_at == IMPORT_TIME
+    unreadable = transform_task(task(_id=8, created="31/12/2020"))
+    assert unreadable.created_at == IMPORT_TIME
+    assert any("unparseable created date" in note for note in unreadable.notes)
+
+
+def test_history_over_the_api_input_limits_is_kept_whole_and_noted() -> None:
+    long = "d" * (DESCRIPTION_MAX + 5)
+    tags = [f"t{i}" for i in range(25)] + ["x" * 80]
+    row = transform_task(task(description=long, tags=tags))
+    assert row.description == long
+    assert row.tags == tags
+    assert len(row.notes) == 2
+    assert f"description of {DESCRIPTION_MAX + 5} characters" in row.notes[0]
+    assert "kept whole" in row.notes[0] and "kept whole" in row.notes[1]
+
+
+def test_text_over_a_column_limit_is_cut_and_noted() -> None:
+    row = transform_task(task(title="T" * 250))
+    assert len(row.title) == TITLE_MAX and row.title.endswith("…")
+    assert row.notes == (f"title of 250 characters cut to the column limit of {TITLE_MAX}",)
+
+
+def test_nul_characters_and_numbers_in_text_fields_are_converted_and_noted() -> None:
+    row = transform_task(task(title="a\x00b", description="x\x00", tags=["t\x00", 5]))
+    assert (row.title, row.description, row.tags) == ("ab", "x", ["t", "5"])
+    assert len(row.notes) == 4
+    assert transform_task(task(title=12)).title == "12"
+    assert transform_user(user(name="An\x00n")).full_name == "Ann"
+
+
+@pytest.mark.parametrize(
+    ("fields", "column", "value", "note"),
+    [
+        ({"due": "next tuesday"}, "due_date", None, "unparseable due date 'next tuesday': left empty"),
+        ({"due": True}, "due_date", None, "unparseable due date True (a bool): left empty"),
+        ({"due": DatetimeMS(-(2**62))}, "due_date", None, "unparseable due date"),
+        ({"status": "blocked"}, "status", "todo", "unknown status 'blocked': todo is used"),
+        ({"priority": "whenever"}, "priority", "medium", "unknown priority 'whenever': medium is used"),
+        ({"priority": 9}, "priority", "medium", "unknown priority 9"),
+        ({"tags": {"a": 1}}, "tags", [], "tags have wrong type dict"),
+        ({"tags": ["a", ["b"]]}, "tags", ["a"], "tag has wrong type list, expected a string: dropped"),
+        ({"description": ["x"]}, "description", None, "description has wrong type list"),
+    ],
+)
+def test_an_unreadable_optional_field_is_defaulted_and_noted_not_a_lost_task(
+    fields: dict, column: str, value: object, note: str
+) -> None:
+    row = transform_task(task(**fields))
+    assert getattr(row, column) == value
+    assert any(n.startswith(note) for n in row.notes), row.notes
+
+
+def test_a_clean_document_has_no_notes() -> None:
+    assert transform_task(task(status="done", priority=2, tags=["a"], due="2030-01-01")).notes == ()
+    assert transform_user(user(name="Ann", active=True)).notes == ()
 
 
 def test_mapping_file_overrides_names(tmp_path) -> None:  # type: ignore[no-untyped-def]

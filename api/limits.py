@@ -1,0 +1,21 @@
+"""Every length and count limit on user data, in one place.
+
+The table models size their columns from these, the request schemas validate new input against them, and
+the MongoDB migration reads them to decide what legacy data must be altered (a column limit) and what is
+kept whole but reported (a limit that only guards new input through the API).
+"""
+
+from __future__ import annotations
+
+# Column limits: the database refuses longer values, so legacy data is altered to fit.
+EMAIL_MAX = 320  # RFC 5321: 64 for the local part + 1 + 255 for the domain
+FULL_NAME_MAX = 200
+TITLE_MAX = 200
+LEGACY_ID_MAX = 96
+
+# Input limits: enforced on what clients send to the API; the columns themselves take more.
+DESCRIPTION_MAX = 10_000
+TAG_MAX = 50
+TAGS_MAX = 20
+PASSWORD_MIN = 8
+PASSWORD_MAX = 256
