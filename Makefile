@@ -46,7 +46,7 @@ format: deps
 	$(BIN)/ruff format .
 
 test: deps lint images
-	scripts/system-deps.sh postgresql
+	scripts/system-deps.sh postgresql wrk
 	scripts/build-ferretdb.sh >/dev/null
 	scripts/build-k8s.sh >/dev/null
 	scripts/build-helm.sh >/dev/null
@@ -56,7 +56,7 @@ test-fast: deps
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 bench-migration: deps
-	scripts/system-deps.sh postgresql
+	scripts/system-deps.sh postgresql wrk
 	scripts/build-ferretdb.sh >/dev/null
 	$(BIN)/python bench/migration_bench.py $(BENCH_ARGS)
 

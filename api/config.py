@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1, le=200)
     db_max_overflow: int = Field(10, ge=0, le=200)
     db_pool_timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for a free pooled connection.")
+    db_max_waiting: int = Field(
+        100,
+        ge=0,
+        description="Requests that may wait for a pooled connection, first come first served; more are "
+        "answered 503 with Retry-After at once.",
+    )
     db_pool_recycle_s: int = Field(1800, ge=-1, description="Recycle connections older than this.")
     db_connect_timeout_s: int = Field(5, ge=1)
     db_pool_ping_idle_s: float = Field(

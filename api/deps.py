@@ -24,7 +24,11 @@ async def get_app_settings(request: Request) -> Settings:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with AsyncSession(request.app.state.engine, expire_on_commit=False) as session:
+    # The gate's slot is held for the session's life: the session holds its pooled connection that long.
+    async with (
+        request.app.state.pool_gate.slot(),
+        AsyncSession(request.app.state.engine, expire_on_commit=False) as session,
+    ):
         yield session
 
 

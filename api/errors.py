@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from taskplatform.api.db import DB_UNAVAILABLE_ERRORS
+from taskplatform.api.db import DB_UNAVAILABLE_ERRORS, PoolBusyError
 
 PROBLEM_BASE = "https://taskplatform.io/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -94,6 +94,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for error_class in DB_UNAVAILABLE_ERRORS:
         app.add_exception_handler(error_class, _db_unavailable)
+
+    @app.exception_handler(PoolBusyError)
+    async def _pool_busy(request: Request, exc: PoolBusyError) -> ProblemResponse:
+        return await _api_error(
+            request,
+            ApiError(
+                503,
+                "database-busy",
+                "Every database connection is in use and the waiting room is full; retry shortly.",
+                headers={"Retry-After": "1"},
+            ),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> ProblemResponse:

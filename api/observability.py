@@ -54,6 +54,9 @@ class PoolCollector(Collector):
         gauge.add_metric(["in_use"], stats["in_use"])
         gauge.add_metric(["idle"], stats["idle"])
         yield gauge
+        yield GaugeMetricFamily(
+            "db_pool_waiting_requests", "Requests waiting for a pooled connection.", value=stats.get("waiting", 0)
+        )
 
 
 class RequestContextMiddleware:
