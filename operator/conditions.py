@@ -1,10 +1,17 @@
-"""Kubernetes-style status conditions: one entry per type, lastTransitionTime moves only when status does."""
+"""Kubernetes-style status conditions: one entry per type, merged by type, lastTransitionTime moving only
+when the status does (as `meta.SetStatusCondition` and CloudNativePG do)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from taskplatform.operator.models import MIGRATION_CONDITIONS, PLATFORM_CONDITIONS, Condition, ConditionType
+
+__all__ = ["MIGRATION_CONDITIONS", "PLATFORM_CONDITIONS", "ConditionType", "Observation", "merge", "newly_true"]
 
 Status = Literal["True", "False", "Unknown"]
 
@@ -13,7 +20,7 @@ Status = Literal["True", "False", "Unknown"]
 class Observation:
     """What a reconcile found for one condition type."""
 
-    type: str
+    type: ConditionType
     status: Status
     reason: str
     message: str = ""
@@ -27,37 +34,53 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse(raw: list[dict[str, Any]] | None) -> list[Condition]:
+    """Conditions as the API server returned them; an entry that is not a condition at all is dropped."""
+    conditions = []
+    for entry in raw or []:
+        try:
+            conditions.append(Condition.model_validate(entry))
+        except ValidationError:
+            continue
+    return conditions
+
+
 def merge(
-    previous: list[dict[str, Any]], observations: list[Observation], generation: int | None, now: str
-) -> list[dict[str, Any]]:
-    """The new `status.conditions`: observations in order, keeping each type's transition time if unchanged."""
-    before = {c.get("type"): c for c in previous}
-    merged = []
+    previous: list[Condition], observations: list[Observation], generation: int | None, now: str
+) -> list[Condition]:
+    """The new `status.conditions`: each observed type replaced in place (its transition time kept while its
+    status is unchanged), new types appended, and every type not observed in this pass kept as it was."""
+    merged = list(previous)
+    index = {condition.type: i for i, condition in enumerate(merged)}
     for observation in observations:
-        old = before.get(observation.type)
-        unchanged = old is not None and old.get("status") == observation.status and old.get("lastTransitionTime")
-        condition: dict[str, Any] = {
-            "type": observation.type,
-            "status": observation.status,
-            "reason": observation.reason,
-            "message": observation.message,
-            "lastTransitionTime": old["lastTransitionTime"] if unchanged and old else now,
-        }
-        if generation is not None:
-            condition["observedGeneration"] = generation
-        merged.append(condition)
+        i = index.get(observation.type)
+        old = merged[i] if i is not None else None
+        unchanged = old is not None and old.status == observation.status and old.last_transition_time
+        condition = Condition(
+            type=observation.type,
+            status=observation.status,
+            reason=observation.reason,
+            message=observation.message,
+            last_transition_time=old.last_transition_time if unchanged and old else now,
+            observed_generation=generation,
+        )
+        if i is None:
+            index[observation.type] = len(merged)
+            merged.append(condition)
+        else:
+            merged[i] = condition
     return merged
 
 
-def newly_true(previous: list[dict[str, Any]], observations: list[Observation]) -> list[Observation]:
+def newly_true(previous: list[Condition], observations: list[Observation]) -> list[Observation]:
     """The observations that hold now and did not before: what deserves an Event."""
     return [o for o in observations if o.holds and not is_true(previous, o.type)]
 
 
-def find(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
-    return next((c for c in conditions if c.get("type") == type_), None)
+def find(conditions: list[Condition], type_: ConditionType) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
 
 
-def is_true(conditions: list[dict[str, Any]], type_: str) -> bool:
+def is_true(conditions: list[Condition], type_: ConditionType) -> bool:
     condition = find(conditions, type_)
-    return condition is not None and condition.get("status") == "True"
+    return condition is not None and condition.status == "True"

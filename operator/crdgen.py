@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from taskplatform.operator.models import (
     GROUP,
     VERSION,
+    ConditionType,
     DataMigrationSpec,
     DataMigrationStatus,
     TaskPlatformSpec,
@@ -133,8 +134,9 @@ def crd(
     }
 
 
-def _ready_column(condition: str) -> dict[str, Any]:
-    return {"name": condition, "type": "string", "jsonPath": f'.status.conditions[?(@.type=="{condition}")].status'}
+def _ready_column(condition: ConditionType) -> dict[str, Any]:
+    name = condition.value
+    return {"name": name, "type": "string", "jsonPath": f'.status.conditions[?(@.type=="{name}")].status'}
 
 
 AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
@@ -150,7 +152,7 @@ def all_crds() -> dict[str, dict[str, Any]]:
         TaskPlatformSpec,
         TaskPlatformStatus,
         [
-            _ready_column("Ready"),
+            _ready_column(ConditionType.READY),
             {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
             {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
             AGE,
@@ -173,7 +175,7 @@ def all_crds() -> dict[str, dict[str, Any]]:
         DataMigrationStatus,
         [
             {"name": "Target", "type": "string", "jsonPath": ".spec.target"},
-            _ready_column("Succeeded"),
+            _ready_column(ConditionType.SUCCEEDED),
             {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
             {"name": "Rejected", "type": "integer", "jsonPath": ".status.rejected"},
             AGE,

@@ -11,14 +11,14 @@ jobs get/list/watch/create; pods list, pods/log get; events create.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from taskplatform.operator import builders, status
+from taskplatform.operator import builders, conditions, status
 from taskplatform.operator.builders import Owner
-from taskplatform.operator.conditions import Observation, is_true, merge, newly_true, now_rfc3339
+from taskplatform.operator.conditions import ConditionType, Observation, is_true, newly_true, now_rfc3339
 from taskplatform.operator.kube import Kube, KubeError, Manifest
-from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+from taskplatform.operator.models import DataMigrationSpec, DataMigrationStatus, TaskPlatformSpec
 from taskplatform.operator.platform import Event
+from taskplatform.operator.status import status_changed, status_patch
 
 LOG_TAIL_LINES = 20
 
@@ -32,9 +32,9 @@ class MigrationResult:
 
 def _waiting(reason: str, message: str) -> list[Observation]:
     return [
-        Observation("Running", "False", reason, message),
-        Observation("Succeeded", "False", reason),
-        Observation("Failed", "False", reason),
+        Observation(ConditionType.RUNNING, "False", reason, message),
+        Observation(ConditionType.SUCCEEDED, "False", reason),
+        Observation(ConditionType.FAILED, "False", reason),
     ]
 
 
@@ -46,23 +46,25 @@ def _newest_pod(kube: Kube, namespace: str, job_name: str) -> Manifest | None:
 def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
     meta = migration["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    previous: dict[str, Any] = migration.get("status") or {}
-    conditions_before = previous.get("conditions") or []
+    previous = DataMigrationStatus.model_validate(migration.get("status") or {})
+    conditions_before = conditions.parse((migration.get("status") or {}).get("conditions"))
     result = MigrationResult()
-    if meta.get("deletionTimestamp") or is_true(conditions_before, "Succeeded") or is_true(conditions_before, "Failed"):
+    finished = is_true(conditions_before, ConditionType.SUCCEEDED) or is_true(conditions_before, ConditionType.FAILED)
+    if meta.get("deletionTimestamp") or finished:
         result.finished = True
         return result
     spec = DataMigrationSpec.model_validate(migration.get("spec") or {})
     job_name = builders.data_migration_job_name(name)
-    fields: dict[str, Any] = {}
+    new_status = DataMigrationStatus(observed_generation=meta.get("generation"))
 
     job = kube.get("Job", namespace, job_name)
     if job is None:
         platform = kube.get("TaskPlatform", namespace, spec.target)
+        platform_conditions = conditions.parse((platform or {}).get("status", {}).get("conditions"))
         if platform is None:
             observations = _waiting("TargetNotFound", f"TaskPlatform {spec.target} does not exist")
             result.retry_after_s = 10
-        elif not is_true((platform.get("status") or {}).get("conditions") or [], "Ready"):
+        elif not is_true(platform_conditions, ConditionType.READY):
             observations = _waiting("WaitingForTarget", f"TaskPlatform {spec.target} is not Ready yet")
             result.retry_after_s = 5
         else:
@@ -71,7 +73,12 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
             job = kube.create(builders.data_migration_job(owner, spec, platform_spec)) or kube.get(
                 "Job", namespace, job_name
             )
-            result.events.append(Event("Normal", "JobCreated", f"started Job {job_name}"))
+            if job is None:
+                # It existed a moment ago (create said so) and is gone now: being deleted. Look again soon.
+                observations = _waiting("CreatingJob", f"Job {job_name} is being replaced")
+                result.retry_after_s = 2
+            else:
+                result.events.append(Event("Normal", "JobCreated", f"started Job {job_name}"))
     if job is not None:
         pod = _newest_pod(kube, namespace, job_name)
         termination = status.parse_termination(pod)
@@ -81,23 +88,20 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
         if counts is None and pod is not None and outcome is None:
             counts = _progress_from_log(kube, namespace, pod)
         job_status = job.get("status") or {}
-        fields = {
-            "jobName": job_name,
-            "startTime": job_status.get("startTime"),
-            "completionTime": job_status.get("completionTime"),
-        }
+        new_status.job_name = job_name
+        new_status.start_time = job_status.get("startTime")
+        new_status.completion_time = job_status.get("completionTime")
         if counts is not None:
-            fields.update(read=counts.read, written=counts.written, rejected=counts.rejected, progress=counts.progress)
+            new_status.read, new_status.written, new_status.rejected = counts.read, counts.written, counts.rejected
+            new_status.progress = counts.progress
         result.finished = outcome is not None
 
-    conditions = merge(conditions_before, observations, meta.get("generation"), now_rfc3339())
-    new_status = {"observedGeneration": meta.get("generation"), "conditions": conditions, **fields}
-    new_status = {k: v for k, v in new_status.items() if v is not None}
+    new_status.conditions = conditions.merge(conditions_before, observations, meta.get("generation"), now_rfc3339())
     for observation in newly_true(conditions_before, observations):
-        kind = "Warning" if observation.type == "Failed" else "Normal"
+        kind = "Warning" if observation.type == ConditionType.FAILED else "Normal"
         result.events.append(Event(kind, observation.reason, observation.message or observation.type))
-    if {k: previous.get(k) for k in new_status} != new_status:
-        kube.patch_status("DataMigration", namespace, name, new_status)
+    if status_changed(previous, new_status):
+        kube.patch_status("DataMigration", namespace, name, status_patch(new_status))
     return result
 
 

@@ -19,6 +19,8 @@ import kopf
 from kubernetes.config import ConfigException
 from pydantic import ValidationError
 
+from taskplatform.operator import conditions
+from taskplatform.operator.conditions import ConditionType
 from taskplatform.operator.datamigration import reconcile_migration
 from taskplatform.operator.kube import Kube, KubeError, Manifest, load_api_client
 from taskplatform.operator.models import GROUP, VERSION
@@ -227,8 +229,7 @@ def migrations_by_target(namespace: str | None, name: str, spec: kopf.Spec, **_:
 async def platform_event(namespace: str | None, name: str, status: kopf.Status, **kwargs: Any) -> None:
     """A platform that became Ready releases the DataMigrations waiting for it."""
     waiting = cast(kopf.Index[Key, str], kwargs["migrations_by_target"])  # kopf passes indexes by name
-    conditions = status.get("conditions") or []
-    if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+    if conditions.is_true(conditions.parse(status.get("conditions")), ConditionType.READY):
         for migration in waiting.get((namespace or "", name), []):
             runtime().migrations.enqueue((namespace or "", migration))
 

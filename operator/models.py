@@ -3,6 +3,7 @@ schema the API server enforces, its defaults and descriptions, and what the oper
 
 from __future__ import annotations
 
+import enum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -156,10 +157,35 @@ class DataMigrationSpec(CRModel):
     )
 
 
+class ConditionType(enum.StrEnum):
+    """Every condition type the operator writes. A StrEnum: it is its own name on the wire."""
+
+    # TaskPlatform
+    READY = "Ready"
+    DATABASE_READY = "DatabaseReady"
+    API_READY = "ApiReady"
+    DEGRADED = "Degraded"
+    # DataMigration
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+PLATFORM_CONDITIONS = (
+    ConditionType.READY,
+    ConditionType.DATABASE_READY,
+    ConditionType.API_READY,
+    ConditionType.DEGRADED,
+)
+MIGRATION_CONDITIONS = (ConditionType.RUNNING, ConditionType.SUCCEEDED, ConditionType.FAILED)
+
+
 class Condition(CRModel):
     """One aspect of the resource's state, Kubernetes-style."""
 
-    type: str = Field(description="Ready, DatabaseReady, ApiReady, Degraded; Running, Succeeded, Failed.")
+    type: str = Field(
+        description=f"TaskPlatform: {', '.join(PLATFORM_CONDITIONS)}; DataMigration: {', '.join(MIGRATION_CONDITIONS)}."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="Whether the condition holds.")
     reason: str = Field("", description="CamelCase reason for the last transition.")
     message: str = Field("", description="Human-readable detail.")
@@ -178,7 +204,9 @@ class TaskPlatformStatus(CRModel):
 
 class DataMigrationStatus(CRModel):
     observed_generation: int | None = Field(None, description="Last .metadata.generation acted on.")
-    conditions: list[Condition] = Field(default_factory=list, description="Running, Succeeded or Failed.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description=f"{', '.join(MIGRATION_CONDITIONS)}, one entry per type."
+    )
     job_name: str | None = Field(None, description="The migration Job.")
     read: int | None = Field(None, description="Documents read so far.")
     written: int | None = Field(None, description="Rows imported so far.")

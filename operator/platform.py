@@ -17,13 +17,12 @@ from __future__ import annotations
 import base64
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
 
-from taskplatform.operator import builders, status
+from taskplatform.operator import builders, conditions, status
 from taskplatform.operator.builders import Credentials, Names, Owner
-from taskplatform.operator.conditions import Observation, merge, newly_true, now_rfc3339
+from taskplatform.operator.conditions import ConditionType, Observation, newly_true, now_rfc3339
 from taskplatform.operator.kube import Kube, Manifest, owns_field
-from taskplatform.operator.models import TaskPlatformSpec
+from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +81,9 @@ def _secret_ref_problem(kube: Kube, namespace: str, spec: TaskPlatformSpec) -> O
     ref = spec.auth.secret_ref.name
     secret = kube.get("Secret", namespace, ref)
     if secret is None or not _decoded(secret, "jwt-secret"):
-        return Observation("Degraded", "True", "SecretRefInvalid", f"Secret {ref} with a `jwt-secret` key not found")
+        return Observation(
+            ConditionType.DEGRADED, "True", "SecretRefInvalid", f"Secret {ref} with a `jwt-secret` key not found"
+        )
     return None
 
 
@@ -165,18 +166,17 @@ def _write_status(
     kube: Kube, platform: Manifest, spec: TaskPlatformSpec, observed: status.PlatformObservation, result: Result
 ) -> None:
     meta = platform["metadata"]
-    previous: dict[str, Any] = platform.get("status") or {}
+    raw_previous = platform.get("status") or {}
+    previous = TaskPlatformStatus.model_validate(raw_previous)
+    conditions_before = conditions.parse(raw_previous.get("conditions"))
     observations = status.platform_conditions(spec, observed)
-    conditions = merge(previous.get("conditions") or [], observations, meta.get("generation"), now_rfc3339())
-    new_status = {
-        "observedGeneration": meta.get("generation"),
-        "conditions": conditions,
-        **status.platform_fields(meta["name"], meta["namespace"], spec, observed.deployment),
-    }
-    for observation in newly_true(previous.get("conditions") or [], observations):
-        if observation.type == "Degraded":
+    new_status = status.platform_fields(meta["name"], meta["namespace"], spec, observed.deployment)
+    new_status.observed_generation = meta.get("generation")
+    new_status.conditions = conditions.merge(conditions_before, observations, meta.get("generation"), now_rfc3339())
+    for observation in newly_true(conditions_before, observations):
+        if observation.type == ConditionType.DEGRADED:
             result.events.append(Event("Warning", observation.reason, observation.message))
         else:
             result.events.append(Event("Normal", observation.type, observation.message))
-    if {k: previous.get(k) for k in new_status} != new_status:
-        kube.patch_status("TaskPlatform", meta["namespace"], meta["name"], new_status)
+    if status.status_changed(previous, new_status):
+        kube.patch_status("TaskPlatform", meta["namespace"], meta["name"], status.status_patch(new_status))

@@ -9,9 +9,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from taskplatform.operator.builders import Names, selector_string
-from taskplatform.operator.conditions import Observation
-from taskplatform.operator.models import TaskPlatformSpec
+from taskplatform.operator.conditions import ConditionType, Observation
+from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
 
 Manifest = dict[str, Any]
 
@@ -56,11 +58,13 @@ class PlatformObservation:
 
 def database_condition(statefulset: Manifest | None) -> Observation:
     if statefulset is None:
-        return Observation("DatabaseReady", "False", "Creating", "creating the PostgreSQL StatefulSet")
+        return Observation(ConditionType.DATABASE_READY, "False", "Creating", "creating the PostgreSQL StatefulSet")
     ready = int(_status(statefulset).get("readyReplicas") or 0)
     if ready >= 1 and _caught_up(statefulset):
-        return Observation("DatabaseReady", "True", "Running", "PostgreSQL is accepting connections")
-    return Observation("DatabaseReady", "False", "Starting", "waiting for the PostgreSQL pod to become ready")
+        return Observation(ConditionType.DATABASE_READY, "True", "Running", "PostgreSQL is accepting connections")
+    return Observation(
+        ConditionType.DATABASE_READY, "False", "Starting", "waiting for the PostgreSQL pod to become ready"
+    )
 
 
 def api_condition(spec: TaskPlatformSpec, observed: PlatformObservation) -> Observation:
@@ -68,22 +72,27 @@ def api_condition(spec: TaskPlatformSpec, observed: PlatformObservation) -> Obse
     outcome = job_outcome(observed.schema_job)
     if deployment is None:
         if outcome != "Complete":
-            return Observation("ApiReady", "False", "WaitingForSchema", "the schema migration has not finished yet")
-        return Observation("ApiReady", "False", "Creating", "creating the API Deployment")
+            return Observation(
+                ConditionType.API_READY, "False", "WaitingForSchema", "the schema migration has not finished yet"
+            )
+        return Observation(ConditionType.API_READY, "False", "Creating", "creating the API Deployment")
     if deployment_image(deployment) != spec.api.image:
         return Observation(
-            "ApiReady", "False", "WaitingForSchema", f"{spec.api.image} rolls out once its schema migration finishes"
+            ConditionType.API_READY,
+            "False",
+            "WaitingForSchema",
+            f"{spec.api.image} rolls out once its schema migration finishes",
         )
     desired = int(deployment.get("spec", {}).get("replicas", 1))
     status = _status(deployment)
     updated, available = int(status.get("updatedReplicas") or 0), int(status.get("availableReplicas") or 0)
     total = int(status.get("replicas") or 0)
     if desired == 0:
-        return Observation("ApiReady", "False", "ScaledToZero", "spec.api.replicas is 0")
+        return Observation(ConditionType.API_READY, "False", "ScaledToZero", "spec.api.replicas is 0")
     if _caught_up(deployment) and updated >= desired and available >= desired and total == updated:
-        return Observation("ApiReady", "True", "Available", f"{available}/{desired} replicas available")
+        return Observation(ConditionType.API_READY, "True", "Available", f"{available}/{desired} replicas available")
     return Observation(
-        "ApiReady", "False", "RollingOut", f"{updated}/{desired} replicas updated, {available} available"
+        ConditionType.API_READY, "False", "RollingOut", f"{updated}/{desired} replicas updated, {available} available"
     )
 
 
@@ -92,13 +101,15 @@ def degraded_condition(observed: PlatformObservation) -> Observation:
     if job_outcome(observed.schema_job) == "Failed":
         failed = _condition(observed.schema_job, "Failed") or {}
         detail = failed.get("message") or failed.get("reason") or "the Job failed"
-        problems.append(Observation("Degraded", "True", "SchemaMigrationFailed", f"schema migration: {detail}"))
+        problems.append(
+            Observation(ConditionType.DEGRADED, "True", "SchemaMigrationFailed", f"schema migration: {detail}")
+        )
     progressing = _condition(observed.deployment, "Progressing")
     if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
-        problems.append(Observation("Degraded", "True", "RolloutStuck", progressing.get("message", "")))
+        problems.append(Observation(ConditionType.DEGRADED, "True", "RolloutStuck", progressing.get("message", "")))
     if problems:
         return problems[0]
-    return Observation("Degraded", "False", "AsExpected", "")
+    return Observation(ConditionType.DEGRADED, "False", "AsExpected", "")
 
 
 def platform_conditions(spec: TaskPlatformSpec, observed: PlatformObservation) -> list[Observation]:
@@ -107,25 +118,40 @@ def platform_conditions(spec: TaskPlatformSpec, observed: PlatformObservation) -
     api = api_condition(spec, observed)
     degraded = degraded_condition(observed)
     if degraded.holds:
-        ready = Observation("Ready", "False", degraded.reason, degraded.message)
+        ready = Observation(ConditionType.READY, "False", degraded.reason, degraded.message)
     elif not database.holds:
-        ready = Observation("Ready", "False", "DatabaseNotReady", database.message)
+        ready = Observation(ConditionType.READY, "False", "DatabaseNotReady", database.message)
     elif not api.holds:
-        ready = Observation("Ready", "False", "ApiNotReady", api.message)
+        ready = Observation(ConditionType.READY, "False", "ApiNotReady", api.message)
     else:
-        ready = Observation("Ready", "True", "Ready", "the database and the API are serving")
+        ready = Observation(ConditionType.READY, "True", "Ready", "the database and the API are serving")
     return [ready, database, api, degraded]
 
 
-def platform_fields(name: str, namespace: str, spec: TaskPlatformSpec, deployment: Manifest | None) -> dict[str, Any]:
+def platform_fields(
+    name: str, namespace: str, spec: TaskPlatformSpec, deployment: Manifest | None
+) -> TaskPlatformStatus:
     """The non-condition status: what the scale subresource and the printer columns read."""
     status = _status(deployment)
-    return {
-        "replicas": int(status.get("replicas") or 0),
-        "readyReplicas": int(status.get("readyReplicas") or 0),
-        "selector": selector_string(name, "api"),
-        "endpoint": f"http://{Names(name).api}.{namespace}.svc:{spec.api.service.port}",
-    }
+    return TaskPlatformStatus(
+        replicas=int(status.get("replicas") or 0),
+        ready_replicas=int(status.get("readyReplicas") or 0),
+        selector=selector_string(name, "api"),
+        endpoint=f"http://{Names(name).api}.{namespace}.svc:{spec.api.service.port}",
+    )
+
+
+def status_patch(status: BaseModel) -> dict[str, Any]:
+    """A typed status as the API server takes it: camelCase keys from the model (a misspelt key cannot slip
+    through to be pruned silently), unset fields left out so that a merge patch keeps them."""
+    patch: dict[str, Any] = status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return patch
+
+
+def status_changed(previous: BaseModel, new: BaseModel) -> bool:
+    """Whether patching `new` would change anything (no write, and no watch event, for a steady state)."""
+    before = status_patch(previous)
+    return any(before.get(key) != value for key, value in status_patch(new).items())
 
 
 # --- DataMigration ----------------------------------------------------------------------------------------
@@ -207,16 +233,24 @@ def migration_conditions(job: Manifest | None, termination: Termination | None) 
     """Running, Succeeded, Failed for a DataMigration's Job."""
     outcome = job_outcome(job)
     if job is None:
-        running = Observation("Running", "False", "Pending", "waiting to start the migration Job")
-        return [running, Observation("Succeeded", "False", "Pending"), Observation("Failed", "False", "Pending")]
+        running = Observation(ConditionType.RUNNING, "False", "Pending", "waiting to start the migration Job")
+        return [
+            running,
+            Observation(ConditionType.SUCCEEDED, "False", "Pending"),
+            Observation(ConditionType.FAILED, "False", "Pending"),
+        ]
     if outcome is None:
-        running = Observation("Running", "True", "JobRunning", f"Job {job['metadata']['name']} is running")
-        return [running, Observation("Succeeded", "False", "Running"), Observation("Failed", "False", "Running")]
+        running = Observation(ConditionType.RUNNING, "True", "JobRunning", f"Job {job['metadata']['name']} is running")
+        return [
+            running,
+            Observation(ConditionType.SUCCEEDED, "False", "Running"),
+            Observation(ConditionType.FAILED, "False", "Running"),
+        ]
     if outcome == "Complete":
         return [
-            Observation("Running", "False", "Completed"),
-            Observation("Succeeded", "True", "Completed", "the migration finished"),
-            Observation("Failed", "False", "Completed"),
+            Observation(ConditionType.RUNNING, "False", "Completed"),
+            Observation(ConditionType.SUCCEEDED, "True", "Completed", "the migration finished"),
+            Observation(ConditionType.FAILED, "False", "Completed"),
         ]
     failed = _condition(job, "Failed") or {}
     reason = failed.get("reason") or "JobFailed"
@@ -225,7 +259,7 @@ def migration_conditions(job: Manifest | None, termination: Termination | None) 
         reason = _EXIT_REASONS.get(termination.exit_code, reason)
         message = termination.error or f"exit code {termination.exit_code}"
     return [
-        Observation("Running", "False", "Failed"),
-        Observation("Succeeded", "False", "Failed"),
-        Observation("Failed", "True", reason, message),
+        Observation(ConditionType.RUNNING, "False", "Failed"),
+        Observation(ConditionType.SUCCEEDED, "False", "Failed"),
+        Observation(ConditionType.FAILED, "True", reason, message),
     ]

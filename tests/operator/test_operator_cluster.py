@@ -178,6 +178,22 @@ def test_scale_and_a_new_image_roll_out_after_its_schema_migration(cluster: Loca
     assert condition(tp, "Ready")["observedGeneration"] == tp["metadata"]["generation"]
 
 
+def test_conditions_set_by_someone_else_survive_the_operators_status_writes(cluster: LocalCluster, ns: str) -> None:
+    """Conditions are merged by type (meta.SetStatusCondition): a type the operator does not compute stays."""
+    apply(cluster, platform(ns, "shared", {"api": {"replicas": 1}}))
+    ready = wait_ready(cluster, ns, "shared")
+    conditions = [*ready["status"]["conditions"], {"type": "BackupHealthy", "status": "True", "reason": "Done",
+                  "message": "set by a backup controller", "lastTransitionTime": "2026-01-01T00:00:00Z"}]  # fmt: skip
+    patch = json.dumps({"status": {"conditions": conditions}})
+    cluster.kubectl("patch", "tp/shared", "-n", ns, "--subresource=status", "--type=merge", "-p", patch)
+    cluster.kubectl("scale", "tp/shared", "-n", ns, "--replicas=3")
+    tp = wait_for(
+        lambda: (t := get(cluster, ns, "tp", "shared")) and t["status"].get("replicas") == 3 and t, "status written"
+    )
+    assert condition(tp, "BackupHealthy")["message"] == "set by a backup controller"
+    assert condition(tp, "Ready")["observedGeneration"] == tp["metadata"]["generation"]
+
+
 def test_deleted_and_edited_children_are_restored(cluster: LocalCluster, ns: str) -> None:
     apply(cluster, platform(ns, "app", {"api": {"replicas": 2}}))
     wait_ready(cluster, ns, "app")

@@ -5,14 +5,17 @@ from typing import Any
 
 import pytest
 
-from taskplatform.operator.conditions import Observation, merge
-from taskplatform.operator.models import TaskPlatformSpec
+from taskplatform.operator.conditions import ConditionType, Observation, merge, parse
+from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
 from taskplatform.operator.status import (
     PlatformObservation,
     migration_conditions,
     parse_progress,
     parse_termination,
     platform_conditions,
+    platform_fields,
+    status_changed,
+    status_patch,
 )
 
 SPEC = TaskPlatformSpec.model_validate({"api": {"image": "api:2", "replicas": 3}})
@@ -103,13 +106,58 @@ def test_a_stuck_rollout_degrades_the_platform() -> None:
     assert (degraded.status, degraded.reason, degraded.message) == ("True", "RolloutStuck", "too slow")
 
 
+READY, DEGRADED = ConditionType.READY, ConditionType.DEGRADED
+
+
 def test_transition_time_moves_only_when_the_status_does() -> None:
-    first = merge([], [Observation("Ready", "False", "Starting")], generation=1, now="t1")
-    same = merge(first, [Observation("Ready", "False", "StillStarting", "x")], generation=2, now="t2")
-    flipped = merge(same, [Observation("Ready", "True", "Ready")], generation=2, now="t3")
-    assert first[0]["lastTransitionTime"] == same[0]["lastTransitionTime"] == "t1"
-    assert (same[0]["reason"], same[0]["observedGeneration"]) == ("StillStarting", 2)
-    assert flipped[0]["lastTransitionTime"] == "t3"
+    first = merge([], [Observation(READY, "False", "Starting")], generation=1, now="t1")
+    same = merge(first, [Observation(READY, "False", "StillStarting", "x")], generation=2, now="t2")
+    flipped = merge(same, [Observation(READY, "True", "Ready")], generation=2, now="t3")
+    assert first[0].last_transition_time == same[0].last_transition_time == "t1"
+    assert (same[0].reason, same[0].observed_generation) == ("StillStarting", 2)
+    assert flipped[0].last_transition_time == "t3"
+
+
+def test_merge_is_by_type_and_keeps_the_types_this_pass_did_not_observe() -> None:
+    """As meta.SetStatusCondition: another controller's condition, or one of ours not computed this pass, stays."""
+    previous = parse(
+        [
+            {"type": "BackupHealthy", "status": "True", "reason": "Done", "lastTransitionTime": "t0"},
+            {"type": "Ready", "status": "True", "reason": "Ready", "lastTransitionTime": "t0"},
+            {"type": "Degraded", "status": "False", "reason": "AsExpected", "lastTransitionTime": "t0"},
+            {"no": "type"},
+        ]
+    )
+    merged = merge(previous, [Observation(DEGRADED, "True", "Broken", "why")], generation=3, now="t1")
+    assert [(c.type, c.status, c.last_transition_time) for c in merged] == [
+        ("BackupHealthy", "True", "t0"),
+        ("Ready", "True", "t0"),
+        ("Degraded", "True", "t1"),
+    ]
+    appended = merge(merged, [Observation(ConditionType.API_READY, "False", "Creating")], generation=3, now="t2")
+    assert [c.type for c in appended] == ["BackupHealthy", "Ready", "Degraded", "ApiReady"]
+
+
+def test_status_is_written_from_the_typed_model_in_camel_case() -> None:
+    fields = platform_fields("demo", "ns", SPEC, deployment())
+    fields.observed_generation = 4
+    fields.conditions = merge([], [Observation(READY, "True", "Ready")], generation=4, now="t1")
+    assert status_patch(fields) == {
+        "observedGeneration": 4,
+        "conditions": [
+            {"type": "Ready", "status": "True", "reason": "Ready", "message": "", "lastTransitionTime": "t1",
+             "observedGeneration": 4}
+        ],
+        "replicas": 3,
+        "readyReplicas": 3,
+        "selector": "app.kubernetes.io/instance=demo,app.kubernetes.io/component=api",
+        "endpoint": "http://demo-api.ns.svc:80",
+    }  # fmt: skip
+    assert not status_changed(TaskPlatformStatus.model_validate(status_patch(fields)), fields)
+    fields.ready_replicas = 2
+    assert status_changed(
+        TaskPlatformStatus.model_validate(status_patch(fields)), platform_fields("demo", "ns", SPEC, deployment())
+    )
 
 
 def test_progress_is_the_last_json_progress_line() -> None:
