@@ -50,6 +50,22 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = Field(14 * 86400, ge=60, le=90 * 86400)
     bcrypt_rounds: int = Field(12, ge=4, le=16, description="bcrypt cost; 4 only for tests.")
 
+    login_throttle_window_s: int = Field(
+        900, ge=1, description="Failed logins older than this no longer count (a sliding window)."
+    )
+    login_free_failures_per_account: int = Field(
+        5, ge=1, description="Failed logins for one account in the window before each attempt must wait."
+    )
+    login_free_failures_per_client: int = Field(
+        20, ge=1, description="Failed logins from one client address (any account) before attempts must wait."
+    )
+    login_delay_base_s: float = Field(
+        1.0, gt=0, description="Wait after the first failure beyond the free ones; doubles with each further one."
+    )
+    login_delay_max_s: float = Field(
+        60.0, gt=0, description="The longest wait: attempts are slowed down, never locked out."
+    )
+
     idempotency_ttl_s: int = Field(86400, ge=60)
     max_page_size: int = Field(100, ge=1, le=1000)
 

@@ -169,6 +169,21 @@ class RevokedToken(SQLModel, table=True):
     revoked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class LoginFailure(SQLModel, table=True):
+    """One failed login, counted against the account and the client address (api/services/throttle.py).
+
+    `scope` is a digest of "account:<email>" or "client:<address>": the table names no one, and an email
+    that has no account is throttled exactly like one that has. Rows older than the window are pruned.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (sa.Index("ix_login_failures_scope_failed_at", "scope", "failed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    scope: str = Field(max_length=64)
+    failed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
 class IdempotencyRecord(SQLModel, table=True):
     """The first response to a POST carrying an Idempotency-Key, replayed for repeats of that key."""
 

@@ -20,7 +20,7 @@ from taskplatform.api.migrate import upgrade_head
 
 TABLES = (
     "users, tasks, token_families, refresh_tokens, revoked_tokens, idempotency_records, "
-    "migration_checkpoints, migration_rejects, migration_alterations"
+    "migration_checkpoints, migration_rejects, migration_alterations, login_failures"
 )
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from taskplatform.api.deps import API_PREFIX, AccessAuth, SessionDep, SettingsDep
@@ -21,12 +21,14 @@ async def register(data: UserCreate, session: SessionDep, settings: SettingsDep,
     return user
 
 
-@router.post("/login", response_model=TokenPair, responses=problems(401, 422))
+@router.post("/login", response_model=TokenPair, responses=problems(401, 422, 429))
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, settings: SettingsDep
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, settings: SettingsDep, request: Request
 ) -> TokenPair:
-    """OAuth2 password flow: `username` is the email."""
-    user = await auth_service.authenticate(session, settings, form.username, form.password)
+    """OAuth2 password flow: `username` is the email. Repeated failures for one account or from one client
+    address are slowed down: 429 with Retry-After (see LOGIN_* settings)."""
+    client_host = request.client.host if request.client else None
+    user = await auth_service.authenticate(session, settings, form.username, form.password, client_host)
     return await auth_service.login(session, settings, user)
 
 

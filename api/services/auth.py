@@ -29,6 +29,7 @@ from taskplatform.api.security import (
     new_token_id,
     verify_password,
 )
+from taskplatform.api.services import throttle
 from taskplatform.api.services.sql import AnySelect, fetch_mappings, insert_ignoring_conflicts
 
 
@@ -46,17 +47,26 @@ async def register(session: AsyncSession, settings: Settings, data: UserCreate) 
     return user
 
 
-async def authenticate(session: AsyncSession, settings: Settings, email: str, password: str) -> User:
+async def authenticate(
+    session: AsyncSession, settings: Settings, email: str, password: str, client_host: str | None
+) -> User:
     email = email.strip().lower()
+    now = datetime.now(UTC)
+    scopes = throttle.LoginScopes.of(email, client_host)
+    # Throttled attempts are refused before any bcrypt work (429 with Retry-After).
+    await throttle.check(session, settings, scopes, now)
     # No stored email contains NUL, and PostgreSQL refuses it in a query parameter: skip the lookup.
     user = None if "\x00" in email else (await session.exec(select(User).where(User.email == email))).first()
     # Unknown email still pays for one bcrypt verification, so timing does not reveal which emails exist.
     hashed = user.hashed_password if user is not None else dummy_hash(settings.bcrypt_rounds)
     password_ok = await to_thread.run_sync(verify_password, password, hashed, settings.bcrypt_rounds)
     if user is None or not password_ok or not user.is_active:
+        await throttle.record_failure(session, settings, scopes, now)
+        await session.commit()
         raise ApiError(
             401, "invalid-credentials", "Incorrect email or password.", headers={"WWW-Authenticate": "Bearer"}
         )
+    await throttle.forget_account_failures(session, scopes)  # committed with the login's token rows
     if needs_rehash(user.hashed_password, settings.bcrypt_rounds):
         user.hashed_password = await to_thread.run_sync(hash_password, password, settings.bcrypt_rounds)
         session.add(user)  # committed with the login's token rows
