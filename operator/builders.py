@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ DB_USER = "taskplatform"
 DB_NAME = "taskplatform"
 API_UID = 10001  # the API image's numeric USER (Dockerfile.api)
 DB_UID = 999  # the postgres user of the official image and of the locally built one
+DATA_VOLUME = "data"  # the StatefulSet's volumeClaimTemplate
 Manifest = dict[str, Any]
 
 
@@ -59,6 +61,11 @@ class Names:
     @property
     def api(self) -> str:
         return f"{self.platform}-api"
+
+    @property
+    def database_claim(self) -> str:
+        """The volume claim the StatefulSet controller makes for its one pod."""
+        return f"{DATA_VOLUME}-{self.database}-0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,13 +196,17 @@ _SYNC_PASSWORD = (
 )
 
 
-def database_statefulset(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials | None = None) -> Manifest:
+def database_statefulset(
+    owner: Owner, spec: TaskPlatformSpec, credentials: Credentials | None = None, volume_size: str | None = None
+) -> Manifest:
+    """`volume_size` overrides the spec's size in the (immutable) volumeClaimTemplates: the size the existing
+    StatefulSet carries, while a resize is under way or refused (operator/storage.py)."""
     names = Names(owner.name)
     db = spec.database
     ready = ["pg_isready", "-U", DB_USER, "-d", DB_NAME, "-h", "127.0.0.1"]
     claim_spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": db.storage.size}},
+        "resources": {"requests": {"storage": volume_size or db.storage.size}},
     }
     if db.storage.storage_class_name:
         claim_spec["storageClassName"] = db.storage.storage_class_name
@@ -233,13 +244,13 @@ def database_statefulset(owner: Owner, spec: TaskPlatformSpec, credentials: Cred
                             "livenessProbe": {"exec": {"command": ready}, "periodSeconds": 10, "failureThreshold": 6},
                             "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", _SYNC_PASSWORD]}}},
                             "securityContext": {**_RESTRICTED_CONTAINER, "readOnlyRootFilesystem": False},
-                            "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
+                            "volumeMounts": [{"name": DATA_VOLUME, "mountPath": "/var/lib/postgresql/data"}],
                         }
                     ],
                 },
             },
             "volumeClaimTemplates": [
-                {"metadata": {"name": "data", "labels": labels(owner.name, "database")}, "spec": claim_spec}
+                {"metadata": {"name": DATA_VOLUME, "labels": labels(owner.name, "database")}, "spec": claim_spec}
             ],
         },
     }
@@ -404,6 +415,39 @@ def desired_state(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials
 
 def data_migration_job_name(migration: str) -> str:
     return f"{migration}-migrate"
+
+
+# --- how long a resource's name may be ----------------------------------------------------------------------
+# Child names become label values too (a Job's pods carry `job-name`; a StatefulSet labels its pods and
+# revisions `<statefulset>-<10-character hash>`), and label values, like Service names, have at most 63
+# characters. So a resource's name may be 63 less the longest suffix its children add; the CRDs refuse
+# longer names at admission (crdgen.py) instead of accepting a resource whose children cannot exist.
+NAME_PART_MAX = 63
+_REVISION_HASH = "-" + "0" * 10
+
+
+def platform_child_names(name: str) -> list[str]:
+    names, owner = Names(name), Owner("TaskPlatform", name, "", "")
+    return [
+        names.secret,
+        names.database,
+        names.database_headless,
+        names.database + _REVISION_HASH,
+        names.api,
+        schema_job_name(owner, TaskPlatformSpec()),
+    ]
+
+
+def migration_child_names(name: str) -> list[str]:
+    return [data_migration_job_name(name)]
+
+
+def max_name_length(child_names: Callable[[str], list[str]]) -> int:
+    return NAME_PART_MAX - max(len(child) for child in child_names(""))
+
+
+MAX_PLATFORM_NAME = max_name_length(platform_child_names)
+MAX_MIGRATION_NAME = max_name_length(migration_child_names)
 
 
 def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: TaskPlatformSpec) -> Manifest:

@@ -7,12 +7,14 @@ and parents defaulted to `{}` so that the API server fills in nested defaults.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel
 
+from taskplatform.operator.builders import NAME_PART_MAX, max_name_length, migration_child_names, platform_child_names
 from taskplatform.operator.models import (
     GROUP,
     VERSION,
@@ -87,6 +89,7 @@ def crd(
     status: type[BaseModel],
     printer_columns: list[dict[str, Any]],
     subresources: dict[str, Any],
+    child_names: Callable[[str], list[str]],
 ) -> dict[str, Any]:
     spec_schema = model_schema(spec)
     spec_schema["description"] = spec.__doc__ or f"Desired state of the {kind}."
@@ -118,6 +121,7 @@ def crd(
                             "type": "object",
                             "description": description,
                             "required": ["spec"],
+                            "x-kubernetes-validations": [_name_rule(child_names)],
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "API version of this object."},
                                 "kind": {"type": "string", "description": "Kind of this object."},
@@ -134,12 +138,34 @@ def crd(
     }
 
 
+def _name_rule(child_names: Callable[[str], list[str]]) -> dict[str, str]:
+    """Names whose children could not exist are refused at admission, with the limit in the message."""
+    max_name = max_name_length(child_names)
+    longest_child = max(child_names("<name>"), key=len)
+    return {
+        "rule": f"size(self.metadata.name) <= {max_name}",
+        "message": f"metadata.name may have at most {max_name} characters: the operator names children after it "
+        f"(the longest, {longest_child}, must fit in {NAME_PART_MAX})",
+    }
+
+
 def _ready_column(condition: ConditionType) -> dict[str, Any]:
     name = condition.value
     return {"name": name, "type": "string", "jsonPath": f'.status.conditions[?(@.type=="{name}")].status'}
 
 
+def _reason_column(condition: ConditionType) -> dict[str, Any]:
+    """Why the condition is as it is: when not Ready, the failing child's reason (ApplyFailed, RolloutStuck…)."""
+    name = condition.value
+    return {"name": "Reason", "type": "string", "jsonPath": f'.status.conditions[?(@.type=="{name}")].reason'}
+
+
 AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+# `kubectl get -o wide`: a spec generation not yet applied in full shows as Observed < Generation.
+GENERATION_COLUMNS = [
+    {"name": "Generation", "type": "integer", "jsonPath": ".metadata.generation", "priority": 1},
+    {"name": "Observed", "type": "integer", "jsonPath": ".status.observedGeneration", "priority": 1},
+]
 
 
 def all_crds() -> dict[str, dict[str, Any]]:
@@ -153,9 +179,11 @@ def all_crds() -> dict[str, dict[str, Any]]:
         TaskPlatformStatus,
         [
             _ready_column(ConditionType.READY),
+            _reason_column(ConditionType.READY),
             {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
             {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
             AGE,
+            *GENERATION_COLUMNS,
         ],
         {
             "status": {},
@@ -165,6 +193,7 @@ def all_crds() -> dict[str, dict[str, Any]]:
                 "labelSelectorPath": ".status.selector",
             },
         },
+        platform_child_names,
     )
     data_migration = crd(
         "DataMigration",
@@ -181,6 +210,7 @@ def all_crds() -> dict[str, dict[str, Any]]:
             AGE,
         ],
         {"status": {}},
+        migration_child_names,
     )
     return {"taskplatforms.yaml": task_platform, "datamigrations.yaml": data_migration}
 

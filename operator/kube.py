@@ -165,14 +165,22 @@ class Kube:
             raise
         return result
 
-    def delete(self, kind: str, namespace: str, name: str) -> bool:
+    def delete(self, kind: str, namespace: str, name: str, propagation: str = "Background") -> bool:
+        """Delete; `propagation="Orphan"` keeps what the object owns (a StatefulSet's pods and volumes)."""
         try:
-            self._call("DELETE", KINDS[kind].path(namespace, name), body={"propagationPolicy": "Background"})
+            self._call("DELETE", KINDS[kind].path(namespace, name), body={"propagationPolicy": propagation})
         except KubeError as exc:
             if exc.status == 404:
                 return False
             raise
         return True
+
+    def merge_patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> Manifest:
+        """A JSON merge patch, for objects the operator does not own (a StatefulSet's volume claims)."""
+        result: Manifest = self._call(
+            "PATCH", KINDS[kind].path(namespace, name), body=patch, content_type="application/merge-patch+json"
+        )
+        return result
 
     def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource; lists (conditions) are replaced whole."""

@@ -18,11 +18,14 @@ class CRModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
+# A Kubernetes byte quantity: binary (Ki…Ei) or decimal (k, M…E) suffixes. Not "K": the API server refuses it,
+# and a child it refuses is a pass that fails where admission could have said no.
+BYTES_QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+
+
 class ResourceList(CRModel):
     cpu: str | None = Field(None, description="CPU quantity, e.g. 250m.", pattern=r"^[0-9]+(\.[0-9]+)?m?$")
-    memory: str | None = Field(
-        None, description="Memory quantity, e.g. 256Mi.", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"
-    )
+    memory: str | None = Field(None, description="Memory quantity, e.g. 256Mi.", pattern=BYTES_QUANTITY)
 
 
 class Resources(CRModel):
@@ -83,17 +86,58 @@ class ApiSpec(CRModel):
 
 
 class StorageSpec(CRModel):
+    # Transition rules: the API server checks them on every update (oldSelf is the stored object).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.size) || !has(oldSelf.size) || "
+                    "!quantity(self.size).isLessThan(quantity(oldSelf.size))",
+                    "messageExpression": "'spec.database.storage.size cannot shrink (from ' + oldSelf.size + ' to ' + "
+                    "self.size + '): a volume only grows; back up and restore into a new TaskPlatform instead'",
+                },
+                {
+                    "rule": "has(self.storageClassName) == has(oldSelf.storageClassName) && "
+                    "(!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",
+                    "message": "spec.database.storage.storageClassName cannot change: the volume exists in its class; "
+                    "back up and restore into a new TaskPlatform instead",
+                },
+            ]
+        }
+    )
+
     size: str = Field(
-        "1Gi", description="Size of the database volume.", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"
+        "1Gi",
+        description="Size of the database volume. It may grow (the volume is expanded in place where its "
+        "StorageClass allows expansion); it cannot shrink.",
+        pattern=BYTES_QUANTITY,
     )
     storage_class_name: str | None = Field(
-        None, description="StorageClass of the volume; the cluster default if unset."
+        None, description="StorageClass of the volume; the cluster default if unset. Fixed once created."
     )
 
 
 class DatabaseSpec(CRModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.version) || !has(oldSelf.version) || self.version == oldSelf.version",
+                    "messageExpression": "'spec.database.version cannot change in place (from ' + oldSelf.version + "
+                    "' to ' + self.version + '): PostgreSQL refuses a data directory of another major version; "
+                    "back up and restore into a new TaskPlatform (docs/operator.md)'",
+                }
+            ]
+        }
+    )
+
     image: str = Field("taskplatform-postgres:15", min_length=1, description="PostgreSQL container image.")
-    version: str = Field("15", description="PostgreSQL major version the image provides.", pattern=r"^[0-9]+$")
+    version: str = Field(
+        "15",
+        description="PostgreSQL major version the image provides. Fixed once created: a new major version "
+        "cannot start on the old data directory.",
+        pattern=r"^[0-9]+$",
+    )
     storage: StorageSpec = Field(default_factory=StorageSpec, description="The database's persistent volume.")
     resources: Resources = Field(
         Resources(requests=ResourceList(cpu="100m", memory="256Mi")),
@@ -165,6 +209,7 @@ class ConditionType(enum.StrEnum):
     DATABASE_READY = "DatabaseReady"
     API_READY = "ApiReady"
     DEGRADED = "Degraded"
+    STORAGE_READY = "StorageReady"
     # DataMigration
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
@@ -176,6 +221,7 @@ PLATFORM_CONDITIONS = (
     ConditionType.DATABASE_READY,
     ConditionType.API_READY,
     ConditionType.DEGRADED,
+    ConditionType.STORAGE_READY,
 )
 MIGRATION_CONDITIONS = (ConditionType.RUNNING, ConditionType.SUCCEEDED, ConditionType.FAILED)
 

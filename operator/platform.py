@@ -9,20 +9,30 @@ keeps its current image while every other change still applies.
 RBAC this needs (namespaced kinds, cluster-wide or per watched namespace): secrets get/list/watch/create/patch;
 services, statefulsets, deployments, poddisruptionbudgets, horizontalpodautoscalers get/list/watch/create/patch/delete
 (server-side apply creating an object needs create);
-jobs get/list/watch/create; taskplatforms get/list/watch/patch, taskplatforms/status patch; events create.
+jobs get/list/watch/create; persistentvolumeclaims get/patch (growing the volume, operator/storage.py);
+taskplatforms get/list/watch/patch, taskplatforms/status patch; events create.
+
+A child the API server refuses (an invalid or forbidden object) is reported in the status (Degraded, naming
+the child and the cause) and the other children are still reconciled; status.observedGeneration then stays at
+the last generation applied in full.
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
-from taskplatform.operator import builders, conditions, status
+from taskplatform.operator import builders, conditions, status, storage
 from taskplatform.operator.builders import Credentials, Names, Owner
 from taskplatform.operator.conditions import ConditionType, Observation, newly_true, now_rfc3339
-from taskplatform.operator.kube import Kube, Manifest, owns_field
+from taskplatform.operator.kube import Kube, KubeError, Manifest, owns_field
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,19 @@ def _with_image(spec: TaskPlatformSpec, image: str) -> TaskPlatformSpec:
     return spec.model_copy(update={"api": spec.api.model_copy(update={"image": image})})
 
 
+def _step(observed: status.PlatformObservation, child: str, action: Callable[[], T]) -> T | None:
+    """Run one child's step. A refusal by the API server (an invalid or forbidden object) is reported as
+    Degraded, naming the child and the cause, and the pass goes on: independent children are not held
+    hostage by one that fails. Transient trouble (conflicts, throttling, server errors) raises, to be retried."""
+    try:
+        return action()
+    except KubeError as exc:
+        if exc.transient:
+            raise
+        observed.problems.append(Observation(ConditionType.DEGRADED, "True", "ApplyFailed", f"{child}: {exc.message}"))
+        return None
+
+
 def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     meta = platform["metadata"]
     if meta.get("deletionTimestamp"):
@@ -117,53 +140,78 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     namespace, name = meta["namespace"], meta["name"]
     spec = TaskPlatformSpec.model_validate(platform.get("spec") or {})
     owner = Owner("TaskPlatform", name, namespace, meta["uid"])
+    names = Names(name)
     result = Result()
     observed = status.PlatformObservation()
 
-    credentials = ensure_credentials(kube, owner, result)
+    credentials = ensure_credentials(kube, owner, result)  # every other child depends on it: failures raise
     problem = _secret_ref_problem(kube, namespace, spec)
     if problem is not None:
         observed.problems.append(problem)
         result.recheck_soon = True
 
     for service in builders.database_services(owner):
-        kube.apply(service)
-    observed.statefulset = kube.apply(builders.database_statefulset(owner, spec, credentials))
+        _step(observed, f"Service {service['metadata']['name']}", partial(kube.apply, service))
+    current_statefulset = kube.get("StatefulSet", namespace, names.database)
+    plan = storage.plan_storage(kube, owner, spec, current_statefulset)
+    observed.storage = plan.observation
+    observed.statefulset = current_statefulset
+    if plan.apply_statefulset:
+        statefulset = builders.database_statefulset(owner, spec, credentials, plan.volume_size)
+        observed.statefulset = _step(observed, f"StatefulSet {names.database}", partial(kube.apply, statefulset))
+        observed.statefulset = observed.statefulset or current_statefulset
+    if not plan.applied or not plan.observation.holds:
+        result.recheck_soon = True  # volume resizes announce themselves on no object the operator watches
 
     schema_job = builders.schema_migration_job(owner, spec)
-    observed.schema_job = kube.get("Job", namespace, schema_job["metadata"]["name"])
+    schema_job_name = schema_job["metadata"]["name"]
+    observed.schema_job = kube.get("Job", namespace, schema_job_name)
     if observed.schema_job is None:
-        observed.schema_job = kube.create(schema_job) or kube.get("Job", namespace, schema_job["metadata"]["name"])
-        result.events.append(Event("Normal", "SchemaMigrationStarted", f"Job {schema_job['metadata']['name']}"))
+        observed.schema_job = _step(observed, f"Job {schema_job_name}", partial(kube.create, schema_job))
+        observed.schema_job = observed.schema_job or kube.get("Job", namespace, schema_job_name)
+        if observed.schema_job is not None:
+            result.events.append(Event("Normal", "SchemaMigrationStarted", f"Job {schema_job_name}"))
 
-    deployment_name = Names(name).api
-    current = kube.get("Deployment", namespace, deployment_name)
+    current = kube.get("Deployment", namespace, names.api)
     if current is not None and spec.api.autoscaling is not None and owns_field(current, "spec", "replicas"):
         _hand_replicas_to_autoscaler(kube, current)
+    deployment = None
     if status.job_outcome(observed.schema_job) == "Complete" and problem is None:
-        observed.deployment = kube.apply(builders.api_deployment(owner, spec, credentials))
+        deployment = builders.api_deployment(owner, spec, credentials)
     else:
         image = status.deployment_image(current)
         if current is not None and image is not None:
             # Hold the image until its schema is in place; scale, resources and env still apply.
-            observed.deployment = kube.apply(builders.api_deployment(owner, _with_image(spec, image), credentials))
-    kube.apply(builders.api_service(owner, spec))
+            deployment = builders.api_deployment(owner, _with_image(spec, image), credentials)
+    if deployment is not None:
+        observed.deployment = _step(observed, f"Deployment {names.api}", partial(kube.apply, deployment)) or current
+    _step(observed, f"Service {names.api}", partial(kube.apply, builders.api_service(owner, spec)))
 
     for kind, manifest in (
         ("PodDisruptionBudget", builders.api_pdb(owner, spec)),
         ("HorizontalPodAutoscaler", builders.api_hpa(owner, spec)),
     ):
-        if manifest is not None:
-            kube.apply(manifest)
-        else:
-            kube.delete(kind, namespace, deployment_name)
+        action = (
+            partial(kube.apply, manifest) if manifest is not None else partial(kube.delete, kind, namespace, names.api)
+        )
+        _step(observed, f"{kind} {names.api}", action)
 
-    _write_status(kube, platform, spec, observed, result)
+    if observed.problems:
+        result.recheck_soon = True
+    # observedGeneration says which generation was last applied in full: not this one if anything of it failed
+    # or was refused (the conditions say what and why).
+    fully_applied = not observed.problems and plan.applied
+    _write_status(kube, platform, spec, observed, result, fully_applied)
     return result
 
 
 def _write_status(
-    kube: Kube, platform: Manifest, spec: TaskPlatformSpec, observed: status.PlatformObservation, result: Result
+    kube: Kube,
+    platform: Manifest,
+    spec: TaskPlatformSpec,
+    observed: status.PlatformObservation,
+    result: Result,
+    fully_applied: bool,
 ) -> None:
     meta = platform["metadata"]
     raw_previous = platform.get("status") or {}
@@ -171,7 +219,7 @@ def _write_status(
     conditions_before = conditions.parse(raw_previous.get("conditions"))
     observations = status.platform_conditions(spec, observed)
     new_status = status.platform_fields(meta["name"], meta["namespace"], spec, observed.deployment)
-    new_status.observed_generation = meta.get("generation")
+    new_status.observed_generation = meta.get("generation") if fully_applied else previous.observed_generation
     new_status.conditions = conditions.merge(conditions_before, observations, meta.get("generation"), now_rfc3339())
     for observation in newly_true(conditions_before, observations):
         if observation.type == ConditionType.DEGRADED:

@@ -54,6 +54,7 @@ class PlatformObservation:
     schema_job: Manifest | None = None
     deployment: Manifest | None = None
     problems: list[Observation] = field(default_factory=list)  # Degraded reasons found while applying
+    storage: Observation | None = None  # StorageReady, from operator/storage.py
 
 
 def database_condition(statefulset: Manifest | None) -> Observation:
@@ -108,7 +109,9 @@ def degraded_condition(observed: PlatformObservation) -> Observation:
     if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
         problems.append(Observation(ConditionType.DEGRADED, "True", "RolloutStuck", progressing.get("message", "")))
     if problems:
-        return problems[0]
+        # The first problem's reason; every problem's message, so that none hides behind another.
+        message = "; ".join(dict.fromkeys(p.message for p in problems if p.message))
+        return Observation(ConditionType.DEGRADED, "True", problems[0].reason, message)
     return Observation(ConditionType.DEGRADED, "False", "AsExpected", "")
 
 
@@ -125,7 +128,7 @@ def platform_conditions(spec: TaskPlatformSpec, observed: PlatformObservation) -
         ready = Observation(ConditionType.READY, "False", "ApiNotReady", api.message)
     else:
         ready = Observation(ConditionType.READY, "True", "Ready", "the database and the API are serving")
-    return [ready, database, api, degraded]
+    return [ready, database, api, degraded] + ([observed.storage] if observed.storage else [])
 
 
 def platform_fields(

@@ -73,7 +73,15 @@ def test_cel_rules_and_scale_subresource_are_declared() -> None:
     assert "must be <=" in rules[0]["message"]
     dm = all_crds()["datamigrations.yaml"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert dm["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
-    assert [c["name"] for c in tp["additionalPrinterColumns"]] == ["Ready", "Replicas", "Endpoint", "Age"]
+    assert [c["name"] for c in tp["additionalPrinterColumns"]] == [
+        "Ready",
+        "Reason",
+        "Replicas",
+        "Endpoint",
+        "Age",
+        "Generation",
+        "Observed",
+    ]
 
 
 def test_crd_files_are_valid_yaml_with_one_document_each() -> None:

@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 from kubecluster import LocalCluster
 
-from taskplatform.operator.builders import Credentials, Owner, data_migration_job, desired_state
+from taskplatform.operator.builders import (
+    MAX_MIGRATION_NAME,
+    MAX_PLATFORM_NAME,
+    Credentials,
+    Owner,
+    data_migration_job,
+    desired_state,
+    platform_child_names,
+)
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
 
 
@@ -33,6 +41,68 @@ def test_invalid_specs_are_rejected_with_readable_messages(cluster: LocalCluster
     result = cluster.apply(_platform("invalid", spec))
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_names_whose_children_cannot_exist_are_refused_with_the_limit(cluster: LocalCluster) -> None:
+    longest = "n" * MAX_PLATFORM_NAME
+    # The limit is derived from the children: at the limit every child name is a valid label value.
+    assert max(len(child) for child in platform_child_names(longest)) == 63
+    accepted = cluster.apply(_platform(longest, {}))
+    assert accepted.returncode == 0, accepted.stderr
+    refused = cluster.apply(_platform("n" * (MAX_PLATFORM_NAME + 1), {}))
+    assert refused.returncode != 0
+    assert f"metadata.name may have at most {MAX_PLATFORM_NAME} characters" in refused.stderr
+    migration = {
+        "apiVersion": "taskplatform.io/v1alpha1",
+        "kind": "DataMigration",
+        "metadata": {"name": "m" * (MAX_MIGRATION_NAME + 1)},
+        "spec": {"target": "defaults", "sourceSecretRef": {"name": "mongo"}},
+    }
+    refused = cluster.apply(migration)
+    assert refused.returncode != 0 and f"at most {MAX_MIGRATION_NAME} characters" in refused.stderr
+    cluster.kubectl("delete", "tp", longest)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        (
+            {"storage": {"size": "1Gi"}},
+            {"storage": {"size": "100Mi"}},
+            "storage.size cannot shrink (from 1Gi to 100Mi)",
+        ),
+        ({"storage": {"size": "1Gi"}}, {"storage": {"size": "1023Mi"}}, "cannot shrink"),
+        (
+            {"version": "15"},
+            {"version": "16", "image": "postgres:16"},
+            "version cannot change in place (from 15 to 16)",
+        ),
+        (
+            {"storage": {"storageClassName": "a"}},
+            {"storage": {"storageClassName": "b"}},
+            "storageClassName cannot change",
+        ),
+        ({}, {"storage": {"storageClassName": "b"}}, "storageClassName cannot change"),
+    ],
+)
+def test_edits_the_database_cannot_take_are_refused_at_admission(
+    cluster: LocalCluster, before: dict, after: dict, message: str
+) -> None:
+    name = f"edit-{abs(hash(message)) % 10**6}"
+    assert cluster.apply(_platform(name, {"database": before})).returncode == 0
+    try:
+        refused = cluster.apply(_platform(name, {"database": after}))
+        assert refused.returncode != 0
+        assert message in refused.stderr, refused.stderr
+    finally:
+        cluster.kubectl("delete", "tp", name)
+
+
+def test_the_database_volume_may_grow(cluster: LocalCluster) -> None:
+    assert cluster.apply(_platform("grows", {"database": {"storage": {"size": "1Gi"}}})).returncode == 0
+    grown = cluster.apply(_platform("grows", {"database": {"storage": {"size": "1.5Gi"}}}))
+    assert grown.returncode == 0, grown.stderr
+    cluster.kubectl("delete", "tp", "grows")
 
 
 def test_kubectl_scale_edits_the_api_replicas(cluster: LocalCluster) -> None:

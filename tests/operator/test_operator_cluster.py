@@ -110,6 +110,7 @@ def test_a_platform_comes_up_ready_with_every_child_owned(cluster: LocalCluster,
         assert item["observedGeneration"] == tp["metadata"]["generation"] and item["lastTransitionTime"]
     assert [(c["type"], c["status"]) for c in status["conditions"]] == [
         ("Ready", "True"), ("DatabaseReady", "True"), ("ApiReady", "True"), ("Degraded", "False"),
+        ("StorageReady", "True"),
     ]  # fmt: skip
     assert " True " in cluster.kubectl("get", "tp", "shop", "-n", ns).stdout  # the READY printer column
 
@@ -422,3 +423,150 @@ def test_the_liveness_endpoint_answers(operator: OperatorProcess) -> None:
     with urllib.request.urlopen(operator.liveness_url, timeout=5) as response:  # noqa: S310 (local)
         assert response.status == 200
         assert "runners" in json.loads(response.read())
+
+
+# --- edits after day one: applied, refused at admission (tests/operator/test_crds_cluster.py), or reported ---
+
+
+def statefulset_volume(cluster: LocalCluster, ns: str, name: str) -> tuple[str, str]:
+    sts = get(cluster, ns, "statefulset", f"{name}-db") or {}
+    template = sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+    return sts["metadata"]["uid"], template
+
+
+def scaled_to(cluster: LocalCluster, ns: str, name: str, replicas: int) -> None:
+    cluster.kubectl("scale", f"tp/{name}", "-n", ns, f"--replicas={replicas}")
+    wait_for(
+        lambda: (get(cluster, ns, "deployment", f"{name}-api") or {})["spec"]["replicas"] == replicas,
+        f"the Deployment at {replicas} replicas",
+    )
+
+
+def test_a_grown_volume_is_expanded_in_place_and_the_statefulset_recreated_around_its_pod(
+    cluster: LocalCluster, ns: str
+) -> None:
+    storage_class = f"expandable-{ns}"
+    expandable = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": storage_class},
+                  "provisioner": "kubernetes.io/host-path", "allowVolumeExpansion": True,
+                  "volumeBindingMode": "Immediate"}  # fmt: skip
+    apply(cluster, expandable)
+    try:
+        spec = {"api": {"replicas": 1}, "database": {"storage": {"size": "1Gi", "storageClassName": storage_class}}}
+        apply(cluster, platform(ns, "vol", spec))
+        wait_ready(cluster, ns, "vol")
+        sts_uid, _ = statefulset_volume(cluster, ns, "vol")
+        pod_uid = (get(cluster, ns, "pod", "vol-db-0") or {})["metadata"]["uid"]
+
+        spec["database"]["storage"]["size"] = "2Gi"
+        apply(cluster, platform(ns, "vol", spec))
+        wait_for(
+            lambda: (
+                (get(cluster, ns, "pvc", "data-vol-db-0") or {})["spec"]["resources"]["requests"]["storage"] == "2Gi"
+            ),
+            "the claim expanded in place",
+        )
+        wait_for(lambda: statefulset_volume(cluster, ns, "vol")[1] == "2Gi", "a StatefulSet carrying 2Gi volumes")
+        assert statefulset_volume(cluster, ns, "vol")[0] != sts_uid  # re-created ...
+        assert (get(cluster, ns, "pod", "vol-db-0") or {})["metadata"]["uid"] == pod_uid  # ... around its pod
+        storage = wait_for(lambda: condition(get(cluster, ns, "tp", "vol"), "StorageReady"), "StorageReady")
+        # The host-path volume itself cannot grow: the claim waits on the storage driver, and the status says so.
+        assert (storage["status"], storage["reason"]) in {("False", "Resizing"), ("True", "AsRequested")}, storage
+        scaled_to(cluster, ns, "vol", 3)  # nothing else is held up meanwhile
+        tp = get(cluster, ns, "tp", "vol") or {}
+        assert condition(tp, "Degraded")["status"] == "False"
+    finally:
+        cluster.kubectl("delete", "storageclass", storage_class, check=False)
+
+
+def test_a_volume_its_class_cannot_expand_is_reported_and_nothing_else_is_blocked(
+    cluster: LocalCluster, ns: str
+) -> None:
+    spec = {"api": {"replicas": 1}, "database": {"storage": {"size": "1Gi"}}}  # the default class: no expansion
+    apply(cluster, platform(ns, "fixed", spec))
+    wait_ready(cluster, ns, "fixed")
+    sts_uid, _ = statefulset_volume(cluster, ns, "fixed")
+
+    spec["database"]["storage"]["size"] = "3Gi"
+    apply(cluster, platform(ns, "fixed", spec))
+    storage = wait_for(
+        lambda: (
+            (c := condition(get(cluster, ns, "tp", "fixed"), "StorageReady")).get("reason") == "ExpansionNotSupported"
+            and c
+        ),
+        "StorageReady=False ExpansionNotSupported",
+    )
+    assert storage["status"] == "False" and "data-fixed-db-0" in storage["message"]
+    scaled_to(cluster, ns, "fixed", 4)  # an unrelated change after the refused one still applies
+    assert statefulset_volume(cluster, ns, "fixed") == (sts_uid, "1Gi")  # the StatefulSet was left as it was
+    tp = get(cluster, ns, "tp", "fixed") or {}
+    assert condition(tp, "Degraded")["status"] == "False"
+    assert tp["status"]["observedGeneration"] < tp["metadata"]["generation"]  # the 3Gi generation is not applied
+
+
+def test_a_child_refused_by_cluster_policy_is_reported_by_name_and_the_rest_still_applies(
+    cluster: LocalCluster, ns: str
+) -> None:
+    """A ValidatingAdmissionPolicy, as policy engines set them, refuses the new database image."""
+    policy = f"approved-images-{ns}"
+    manifests = [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": policy},
+         "spec": {"failurePolicy": "Fail",
+                  "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                                                          "operations": ["CREATE", "UPDATE"],
+                                                          "resources": ["statefulsets"]}]},
+                  "validations": [{"expression": "object.spec.template.spec.containers.all(c, "
+                                                 "c.image.startsWith('taskplatform-postgres'))",
+                                   "message": "database images must come from the approved registry"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": policy},
+         "spec": {"policyName": policy, "validationActions": ["Deny"],
+                  "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}}},
+    ]  # fmt: skip
+    apply(cluster, manifests)
+    try:
+        spec: dict[str, Any] = {"api": {"replicas": 1}}
+        apply(cluster, platform(ns, "guarded", spec))
+        wait_ready(cluster, ns, "guarded")
+
+        spec["database"] = {"image": "elsewhere.example/postgres:15"}
+        apply(cluster, platform(ns, "guarded", spec))
+        degraded = wait_for(
+            lambda: (c := condition(get(cluster, ns, "tp", "guarded"), "Degraded")).get("status") == "True" and c,
+            "Degraded=True",
+        )
+        assert degraded["reason"] == "ApplyFailed"
+        assert "StatefulSet guarded-db" in degraded["message"] and "approved registry" in degraded["message"]
+        scaled_to(cluster, ns, "guarded", 3)  # the Deployment is not held hostage by the StatefulSet
+        tp = get(cluster, ns, "tp", "guarded") or {}
+        assert condition(tp, "Ready")["reason"] == "ApplyFailed"
+        assert tp["status"]["observedGeneration"] < tp["metadata"]["generation"]
+        wide = cluster.kubectl("get", "tp", "guarded", "-n", ns, "-o", "wide").stdout
+        assert "ApplyFailed" in wide  # the printer columns show it
+        events = get(cluster, ns, "events", "--field-selector", "involvedObject.name=guarded,reason=ApplyFailed")
+        assert len((events or {})["items"]) == 1  # one Warning for the transition, not one per pass
+
+        del spec["database"]  # back to an approved image: everything applies again
+        apply(cluster, platform(ns, "guarded", spec))
+        tp = wait_for(
+            lambda: (
+                (t := get(cluster, ns, "tp", "guarded"))
+                and t["status"].get("observedGeneration") == t["metadata"]["generation"]
+                and t
+            ),
+            "the latest generation applied in full",
+        )
+        assert condition(tp, "Degraded")["status"] == "False"
+    finally:
+        cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy, check=False)
+
+
+def test_a_service_type_change_is_applied(cluster: LocalCluster, ns: str) -> None:
+    spec: dict[str, Any] = {"api": {"replicas": 1, "service": {"type": "NodePort"}}}
+    apply(cluster, platform(ns, "exposed", spec))
+    wait_ready(cluster, ns, "exposed")
+    spec["api"]["service"]["type"] = "ClusterIP"
+    apply(cluster, platform(ns, "exposed", spec))
+    wait_for(lambda: (get(cluster, ns, "service", "exposed-api") or {})["spec"]["type"] == "ClusterIP", "ClusterIP")
+    tp = wait_ready(cluster, ns, "exposed")
+    assert condition(tp, "Degraded")["status"] == "False"
