@@ -218,6 +218,8 @@ class MigrationCheckpoint(SQLModel, table=True):
     done: bool = Field(default=False)
     # When the import of this collection began: the creation time of documents that have none.
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Secondary indexes dropped for an initial load into an empty table, to be built once at its end.
+    deferred_indexes: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from taskplatform.api.models import TaskPriority
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from taskplatform.api.models import Task, TaskPriority, User
 from taskplatform.migration.mapping import Mapping
 from taskplatform.migration.transform import TaskRow, UserRow, transform_task, transform_user
 
@@ -52,7 +55,15 @@ class Kind:
     row_type: type[UserRow] | type[TaskRow]
     transform: Callable[..., Row]
     columns: tuple[Column, ...]
+    table_model: type[SQLModel]
     versioned: bool = False  # tasks carry a version that every changing upsert bumps
+
+    @property
+    def secondary_indexes(self) -> list[sa.Index]:
+        """The table's non-unique indexes (the models declare them): an initial load into an empty table builds
+        them once at the end instead of maintaining them row by row (target.py)."""
+        table: sa.Table = self.table_model.__table__  # type: ignore[attr-defined]
+        return sorted((i for i in table.indexes if not i.unique), key=lambda i: str(i.name))
 
     def fields(self, mapping: Mapping) -> Any:
         return getattr(mapping.fields, self.name)
@@ -128,6 +139,7 @@ USERS = Kind(
     table="users",
     row_type=UserRow,
     transform=transform_user,
+    table_model=User,
     columns=(
         Column("legacy_id", "text"),
         Column("email", "text"),
@@ -143,6 +155,7 @@ TASKS = Kind(
     table="tasks",
     row_type=TaskRow,
     transform=transform_task,
+    table_model=Task,
     columns=(
         Column("legacy_id", "text"),
         Column(

@@ -105,21 +105,32 @@ class Migration:
         position = checkpoint.position if checkpoint else Position()
         counts = checkpoint.counts if checkpoint else Counts()
         import_time = (checkpoint.started_at if checkpoint else None) or datetime.now(UTC)
+        deferred = checkpoint.deferred_indexes if checkpoint else ()
         stats.read, stats.written, stats.rejected = counts.read, counts.written, counts.rejected
         if self.target is not None:
             stats.altered = self.target.altered_count(name)
-        self.reporter.event("start", collection=name, total=stats.total, resume_from=position.to_json())
+            if not deferred and not position.has_last:
+                deferred = self.target.defer_indexes(kind, name, Checkpoint(position, counts, False, import_time))
+        self.reporter.event(
+            "start", collection=name, total=stats.total, resume_from=position.to_json(), deferred_indexes=deferred
+        )
         started = time.monotonic()
         for batch in _prefetch(read_batches(collection, position, self.options.batch_size)):
-            altered = self._batch(kind, name, batch, counts, import_time)
+            altered = self._batch(
+                kind, name, batch, counts, Checkpoint(batch.position, counts, False, import_time, deferred)
+            )
             stats.read, stats.written, stats.rejected = counts.read, counts.written, counts.rejected
             stats.altered += altered
             self.reporter.update(stats)
             position = batch.position
-        stats.seconds = time.monotonic() - started
         counter.join()
         if self.target is not None:
+            if deferred:
+                self.reporter.event("indexes", collection=name, building=deferred)
+                self.target.build_indexes(kind, deferred)
             self.target.mark_done(name, Checkpoint(position, counts, True, import_time))
+        stats.seconds = time.monotonic() - started
+        if self.target is not None:
             stats.altered = self.target.altered_count(name)
         self.reporter.update(stats, force=True)
         return stats
@@ -141,16 +152,17 @@ class Migration:
                 rejects.append(Rejected(_source_id(doc), str(exc), doc))
         return rows, rejects
 
-    def _batch(self, kind: Kind, name: str, batch: Batch, counts: Counts, import_time: datetime) -> int:
-        """Transform, decide the writer's rejects, write with the checkpoint. Returns how many rows were altered."""
-        rows, rejects = self._split(kind, batch, import_time)
+    def _batch(self, kind: Kind, name: str, batch: Batch, counts: Counts, checkpoint: Checkpoint) -> int:
+        """Transform, decide the writer's rejects, write with `checkpoint` (its counts are `counts`, updated
+        here). Returns how many rows were altered."""
+        assert checkpoint.started_at is not None
+        rows, rejects = self._split(kind, batch, checkpoint.started_at)
         kept = (self._unique_emails if kind is USERS else self._known_owners)(rows, rejects, batch)
         counts.read += len(batch.docs)
         counts.written += len(kept)
         counts.rejected += len(rejects)
         refused: list[Rejected] = []
         if self.target is not None:
-            checkpoint = Checkpoint(batch.position, counts, False, import_time)
             refused = self.target.write_batch(kind, name, kept, rejects, checkpoint)
         refused_ids = {r.source_id for r in refused}
         return sum(1 for row, _ in kept if row.notes and row.legacy_id not in refused_ids)

@@ -16,7 +16,9 @@ import bson.errors
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
+import sqlalchemy as sa
 from bson import json_util
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 from taskplatform.api.db import sync_url
@@ -40,6 +42,8 @@ class Checkpoint:
     # When the collection's import began: the creation time given to documents that have none, kept
     # across resumes so that --verify computes the same rows.
     started_at: datetime | None = None
+    # Secondary indexes this (initial) load dropped and builds at its end; empty for an incremental run.
+    deferred_indexes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,14 @@ def document_bson(doc: dict[str, Any]) -> bytes | None:
         return None
 
 
+_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _ddl(statement: sa.schema.ExecutableDDLElement) -> str:
+    """An index's DDL as the models declare it (one definition for the API's tables and this loader)."""
+    return str(statement.compile(dialect=_POSTGRESQL))
+
+
 # A lost connection ends the run (it resumes from the checkpoint); any other refusal is about the rows.
 _CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
@@ -120,7 +132,7 @@ class Target:
     def load_checkpoint(self, collection: str) -> Checkpoint | None:
         with self.conn.cursor() as cur:
             cur.execute(
-                "SELECT position, read_count, written_count, rejected_count, done, started_at "
+                "SELECT position, read_count, written_count, rejected_count, done, started_at, deferred_indexes "
                 "FROM migration_checkpoints WHERE collection = %s",
                 (collection,),
             )
@@ -129,7 +141,8 @@ class Target:
         if row is None:
             return None
         position = row[0] if isinstance(row[0], dict) else json.loads(row[0])
-        return Checkpoint(Position.from_json(position), Counts(row[1], row[2], row[3]), row[4], row[5])
+        deferred = tuple(row[6] if isinstance(row[6], list) else json.loads(row[6] or "[]"))
+        return Checkpoint(Position.from_json(position), Counts(row[1], row[2], row[3]), row[4], row[5], deferred)
 
     def reset(self, collections: Iterable[str]) -> None:
         """Start over: forget the position, counts, rejects and notes, but keep the import's start time, so
@@ -149,18 +162,51 @@ class Target:
         counts = checkpoint.counts
         cur.execute(
             """
-            INSERT INTO migration_checkpoints
-                (collection, position, read_count, written_count, rejected_count, done, started_at, updated_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            INSERT INTO migration_checkpoints (collection, position, read_count, written_count, rejected_count,
+                                               done, started_at, deferred_indexes, updated_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (collection) DO UPDATE SET
                 position = EXCLUDED.position, read_count = EXCLUDED.read_count,
                 written_count = EXCLUDED.written_count, rejected_count = EXCLUDED.rejected_count,
-                done = EXCLUDED.done, updated_at = EXCLUDED.updated_at,
+                done = EXCLUDED.done, updated_at = EXCLUDED.updated_at, deferred_indexes = EXCLUDED.deferred_indexes,
                 started_at = COALESCE(migration_checkpoints.started_at, EXCLUDED.started_at)
             """,
             (collection, json.dumps(checkpoint.position.to_json()), counts.read, counts.written, counts.rejected,
-             checkpoint.done, checkpoint.started_at, datetime.now(UTC)),
+             checkpoint.done, checkpoint.started_at, json.dumps(list(checkpoint.deferred_indexes)),
+             datetime.now(UTC)),
         )  # fmt: skip
+
+    # --- index deferral for initial loads ---------------------------------------------------------------
+
+    def defer_indexes(self, kind: Kind, collection: str, checkpoint: Checkpoint) -> tuple[str, ...]:
+        """On an empty table, drop its secondary indexes and record them in the checkpoint, in one transaction:
+        maintaining GIN, trigram and B-tree indexes row by row costs more than building them once at the end
+        (pgloader does the same). A table that holds rows keeps its indexes (an incremental run)."""
+        names = tuple(str(index.name) for index in kind.secondary_indexes)
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT EXISTS (SELECT 1 FROM {kind.table})")  # noqa: S608 (a constant name)
+            row = cur.fetchone()
+            if not names or (row and row[0]):
+                self.conn.rollback()
+                return ()
+            for index in kind.secondary_indexes:
+                cur.execute(_ddl(sa.schema.DropIndex(index, if_exists=True)))
+            deferred = Checkpoint(checkpoint.position, checkpoint.counts, False, checkpoint.started_at, names)
+            self._save_checkpoint(cur, collection, deferred)
+        self.conn.commit()
+        return names
+
+    def build_indexes(self, kind: Kind, names: Iterable[str]) -> None:
+        """Build the deferred indexes, each in its own transaction (IF NOT EXISTS: after a crash mid-way, a
+        re-run builds only what is missing)."""
+        wanted = set(names)
+        for index in kind.secondary_indexes:
+            if index.name not in wanted:
+                continue
+            with self.conn.cursor() as cur:
+                cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+                cur.execute(_ddl(sa.schema.CreateIndex(index, if_not_exists=True)))
+            self.conn.commit()
 
     def mark_done(self, collection: str, checkpoint: Checkpoint) -> None:
         with self.conn.cursor() as cur:

@@ -23,6 +23,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from taskplatform.migration.cli import main as migrate
+from taskplatform.migration.collections import TASKS
 
 LEGACY_PASSWORD = "legacy-secret-1"
 HASH = bcrypt.hashpw(LEGACY_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -257,7 +258,10 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(
             ).one()
         assert threshold <= read < 3000
         assert not done
+        # An initial load into an empty table: its secondary indexes are deferred while it runs.
+        assert secondary_indexes(db_engine) == set()
     assert subprocess.run(command, capture_output=True, check=False).returncode == 0
+    assert secondary_indexes(db_engine) == TASK_INDEXES  # built once at the end
 
     with db_engine.connect() as conn:
         target = dict(conn.execute(sa.text("SELECT legacy_id, title FROM tasks")).all())
@@ -270,6 +274,65 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(
     assert target == expected  # row by row: nothing lost, nothing duplicated, nothing altered
     assert tuple(checkpoint) == (3000, 3000, True)
     assert run(mongo, name, database_url, "--verify-only") == 0
+
+
+TASK_INDEXES = {str(index.name) for index in TASKS.secondary_indexes}
+
+
+def secondary_indexes(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        names = conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'tasks'")).scalars()
+        return set(names) & TASK_INDEXES
+
+
+def index_oids(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT relname, oid::int FROM pg_class WHERE relname = ANY(:names)"),
+                            {"names": sorted(TASK_INDEXES)})  # fmt: skip
+        return dict(rows.all())
+
+
+def test_a_crash_during_the_index_build_resumes_to_every_index(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine
+) -> None:
+    name, db = source
+    seed_variants(db)
+    assert run(mongo, name, database_url) == 0
+    # The state a kill -9 in the middle of the index build leaves: every row written, the checkpoint still
+    # naming the deferred indexes, some of them built and the others not.
+    with db_engine.begin() as conn:
+        for index in ("ix_tasks_tags", "ix_tasks_owner_due", "ix_tasks_title_trgm"):
+            conn.execute(sa.text(f"DROP INDEX {index}"))
+        conn.execute(sa.text("UPDATE migration_checkpoints SET done = false, deferred_indexes = :names "
+                             "WHERE collection = 'tasks'"), {"names": json.dumps(sorted(TASK_INDEXES))})  # fmt: skip
+    rows_before = counts(db_engine)
+    assert run(mongo, name, database_url, "--verify") == 0
+    assert secondary_indexes(db_engine) == TASK_INDEXES
+    assert counts(db_engine) == rows_before
+    with db_engine.connect() as conn:
+        deferred = conn.execute(
+            sa.text("SELECT deferred_indexes FROM migration_checkpoints WHERE collection = 'tasks'")
+        ).scalar_one()
+    assert deferred == []
+
+
+def test_an_incremental_run_into_a_table_with_rows_keeps_its_indexes(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine
+) -> None:
+    name, db = source
+    seed_variants(db)
+    with db_engine.begin() as conn:  # a task created through the API before the migration
+        owner = conn.execute(sa.text("INSERT INTO users (email, hashed_password, is_active, created_at) "
+                                     "VALUES ('api@x.io', 'x', true, now()) RETURNING id")).scalar_one()  # fmt: skip
+        conn.execute(
+            sa.text("INSERT INTO tasks (owner_id, title, status, priority, tags, version, created_at, updated_at) "
+                    "VALUES (:o, 'api task', 'todo', 2, '[]', 1, now(), now())"),
+            {"o": owner},
+        )  # fmt: skip
+    before = index_oids(db_engine)
+    assert set(before) == TASK_INDEXES
+    assert run(mongo, name, database_url) == 0
+    assert index_oids(db_engine) == before  # never dropped and rebuilt
 
 
 def test_clear_errors_for_unreachable_source_target_and_bad_mapping(

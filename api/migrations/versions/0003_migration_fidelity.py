@@ -1,4 +1,5 @@
-"""Migration fidelity: the exact BSON of each reject, a note for every altered document, the import's start.
+"""Migration fidelity: the exact BSON of each reject, a note for every altered document, the import's start,
+and the secondary indexes an initial load defers.
 
 Revision ID: 0003
 Revises: 0002
@@ -26,6 +27,7 @@ def upgrade() -> None:
         rejects.add_column(sa.Column("raw_document", sa.LargeBinary()))
     with op.batch_alter_table("migration_checkpoints") as checkpoints:
         checkpoints.add_column(sa.Column("started_at", TS))
+        checkpoints.add_column(sa.Column("deferred_indexes", sa.JSON()))
     op.create_table(
         "migration_alterations",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
@@ -40,6 +42,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("migration_alterations")
     with op.batch_alter_table("migration_checkpoints") as checkpoints:
+        checkpoints.drop_column("deferred_indexes")
         checkpoints.drop_column("started_at")
     with op.batch_alter_table("migration_rejects") as rejects:
         rejects.drop_column("raw_document")
