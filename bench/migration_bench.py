@@ -93,6 +93,29 @@ def copy_ceiling(dsn: str, rows: int, batch_size: int) -> float:
     return rate
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()  # the fields after "(comm)"
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process, its reaped children and its live children (a postmaster and its backends)."""
+    fields = _stat(pid)
+    total = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime, stime, cutime, cstime
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                child = _stat(int(entry.name))
+            except (OSError, ValueError):
+                continue
+            if int(child[1]) == pid:
+                total += int(child[11]) + int(child[12])
+    return total / _TICK
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=500_000)
@@ -115,9 +138,14 @@ def main() -> None:
         command = [sys.executable, "-m", "taskplatform.migration.cli", "--source-uri", mongo.uri,
                    "--source-db", "legacy", "--target-url", url, "--batch-size", str(args.batch_size),
                    "--progress", "json", "--progress-interval", "5"]  # fmt: skip
+        postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
+        assert mongo.process is not None
+        cpu_before = (tree_cpu_s(postmaster), tree_cpu_s(mongo.process.pid), _children_cpu_s())
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - start
+        cpu_after = (tree_cpu_s(postmaster), tree_cpu_s(mongo.process.pid), _children_cpu_s())
+        pg_cpu, source_cpu, migrate_cpu = (after - before for after, before in zip(cpu_after, cpu_before, strict=True))
         if result.returncode != 0:
             raise SystemExit(f"migration failed: {result.stderr[-2000:]}")
         rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -148,6 +176,9 @@ def main() -> None:
 | (b) raw COPY of equivalent rows into a copy of `tasks` (same indexes, logged) | {copy_rate:,.0f} |
 | (c) full migration: read, transform, COPY + upsert, rejects, checkpoint | {rate:,.0f} |
 
+Where the CPU went during (c), of {elapsed * (os.cpu_count() or 1):.0f} core-seconds: the migration process
+{migrate_cpu:.0f} s, FerretDB {source_cpu:.0f} s, PostgreSQL {pg_cpu:.0f} s.
+
 Migration = {ratio:.0%} of the slower ceiling ({bound_name}), peak RSS
 {rss_mb:.0f} MB, {elapsed:.1f} s for {docs:,} documents. Goal: >= 70% of the slower ceiling (and >= 100k docs/s
 where the source is not the bound), RSS < 300 MB.
@@ -159,6 +190,11 @@ where the source is not the bound), RSS < 300 MB.
         f"migration-bench: docs={docs} rate={rate:.0f} read_ceiling={read_rate:.0f} copy_ceiling={copy_rate:.0f} "
         f"ratio={ratio:.2f} rss_mb={rss_mb:.0f}"
     )
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

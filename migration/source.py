@@ -16,6 +16,7 @@ from typing import Any
 
 from bson import Decimal128, ObjectId, Timestamp, json_util
 from pymongo.collection import Collection
+from pymongo.errors import PyMongoError
 
 # Every BSON type an `_id` can have (arrays cannot be one), in MongoDB's comparison order.
 ID_BUCKETS = ("null", "number", "string", "object", "binData", "objectId", "bool", "date", "timestamp")
@@ -107,8 +108,13 @@ def count_documents(collection: Collection[dict[str, Any]]) -> int:
 
 
 def estimated_count(collection: Collection[dict[str, Any]]) -> int:
-    """From collection metadata, without a scan: good enough for a progress bar's total."""
-    return int(collection.estimated_document_count())
+    """From collection metadata, without a scan: good enough for a progress bar's total. `collStats` first:
+    some MongoDB-compatible servers answer the `count` behind estimated_document_count() by scanning the
+    whole collection (FerretDB: 2.6 s per 100k documents, against 0.05 s), which competes with the read."""
+    try:
+        return int(collection.database.command("collStats", collection.name)["count"])
+    except (PyMongoError, KeyError, TypeError, ValueError):
+        return int(collection.estimated_document_count())
 
 
 def count_unreachable(collection: Collection[dict[str, Any]]) -> int:
