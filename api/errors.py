@@ -102,7 +102,7 @@ def install_error_handlers(app: FastAPI) -> None:
             ApiError(
                 503,
                 "database-busy",
-                "Every database connection is in use and the waiting room is full; retry shortly.",
+                "Every database connection is busy and too many requests are waiting for one; retry shortly.",
                 headers={"Retry-After": "1"},
             ),
         )

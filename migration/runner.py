@@ -157,7 +157,7 @@ class Migration:
         here). Returns how many rows were altered."""
         assert checkpoint.started_at is not None
         rows, rejects = self._split(kind, batch, checkpoint.started_at)
-        kept = (self._unique_emails if kind is USERS else self._known_owners)(rows, rejects, batch)
+        kept = (self._unique_emails if kind is USERS else self._known_owners)(rows, rejects)
         counts.read += len(batch.docs)
         counts.written += len(kept)
         counts.rejected += len(rejects)
@@ -167,7 +167,7 @@ class Migration:
         refused_ids = {r.source_id for r in refused}
         return sum(1 for row, _ in kept if row.notes and row.legacy_id not in refused_ids)
 
-    def _unique_emails(self, rows: list[Pair], rejects: list[Rejected], batch: Batch) -> list[Pair]:
+    def _unique_emails(self, rows: list[Pair], rejects: list[Rejected]) -> list[Pair]:
         """A second account with an email already taken (in this batch, by an earlier one, or through the API)."""
         emails = [r.email for r, _ in rows if isinstance(r, UserRow)]
         taken = {} if self.target is None else self.target.users_taking_emails(emails)
@@ -183,7 +183,7 @@ class Migration:
                 kept.append((row, doc))
         return kept
 
-    def _known_owners(self, rows: list[Pair], rejects: list[Rejected], batch: Batch) -> list[Pair]:
+    def _known_owners(self, rows: list[Pair], rejects: list[Rejected]) -> list[Pair]:
         """Tasks whose owner reference names a migrated user (in a dry run: a user document in the source)."""
         owner_keys = {r.owner_legacy_id for r, _ in rows if isinstance(r, TaskRow)}
         if self.target is not None:
