@@ -160,8 +160,8 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
         statefulset = builders.database_statefulset(owner, spec, credentials, plan.volume_size)
         observed.statefulset = _step(observed, f"StatefulSet {names.database}", partial(kube.apply, statefulset))
         observed.statefulset = observed.statefulset or current_statefulset
-    if not plan.applied or not plan.observation.holds:
-        result.recheck_soon = True  # volume resizes announce themselves on no object the operator watches
+    if plan.applied and not plan.observation.holds:
+        result.recheck_soon = True  # a volume's resize or binding shows on no object the operator watches
 
     schema_job = builders.schema_migration_job(owner, spec)
     schema_job_name = schema_job["metadata"]["name"]
