@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from taskplatform.api.deps import API_PREFIX, CurrentUserId, SessionDep, SettingsDep
+from taskplatform.api.deps import API_PREFIX, CurrentUserId, SessionDep, SettingsDep, UncheckedAccessClaims
 from taskplatform.api.limits import TAG_MAX, TITLE_MAX
 from taskplatform.api.models import Task, TaskPriority, TaskStatus
 from taskplatform.api.routes.common import problems
@@ -59,7 +59,7 @@ async def create_task(
 async def list_tasks(
     request: Request,
     response: Response,
-    user_id: CurrentUserId,
+    access: UncheckedAccessClaims,  # revocation is checked in the page query itself: one round trip
     session: SessionDep,
     status: Annotated[list[TaskStatus] | None, Query(description="Any of these statuses.")] = None,
     priority: Annotated[list[TaskPriority] | None, Query(description="Any of these priorities.")] = None,
@@ -79,7 +79,7 @@ async def list_tasks(
     filters = task_service.TaskFilters(
         status=status, priority=priority, tags=tag, due_after=due_after, due_before=due_before, q=q
     )
-    rows, next_cursor = await task_service.list_tasks(session, user_id, filters, sort, limit, cursor)
+    rows, next_cursor = await task_service.list_tasks(session, access, filters, sort, limit, cursor)
     if next_cursor:
         response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
     # Plain dicts: FastAPI validates them once against TaskPage (validating here too would double the cost).

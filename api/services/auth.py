@@ -5,8 +5,10 @@ Every revocation is a database row, so a token revoked through one replica is re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from anyio import to_thread
@@ -172,8 +174,9 @@ async def prune_expired(session: AsyncSession, settings: Settings, now: datetime
 
 
 # One round trip on every authenticated request: is the user active, is this token deny-listed, is its
-# session still live. The hottest query of the API, hence columns only and the direct read path.
-_ACCESS_CHECK: AnySelect = (
+# session still live. The hottest query of the API, hence columns only and the direct read path; the task
+# list folds it into its page query (services/tasks.py), so that a list is one round trip in all.
+ACCESS_CHECK: AnySelect = (
     sa.select(
         col(User.is_active).label("is_active"),
         col(RevokedToken.jti).label("revoked_jti"),
@@ -195,19 +198,30 @@ class AccessContext:
     claims: TokenClaims
 
 
-async def authenticate_access_token(session: AsyncSession, settings: Settings, token: str) -> AccessContext:
+def verify_access_token(settings: Settings, token: str) -> TokenClaims:
+    """Signature, expiry and type: what needs no database. Revocation is `check_access`'s part."""
     try:
-        claims = decode_token(settings, token, "access")
+        return decode_token(settings, token, "access")
     except TokenError as exc:
         raise unauthorized("Invalid or expired access token.") from exc
-    rows = await fetch_mappings(
-        session, _ACCESS_CHECK, {"user_id": claims.sub, "jti": claims.jti, "family_id": claims.fam}
-    )
-    row = rows[0] if rows else None
+
+
+def access_params(claims: TokenClaims) -> dict[str, Any]:
+    return {"user_id": claims.sub, "jti": claims.jti, "family_id": claims.fam}
+
+
+def check_access(row: Mapping[str, Any] | None) -> None:
+    """Refuse a token whose user is gone or disabled, or which was revoked (itself or its session)."""
     if row is None:
         raise unauthorized("Invalid or expired access token.")
     if row["revoked_jti"] is not None or row["family_id"] is None or row["family_revoked_at"] is not None:
         raise unauthorized("The token has been revoked.")
     if not row["is_active"]:
         raise unauthorized("The account is disabled.")
+
+
+async def authenticate_access_token(session: AsyncSession, settings: Settings, token: str) -> AccessContext:
+    claims = verify_access_token(settings, token)
+    rows = await fetch_mappings(session, ACCESS_CHECK, access_params(claims))
+    check_access(rows[0] if rows else None)
     return AccessContext(user_id=claims.sub, claims=claims)

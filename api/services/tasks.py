@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -20,6 +20,8 @@ from taskplatform.api.errors import ApiError, not_found
 from taskplatform.api.models import RANK_PRIORITY, IdempotencyRecord, Task, TaskPriority, TaskStatus
 from taskplatform.api.pagination import Cursor, decode_cursor, encode_cursor
 from taskplatform.api.schemas import TaskCreate, TaskPublic, TaskUpdate
+from taskplatform.api.security import TokenClaims
+from taskplatform.api.services import auth as auth_service
 from taskplatform.api.services.sql import AnySelect, fetch_mappings
 
 SortKey = Literal[
@@ -239,10 +241,36 @@ def _as_task_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     return task
 
 
+@lru_cache(maxsize=512)
+def _authenticated_list_statement(shape: _ListShape) -> AnySelect:
+    """The access check and the page in one statement (PostgreSQL): the check's row, joined laterally to the
+    page's rows (a NULL page row when the page is empty), in the page's order. Zero rows: no such user."""
+    access = auth_service.ACCESS_CHECK.subquery("access")
+    page = _list_statement(shape).lateral("page")
+    name = shape.sort.lstrip("-")
+    column, by_id = page.c[name], page.c.id
+    if shape.sort.startswith("-"):
+        order = [column.desc().nulls_last(), by_id.desc()]
+    else:
+        order = [column.asc().nulls_last(), by_id.asc()]
+    return sa.select(access, page).select_from(access.outerjoin(page, sa.true())).order_by(*order)
+
+
+_TASK_COLUMNS = tuple(c.name for c in Task.__table__.columns)  # type: ignore[attr-defined]
+
+
 async def list_tasks(
-    session: AsyncSession, owner_id: int, filters: TaskFilters, sort: SortKey, limit: int, cursor_token: str | None
+    session: AsyncSession,
+    access: TokenClaims,
+    filters: TaskFilters,
+    sort: SortKey,
+    limit: int,
+    cursor_token: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page in (sort column, id) order, NULL sort values last, and the cursor for the next page."""
+    """One page of the caller's tasks in (sort column, id) order, NULL sort values last, and the cursor for
+    the next page. The caller's token is checked against revocation here, in the same round trip as the page
+    on PostgreSQL (the route takes the token unchecked: deps.UncheckedAccessClaims)."""
+    owner_id = access.sub
     dialect = session.get_bind().dialect.name
     cursor = decode_cursor(cursor_token, sort) if cursor_token else None
     cursor_kind: Literal["none", "value", "null-tail"] = "none"
@@ -282,7 +310,17 @@ async def list_tasks(
         sort=sort,
         cursor=cursor_kind,
     )
-    rows = [_as_task_dict(row) for row in await fetch_mappings(session, _list_statement(shape), params)]
+    if dialect == "postgresql":
+        fetched = await fetch_mappings(
+            session, _authenticated_list_statement(shape), {**params, **auth_service.access_params(access)}
+        )
+        auth_service.check_access(fetched[0] if fetched else None)
+        page: Sequence[Mapping[str, Any]] = [row for row in fetched if row["id"] is not None]
+    else:  # SQLite (a local run) has no LATERAL: two statements
+        checked = await fetch_mappings(session, auth_service.ACCESS_CHECK, auth_service.access_params(access))
+        auth_service.check_access(checked[0] if checked else None)
+        page = await fetch_mappings(session, _list_statement(shape), params)
+    rows = [_as_task_dict({name: row[name] for name in _TASK_COLUMNS}) for row in page]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

@@ -23,6 +23,8 @@ def test_logout_through_one_replica_is_refused_by_the_other(
         assert a.post("/api/v1/auth/logout", headers=headers).status_code == 204
         refused = b.get("/api/v1/users/me", headers=headers)
         assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+        listed = b.get("/api/v1/tasks", headers=headers)  # the list checks revocation inside its page query
+        assert listed.status_code == 401 and "revoked" in listed.json()["detail"]
         # The refresh family is dead on the other replica too.
         refresh = b.post("/api/v1/auth/refresh", json={"refresh_token": tokens["_refresh"]})
         assert refresh.status_code == 401

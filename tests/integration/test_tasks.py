@@ -235,3 +235,49 @@ def test_method_not_allowed_lists_every_method_of_the_path(client: TestClient) -
     assert response.status_code == 405
     assert response.headers["allow"] == "DELETE, GET, PATCH"
     assert client.put("/api/v1/tasks").headers["allow"] == "GET, POST"
+
+
+def test_the_list_is_one_round_trip_and_still_refuses_revoked_disabled_and_deleted_callers(
+    client: TestClient,
+    db_engine,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """The revocation check is folded into the page query; every refusal of the separate check still holds."""
+    import sqlalchemy as sa
+
+    from taskplatform.api.services import auth as auth_service
+    from taskplatform.api.services import sql
+    from taskplatform.api.services import tasks as task_service
+
+    statements: list[object] = []
+    real_fetch = sql.fetch_mappings
+
+    async def counting_fetch(session, statement, params):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+        return await real_fetch(session, statement, params)
+
+    for service in (auth_service, task_service):  # every read of the hot path goes through fetch_mappings
+        monkeypatch.setattr(service, "fetch_mappings", counting_fetch)
+    tokens = register_and_login(client, "fold@x.io")
+    headers = auth_headers(tokens)
+    empty = client.get("/api/v1/tasks", headers=headers)
+    assert (empty.status_code, empty.json()["items"]) == (200, [])  # the NULL page row is no task
+    for i in range(3):
+        create(client, headers, title=f"t{i}")
+    statements.clear()
+    page = client.get("/api/v1/tasks", params={"sort": "title", "limit": 2}, headers=headers)
+    assert [t["title"] for t in page.json()["items"]] == ["t0", "t1"] and page.json()["next_cursor"]
+    assert len(statements) == 1  # the access check and the page in one statement
+
+    login = client.post("/api/v1/auth/login", data={"username": "fold@x.io", "password": "correct horse"})
+    second = {"Authorization": f"Bearer {login.json()['access_token']}"}  # another session of the same user
+    assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    revoked = client.get("/api/v1/tasks", headers=headers)
+    assert revoked.status_code == 401 and revoked.json()["detail"] == "The token has been revoked."
+    with db_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE users SET is_active = false WHERE email = 'fold@x.io'"))
+    disabled = client.get("/api/v1/tasks", headers=second)
+    assert disabled.status_code == 401 and disabled.json()["detail"] == "The account is disabled."
+    with db_engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM users WHERE email = 'fold@x.io'"))
+    assert client.get("/api/v1/tasks", headers=second).status_code == 401
