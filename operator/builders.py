@@ -21,6 +21,12 @@ DB_NAME = "taskplatform"
 API_UID = 10001  # the API image's numeric USER (Dockerfile.api)
 DB_UID = 999  # the postgres user of the official image and of the locally built one
 DATA_VOLUME = "data"  # the StatefulSet's volumeClaimTemplate
+# The `app.kubernetes.io/component` of each kind of pod; the database admits connections from DATABASE_CLIENTS.
+DATABASE = "database"
+API = "api"
+SCHEMA_MIGRATION = "schema-migration"
+DATA_MIGRATION = "data-migration"
+DATABASE_CLIENTS = (API, SCHEMA_MIGRATION, DATA_MIGRATION)
 Manifest = dict[str, Any]
 
 
@@ -162,14 +168,14 @@ def database_services(owner: Owner) -> list[Manifest]:
     headless = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(owner, names.database_headless, "database"),
-        "spec": {"clusterIP": "None", "selector": selector(owner.name, "database"), "ports": [port]},
+        "metadata": _metadata(owner, names.database_headless, DATABASE),
+        "spec": {"clusterIP": "None", "selector": selector(owner.name, DATABASE), "ports": [port]},
     }
     client = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(owner, names.database, "database"),
-        "spec": {"type": "ClusterIP", "selector": selector(owner.name, "database"), "ports": [port]},
+        "metadata": _metadata(owner, names.database, DATABASE),
+        "spec": {"type": "ClusterIP", "selector": selector(owner.name, DATABASE), "ports": [port]},
     }
     return [headless, client]
 
@@ -213,15 +219,15 @@ def database_statefulset(
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": _metadata(owner, names.database, "database"),
+        "metadata": _metadata(owner, names.database, DATABASE),
         "spec": {
             "serviceName": names.database_headless,
             "replicas": 1,
-            "selector": {"matchLabels": selector(owner.name, "database")},
+            "selector": {"matchLabels": selector(owner.name, DATABASE)},
             # Kubernetes itself keeps or deletes the volume when the StatefulSet goes (spec.database).
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": db.pvc_retention_policy, "whenScaled": "Retain"},
             "template": {
-                "metadata": _template_metadata(owner, "database", credentials),
+                "metadata": _template_metadata(owner, DATABASE, credentials),
                 "spec": {
                     "securityContext": _pod_security(DB_UID),
                     "enableServiceLinks": False,
@@ -250,7 +256,7 @@ def database_statefulset(
                 },
             },
             "volumeClaimTemplates": [
-                {"metadata": {"name": DATA_VOLUME, "labels": labels(owner.name, "database")}, "spec": claim_spec}
+                {"metadata": {"name": DATA_VOLUME, "labels": labels(owner.name, DATABASE)}, "spec": claim_spec}
             ],
         },
     }
@@ -297,12 +303,12 @@ def schema_migration_job(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _metadata(owner, schema_job_name(owner, spec), "schema-migration"),
+        "metadata": _metadata(owner, schema_job_name(owner, spec), SCHEMA_MIGRATION),
         "spec": {
             "backoffLimit": 6,
             "ttlSecondsAfterFinished": 86400,
             "template": {
-                "metadata": _template_metadata(owner, "schema-migration", None, spec.api.pod_annotations),
+                "metadata": _template_metadata(owner, SCHEMA_MIGRATION, None, spec.api.pod_annotations),
                 "spec": {
                     "restartPolicy": "OnFailure",
                     "securityContext": _pod_security(API_UID),
@@ -316,15 +322,15 @@ def schema_migration_job(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
 
 
 def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials | None = None) -> Manifest:
-    container = _api_container(owner, spec, "api", ["serve", "--port", str(API_PORT)])
+    container = _api_container(owner, spec, API, ["serve", "--port", str(API_PORT)])
     container["ports"] = [{"name": "http", "containerPort": API_PORT}]
     container["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     container["readinessProbe"] = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5}
     deployment_spec: dict[str, Any] = {
-        "selector": {"matchLabels": selector(owner.name, "api")},
+        "selector": {"matchLabels": selector(owner.name, API)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
-            "metadata": _template_metadata(owner, "api", credentials, spec.api.pod_annotations),
+            "metadata": _template_metadata(owner, API, credentials, spec.api.pod_annotations),
             "spec": {
                 "securityContext": _pod_security(API_UID),
                 "enableServiceLinks": False,
@@ -340,7 +346,7 @@ def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credential
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(owner, Names(owner.name).api, "api"),
+        "metadata": _metadata(owner, Names(owner.name).api, API),
         "spec": deployment_spec,
     }
 
@@ -349,10 +355,10 @@ def api_service(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(owner, Names(owner.name).api, "api"),
+        "metadata": _metadata(owner, Names(owner.name).api, API),
         "spec": {
             "type": spec.api.service.type,
-            "selector": selector(owner.name, "api"),
+            "selector": selector(owner.name, API),
             "ports": [{"name": "http", "port": spec.api.service.port, "targetPort": "http"}],
         },
     }
@@ -366,8 +372,8 @@ def api_pdb(owner: Owner, spec: TaskPlatformSpec) -> Manifest | None:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _metadata(owner, Names(owner.name).api, "api"),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(owner.name, "api")}},
+        "metadata": _metadata(owner, Names(owner.name).api, API),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(owner.name, API)}},
     }
 
 
@@ -378,7 +384,7 @@ def api_hpa(owner: Owner, spec: TaskPlatformSpec) -> Manifest | None:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(owner, Names(owner.name).api, "api"),
+        "metadata": _metadata(owner, Names(owner.name).api, API),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": Names(owner.name).api},
             "minReplicas": scaling.min_replicas,
@@ -399,12 +405,37 @@ def api_hpa(owner: Owner, spec: TaskPlatformSpec) -> Manifest | None:
     }
 
 
+def database_network_policy(owner: Owner) -> Manifest:
+    """Only the platform's own database clients (API pods, schema and data migration Jobs) may open connections
+    to its PostgreSQL, and only on its port. Enforced where the cluster's network plugin enforces policies."""
+    names = Names(owner.name)
+    clients = {
+        "podSelector": {
+            "matchLabels": {"app.kubernetes.io/instance": owner.name},
+            "matchExpressions": [
+                {"key": "app.kubernetes.io/component", "operator": "In", "values": list(DATABASE_CLIENTS)}
+            ],
+        }
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(owner, names.database, DATABASE),
+        "spec": {
+            "podSelector": {"matchLabels": selector(owner.name, DATABASE)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [clients], "ports": [{"protocol": "TCP", "port": DB_PORT}]}],
+        },
+    }
+
+
 def desired_state(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials) -> list[Manifest]:
     """Everything a TaskPlatform owns, in the order it is created (database before schema before API)."""
     optional = [api_pdb(owner, spec), api_hpa(owner, spec)]
     return [
         credentials_secret(owner, credentials),
         *database_services(owner),
+        database_network_policy(owner),
         database_statefulset(owner, spec, credentials),
         schema_migration_job(owner, spec),
         api_deployment(owner, spec, credentials),
@@ -481,7 +512,7 @@ def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: Tas
         "metadata": {
             "name": data_migration_job_name(owner.name),
             "namespace": owner.namespace,
-            "labels": labels(spec.target, "data-migration"),
+            "labels": labels(spec.target, DATA_MIGRATION),
             "ownerReferences": [owner.reference()],
         },
         "spec": {
@@ -499,7 +530,7 @@ def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: Tas
             },
             "template": {
                 "metadata": {
-                    "labels": labels(spec.target, "data-migration"),
+                    "labels": labels(spec.target, DATA_MIGRATION),
                     "annotations": dict(spec.pod_annotations),
                 },
                 "spec": {

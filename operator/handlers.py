@@ -46,6 +46,7 @@ CHILDREN = [
     ("batch/v1", "jobs"),
     ("policy/v1", "poddisruptionbudgets"),
     ("autoscaling/v2", "horizontalpodautoscalers"),
+    ("networking.k8s.io/v1", "networkpolicies"),
 ]
 RESYNC_INTERVAL_S = 300.0
 RECHECK_S = 5.0

@@ -47,6 +47,7 @@ KINDS: dict[str, Kind] = {
     "Job": Kind("batch/v1", "jobs"),
     "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
     "HorizontalPodAutoscaler": Kind("autoscaling/v2", "horizontalpodautoscalers"),
+    "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
     "TaskPlatform": Kind(f"{GROUP}/{VERSION}", "taskplatforms"),
     "DataMigration": Kind(f"{GROUP}/{VERSION}", "datamigrations"),
 }

@@ -7,7 +7,8 @@ API. A new API image rolls out only after its schema migration Job has completed
 keeps its current image while every other change still applies.
 
 RBAC this needs (namespaced kinds, cluster-wide or per watched namespace): secrets get/list/watch/create/patch;
-services, statefulsets, deployments, poddisruptionbudgets, horizontalpodautoscalers get/list/watch/create/patch/delete
+services, statefulsets, deployments, poddisruptionbudgets, horizontalpodautoscalers, networkpolicies
+get/list/watch/create/patch/delete
 (server-side apply creating an object needs create);
 jobs get/list/watch/create; persistentvolumeclaims get/patch (growing the volume, operator/storage.py);
 taskplatforms get/list/watch/patch, taskplatforms/status patch; events create.
@@ -152,6 +153,8 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
 
     for service in builders.database_services(owner):
         _step(observed, f"Service {service['metadata']['name']}", partial(kube.apply, service))
+    policy = builders.database_network_policy(owner)
+    _step(observed, f"NetworkPolicy {names.database}", partial(kube.apply, policy))
     current_statefulset = kube.get("StatefulSet", namespace, names.database)
     plan = storage.plan_storage(kube, owner, spec, current_statefulset)
     observed.storage = plan.observation

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from taskplatform.operator.builders import Names, selector_string
+from taskplatform.operator.builders import API, Names, selector_string
 from taskplatform.operator.conditions import ConditionType, Observation
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
 
@@ -139,7 +139,7 @@ def platform_fields(
     return TaskPlatformStatus(
         replicas=int(status.get("replicas") or 0),
         ready_replicas=int(status.get("readyReplicas") or 0),
-        selector=selector_string(name, "api"),
+        selector=selector_string(name, API),
         endpoint=f"http://{Names(name).api}.{namespace}.svc:{spec.api.service.port}",
     )
 

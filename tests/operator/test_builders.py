@@ -33,12 +33,45 @@ def test_defaults_build_the_whole_platform_in_dependency_order() -> None:
         "Secret",
         "Service",
         "Service",
+        "NetworkPolicy",
         "StatefulSet",
         "Job",
         "Deployment",
         "Service",
         "PodDisruptionBudget",
     ]
+
+
+def _matches(selector: dict[str, Any], pod_labels: dict[str, str]) -> bool:
+    if any(pod_labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    return all(pod_labels.get(e["key"]) in e["values"] for e in selector.get("matchExpressions", []))
+
+
+def test_only_the_platforms_own_clients_may_reach_its_database() -> None:
+    children = build()
+    policy = children[("NetworkPolicy", "demo-db")]["spec"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 5432}]
+    (clients,) = rule["from"]
+    database = children[("StatefulSet", "demo-db")]["spec"]["template"]["metadata"]["labels"]
+    api = children[("Deployment", "demo-api")]["spec"]["template"]["metadata"]["labels"]
+    schema = next(m for k, m in children.items() if k[0] == "Job")["spec"]["template"]["metadata"]["labels"]
+    migration = data_migration_job(
+        Owner("DataMigration", "import", "apps", "9"),
+        DataMigrationSpec.model_validate({"target": "demo", "sourceSecretRef": {"name": "m"}}),
+        TaskPlatformSpec(),
+    )["spec"]["template"]["metadata"]["labels"]
+    other_platform = build_for("other")[("Deployment", "other-api")]["spec"]["template"]["metadata"]["labels"]
+    assert _matches(policy["podSelector"], database)
+    assert all(_matches(clients["podSelector"], pod) for pod in (api, schema, migration))
+    assert not _matches(clients["podSelector"], other_platform)
+    assert not _matches(clients["podSelector"], database)
+
+
+def build_for(name: str) -> dict[tuple[str, str], dict[str, Any]]:
+    owner = Owner(kind="TaskPlatform", name=name, namespace="apps", uid="0")
+    return {(m["kind"], m["metadata"]["name"]): m for m in desired_state(owner, TaskPlatformSpec(), CREDS)}
 
 
 def test_every_child_is_owned_labelled_and_namespaced() -> None:

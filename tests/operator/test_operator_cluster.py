@@ -87,16 +87,33 @@ def test_a_platform_comes_up_ready_with_every_child_owned(cluster: LocalCluster,
     tp = wait_ready(cluster, ns, "shop")
     uid = tp["metadata"]["uid"]
 
-    children = get(cluster, ns, "secret,service,statefulset,job,deployment,poddisruptionbudget")
+    children = get(cluster, ns, "secret,service,statefulset,job,deployment,poddisruptionbudget,networkpolicy")
     assert children is not None
     names = {(c["kind"], c["metadata"]["name"]) for c in children["items"]}
     assert {("Secret", "shop-credentials"), ("Service", "shop-db"), ("Service", "shop-db-headless"),
             ("StatefulSet", "shop-db"), ("Deployment", "shop-api"), ("Service", "shop-api"),
-            ("PodDisruptionBudget", "shop-api")} <= names  # fmt: skip
+            ("PodDisruptionBudget", "shop-api"), ("NetworkPolicy", "shop-db")} <= names  # fmt: skip
     assert any(kind == "Job" and name.startswith("shop-schema-") for kind, name in names)
     for child in children["items"]:
         (owner,) = child["metadata"]["ownerReferences"]
         assert (owner["kind"], owner["uid"], owner["controller"]) == ("TaskPlatform", uid, True)
+
+    # The database's NetworkPolicy, read back from the API server, admits exactly the platform's API and Job pods.
+    policy = (get(cluster, ns, "networkpolicy", "shop-db") or {})["spec"]
+    clients = policy["ingress"][0]["from"][0]["podSelector"]
+    selector = ",".join(
+        [f"{k}={v}" for k, v in clients["matchLabels"].items()]
+        + [f"{e['key']} in ({','.join(e['values'])})" for e in clients["matchExpressions"]]
+    )
+    admitted = {
+        p["metadata"]["labels"]["app.kubernetes.io/component"]
+        for p in get(cluster, ns, "pods", "-l", selector)["items"]
+    }  # type: ignore[index]
+    assert admitted == {"api", "schema-migration"}
+    guarded = get(
+        cluster, ns, "pods", "-l", ",".join(f"{k}={v}" for k, v in policy["podSelector"]["matchLabels"].items())
+    )
+    assert [p["metadata"]["name"] for p in (guarded or {})["items"]] == ["shop-db-0"]
 
     assert set(secret_data(cluster, ns, "shop-credentials")) == {"postgres-password", "database-url", "jwt-secret"}
     pvc = get(cluster, ns, "pvc", "data-shop-db-0")
