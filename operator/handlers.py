@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ import kopf
 from kubernetes.config import ConfigException
 from pydantic import ValidationError
 
-from taskplatform.operator import conditions
+from taskplatform.operator import conditions, metrics
 from taskplatform.operator.conditions import ConditionType
 from taskplatform.operator.datamigration import reconcile_migration
 from taskplatform.operator.kube import Kube, KubeError, Manifest, load_api_client
@@ -64,7 +65,7 @@ class KeyedRunner:
 
     def __init__(self, work: Callable[[Key], Awaitable[float | None]], name: str):
         self._work = work
-        self._name = name
+        self.name = name
         self._locks: defaultdict[Key, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._scheduled: dict[Key, tuple[float, object]] = {}  # the earliest pass still to come, and its token
         self._failures: Counter[Key] = Counter()
@@ -102,11 +103,19 @@ class KeyedRunner:
             except Exception as exc:  # retried with backoff; kopf handlers see errors through run()
                 self._failures[key] += 1
                 delay = RETRY_DELAYS_S[min(self._failures[key], len(RETRY_DELAYS_S)) - 1]
-                log.warning("%s %s/%s failed (%s); retrying in %.0fs", self._name, *key, exc, delay)
+                log.warning("%s %s/%s failed (%s); retrying in %.0fs", self.name, *key, exc, delay)
                 self.enqueue(key, delay)
 
     async def _pass(self, key: Key) -> None:
-        again = await self._work(key)
+        started = time.monotonic()
+        try:
+            again = await self._work(key)
+        except Exception:
+            metrics.PASSES.labels(self.name, "error").inc()
+            raise
+        finally:
+            metrics.PASS_SECONDS.labels(self.name).observe(time.monotonic() - started)
+        metrics.PASSES.labels(self.name, "success").inc()
         self._failures.pop(key, None)
         if again is not None:
             self.enqueue(key, again)
@@ -124,6 +133,8 @@ class Runtime:
         self.kube = kube
         self.platforms = KeyedRunner(self._reconcile_platform, "TaskPlatform")
         self.migrations = KeyedRunner(self._reconcile_migration, "DataMigration")
+        for runner in (self.platforms, self.migrations):
+            metrics.QUEUE_DEPTH.watch(runner.name, runner)
 
     async def _reconciled(self, kind: str, reconcile: Callable[[Kube, Manifest], R], key: Key) -> R | None:
         """Read the resource, run one pass in a worker thread, post its Events; None when it is gone.

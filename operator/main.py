@@ -8,7 +8,7 @@ import os
 
 import kopf
 
-from taskplatform.operator import handlers  # noqa: F401 (registers the handlers)
+from taskplatform.operator import handlers, metrics  # noqa: F401 (handlers: registers them)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +27,17 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("LIVENESS_ENDPOINT", "http://0.0.0.0:8080/healthz"),
         help="URL the liveness endpoint listens on (empty: none)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("METRICS_PORT", "8081")),
+        help="port of the Prometheus metrics endpoint, /metrics (0: none)",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default=os.environ.get("METRICS_ADDRESS", "0.0.0.0"),  # noqa: S104 (scraped from outside the pod)
+        help="address it listens on",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     parser.add_argument(
         "--log-format", choices=("json", "plain"), default=os.environ.get("LOG_FORMAT", "json"), help="log lines"
@@ -41,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     # would only be needed to run several, and it needs cluster-wide peering objects for that.
     if args.namespace and not any(set("*?[") & set(n) for n in args.namespace):
         os.environ["TASKPLATFORM_EXACT_NAMESPACES"] = "1"  # read by the startup handler
+    if args.metrics_port:
+        metrics.serve(args.metrics_port, args.metrics_address)
     kopf.run(
         standalone=True,
         clusterwide=not args.namespace,

@@ -81,6 +81,7 @@ class OperatorProcess:
         self.args = args
         self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.port = free_port()
+        self.metrics_port = free_port()
         self.log_path = cluster.dir / f"operator-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -90,7 +91,8 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         env = {**self.cluster.env, "KUBECONFIG": str(self.kubeconfig)}
-        command = [sys.executable, "-m", "taskplatform.operator.main", "--liveness", self.liveness_url, *self.args]
+        command = [sys.executable, "-m", "taskplatform.operator.main", "--liveness", self.liveness_url,
+                   "--metrics-port", str(self.metrics_port), "--metrics-address", "127.0.0.1", *self.args]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60

@@ -88,6 +88,7 @@ def test_lint_is_clean_in_strict_mode(helm_bin: str, tmp_path: Path) -> None:
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("watchNamespaces={Team_A}", "/watchNamespaces/0"),
         ("livenessPort=80", "/livenessPort"),
+        ("metrics.port=80", "/metrics/port"),
         ("replicaCount=3", "additional properties 'replicaCount' not allowed"),
     ],
 )
@@ -114,6 +115,28 @@ def test_cluster_wide_rbac_is_exactly_what_the_operator_calls(helm_bin: str) -> 
     assert container["image"] == "taskplatform-operator:0.1.0"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_metrics_are_served_and_a_service_monitor_only_when_asked(helm_bin: str) -> None:
+    default = render(helm_bin)
+    assert not by_kind(default, "ServiceMonitor")
+    container = by_kind(default, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert "--metrics-port=8081" in container["args"]
+    assert {"name": "metrics", "containerPort": 8081} in container["ports"]
+
+    manifests = render(helm_bin, "--set", "metrics.serviceMonitor.enabled=true",
+                       "--set", "metrics.serviceMonitor.labels.release=prometheus")  # fmt: skip
+    (monitor,) = by_kind(manifests, "ServiceMonitor")
+    service = next(s for s in by_kind(manifests, "Service") if s["metadata"]["name"].endswith("-metrics"))
+    pod_labels = by_kind(manifests, "Deployment")[0]["spec"]["template"]["metadata"]["labels"]
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+
+    off = render(helm_bin, "--set", "metrics.port=0", "--set", "metrics.serviceMonitor.enabled=true")
+    assert not by_kind(off, "ServiceMonitor")
+    assert "--metrics-port=0" in by_kind(off, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_namespaced_mode_grants_roles_only_where_it_watches(helm_bin: str) -> None:

@@ -7,6 +7,7 @@ tests listen on loopback, and no bridge or port mapping is needed to reach them.
 import json
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,12 +153,16 @@ def test_the_operator_image_reconciles_on_the_local_control_plane(
     kubeconfig.write_text(cluster.kubectl("config", "view", "--raw", "--flatten").stdout)
     kubeconfig.chmod(0o644)
     tmp_path.chmod(0o755)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     containers.append(
         Container(
             OPERATOR_IMAGE,
             "--liveness",
             f"http://127.0.0.1:{port}/healthz",
+            "--metrics-port",
+            str(metrics_port),
+            "--metrics-address",
+            "127.0.0.1",
             "-n",
             "images",
             env={"KUBECONFIG": "/config/kubeconfig"},
@@ -173,6 +178,9 @@ def test_the_operator_image_reconciles_on_the_local_control_plane(
     waited = cluster.kubectl("wait", "tp/boxed", "-n", "images", "--for=condition=Ready", "--timeout=120s",
                              check=False)  # fmt: skip
     assert waited.returncode == 0, waited.stderr
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        scraped = response.read().decode()
+    assert 'taskplatform_operator_reconcile_passes_total{kind="TaskPlatform",outcome="success"}' in scraped
 
     started = time.monotonic()
     docker("stop", "--time", "20", containers[0].name)

@@ -436,6 +436,20 @@ def test_a_data_migration_waits_for_its_target_and_shows_it_running(cluster: Loc
     assert (status["written"], status["rejected"], status["progress"]) == (158, 2, "tasks 40%")
 
 
+def test_the_operator_exports_prometheus_metrics(cluster: LocalCluster, operator: OperatorProcess, ns: str) -> None:
+    apply(cluster, platform(ns, "measured", {"api": {"replicas": 1}}))
+    wait_ready(cluster, ns, "measured")
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as response:
+        scraped = response.read().decode()
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1]) for line in scraped.splitlines() if not line.startswith("#")
+    }
+    assert samples['taskplatform_operator_reconcile_passes_total{kind="TaskPlatform",outcome="success"}'] >= 1
+    assert samples['taskplatform_operator_reconcile_duration_seconds_count{kind="TaskPlatform"}'] >= 1
+    assert 'taskplatform_operator_queue_depth{kind="TaskPlatform"}' in samples
+    assert 'taskplatform_operator_queue_depth{kind="DataMigration"}' in samples
+
+
 def test_the_liveness_endpoint_answers(operator: OperatorProcess) -> None:
     with urllib.request.urlopen(operator.liveness_url, timeout=5) as response:  # noqa: S310 (local)
         assert response.status == 200
