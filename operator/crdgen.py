@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from taskplatform.operator.builders import NAME_PART_MAX, max_name_length, migration_child_names, platform_child_names
 from taskplatform.operator.models import (
     GROUP,
+    TASKPLATFORM_RULES,
     VERSION,
     ConditionType,
     DataMigrationSpec,
@@ -90,6 +91,7 @@ def crd(
     printer_columns: list[dict[str, Any]],
     subresources: dict[str, Any],
     child_names: Callable[[str], list[str]],
+    rules: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     spec_schema = model_schema(spec)
     spec_schema["description"] = spec.__doc__ or f"Desired state of the {kind}."
@@ -121,7 +123,7 @@ def crd(
                             "type": "object",
                             "description": description,
                             "required": ["spec"],
-                            "x-kubernetes-validations": [_name_rule(child_names)],
+                            "x-kubernetes-validations": [_name_rule(child_names), *(rules or [])],
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "API version of this object."},
                                 "kind": {"type": "string", "description": "Kind of this object."},
@@ -194,6 +196,7 @@ def all_crds() -> dict[str, dict[str, Any]]:
             },
         },
         platform_child_names,
+        TASKPLATFORM_RULES,
     )
     data_migration = crd(
         "DataMigration",

@@ -91,12 +91,6 @@ class StorageSpec(CRModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "!has(self.size) || !has(oldSelf.size) || "
-                    "!quantity(self.size).isLessThan(quantity(oldSelf.size))",
-                    "messageExpression": "'spec.database.storage.size cannot shrink (from ' + oldSelf.size + ' to ' + "
-                    "self.size + '): a volume only grows; back up and restore into a new TaskPlatform instead'",
-                },
-                {
                     "rule": "has(self.storageClassName) == has(oldSelf.storageClassName) && "
                     "(!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",
                     "message": "spec.database.storage.storageClassName cannot change: the volume exists in its class; "
@@ -246,6 +240,24 @@ class TaskPlatformStatus(CRModel):
     ready_replicas: int | None = Field(None, description="API pods that are ready.")
     selector: str | None = Field(None, description="Label selector of the API pods (for the scale subresource).")
     endpoint: str | None = Field(None, description="In-cluster URL of the API Service.")
+    volume_size: str | None = Field(
+        None, description="Capacity of the database volume as bound: the smallest size the spec may be set back to."
+    )
+
+
+_SIZE, _OLD_SIZE = "self.spec.database.storage.size", "oldSelf.spec.database.storage.size"
+_VOLUME = "self.status.volumeSize"
+# Whole-object transition rules (they read spec and status): a volume never shrinks, but a size the storage
+# class could not expand to may be set back to what the volume actually holds (status.volumeSize).
+TASKPLATFORM_RULES = [
+    {
+        "rule": f"!quantity({_SIZE}).isLessThan(quantity({_OLD_SIZE})) || "
+        f"(has(self.status) && has({_VOLUME}) && !quantity({_SIZE}).isLessThan(quantity({_VOLUME})))",
+        "messageExpression": f"'spec.database.storage.size cannot shrink (from ' + {_OLD_SIZE} + ' to ' + {_SIZE} + ')'"
+        f" + (has(self.status) && has({_VOLUME}) ? ': the volume holds ' + {_VOLUME} + ', the smallest size it may be"
+        " set back to' : '') + '; a volume only grows: back up and restore into a new TaskPlatform instead'",
+    }
+]
 
 
 class DataMigrationStatus(CRModel):

@@ -158,6 +158,7 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     current_statefulset = kube.get("StatefulSet", namespace, names.database)
     plan = storage.plan_storage(kube, owner, spec, current_statefulset)
     observed.storage = plan.observation
+    observed.volume_size = plan.capacity
     observed.statefulset = current_statefulset
     if plan.apply_statefulset:
         statefulset = builders.database_statefulset(owner, spec, credentials, plan.volume_size)
@@ -223,6 +224,7 @@ def _write_status(
     observations = status.platform_conditions(spec, observed)
     new_status = status.platform_fields(meta["name"], meta["namespace"], spec, observed.deployment)
     new_status.observed_generation = meta.get("generation") if fully_applied else previous.observed_generation
+    new_status.volume_size = observed.volume_size
     new_status.conditions = conditions.merge(conditions_before, observations, meta.get("generation"), now_rfc3339())
     for observation in newly_true(conditions_before, observations):
         if observation.type == ConditionType.DEGRADED:

@@ -55,6 +55,7 @@ class PlatformObservation:
     deployment: Manifest | None = None
     problems: list[Observation] = field(default_factory=list)  # Degraded reasons found while applying
     storage: Observation | None = None  # StorageReady, from operator/storage.py
+    volume_size: str | None = None  # the bound volume's capacity
 
 
 def database_condition(statefulset: Manifest | None) -> Observation:

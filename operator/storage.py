@@ -17,7 +17,7 @@ RBAC this adds: persistentvolumeclaims get, patch; statefulsets delete (already 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kubernetes.utils.quantity import parse_quantity
 
@@ -54,10 +54,21 @@ class StoragePlan:
     apply_statefulset: bool  # False while the old object is being deleted for re-creation
     observation: Observation
     applied: bool  # the spec's size is in effect or on its way (not refused)
+    capacity: str | None = None  # what the bound volume holds (status.volumeSize)
 
 
 def plan_storage(kube: Kube, owner: Owner, spec: TaskPlatformSpec, statefulset: Manifest | None) -> StoragePlan:
+    names = Names(owner.name)
+    claim = kube.get("PersistentVolumeClaim", owner.namespace, names.database_claim)
+    capacity = _claim_size(claim, "status") if claim is not None else None
+    return replace(_plan(kube, owner, spec, statefulset, claim), capacity=capacity)
+
+
+def _plan(
+    kube: Kube, owner: Owner, spec: TaskPlatformSpec, statefulset: Manifest | None, claim: Manifest | None
+) -> StoragePlan:
     wanted = spec.database.storage.size
+    names = Names(owner.name)
     if statefulset is None:
         return StoragePlan(wanted, True, Observation(STORAGE, "True", "AsRequested", f"{wanted} requested"), True)
     if statefulset["metadata"].get("deletionTimestamp"):
@@ -69,8 +80,6 @@ def plan_storage(kube: Kube, owner: Owner, spec: TaskPlatformSpec, statefulset: 
         message = f"the volume cannot shrink from {current} to {wanted}; it stays {current}"
         return StoragePlan(current, True, Observation(STORAGE, "False", "ShrinkRefused", message), False)
 
-    names = Names(owner.name)
-    claim = kube.get("PersistentVolumeClaim", owner.namespace, names.database_claim)
     if claim is not None and _smaller(_claim_size(claim, "spec") or wanted, wanted):
         try:
             claim = kube.merge_patch(

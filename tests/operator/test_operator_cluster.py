@@ -532,6 +532,24 @@ def test_a_volume_its_class_cannot_expand_is_reported_and_nothing_else_is_blocke
     tp = get(cluster, ns, "tp", "fixed") or {}
     assert condition(tp, "Degraded")["status"] == "False"
     assert tp["status"]["observedGeneration"] < tp["metadata"]["generation"]  # the 3Gi generation is not applied
+    assert tp["status"]["volumeSize"] == "1Gi"
+
+    # Not a wedge: the size may go back to what the volume holds (never below it), and all applies again.
+    spec["database"]["storage"]["size"] = "512Mi"
+    refused = cluster.apply(platform(ns, "fixed", spec))
+    assert refused.returncode != 0 and "the volume holds 1Gi, the smallest size it may be set back to" in refused.stderr
+    spec["database"]["storage"]["size"] = "1Gi"
+    spec["api"]["replicas"] = 4
+    apply(cluster, platform(ns, "fixed", spec))
+    tp = wait_for(
+        lambda: (
+            (t := get(cluster, ns, "tp", "fixed"))
+            and t["status"].get("observedGeneration") == t["metadata"]["generation"]
+            and t
+        ),
+        "the reverted generation applied in full",
+    )
+    assert condition(tp, "StorageReady")["status"] == "True"
 
 
 def test_a_child_refused_by_cluster_policy_is_reported_by_name_and_the_rest_still_applies(
