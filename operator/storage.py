@@ -102,6 +102,6 @@ def _plan(
         message = f"PersistentVolumeClaim {names.database_claim} is waiting for its volume"
         return StoragePlan(wanted, True, Observation(STORAGE, "False", "Binding", message), True)
     if capacity is not None and _smaller(capacity, wanted):
-        message = f"PersistentVolumeClaim {names.database_claim} has {capacity or 'no capacity yet'} of {wanted}"
+        message = f"PersistentVolumeClaim {names.database_claim} has {capacity} of {wanted}"
         return StoragePlan(wanted, True, Observation(STORAGE, "False", "Resizing", message), True)
-    return StoragePlan(wanted, True, Observation(STORAGE, "True", "AsRequested", f"{capacity or wanted}"), True)
+    return StoragePlan(wanted, True, Observation(STORAGE, "True", "AsRequested", capacity or wanted), True)
