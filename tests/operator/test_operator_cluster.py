@@ -465,6 +465,19 @@ def statefulset_volume(cluster: LocalCluster, ns: str, name: str) -> tuple[str, 
     return sts["metadata"]["uid"], template
 
 
+def applied_in_full(cluster: LocalCluster, ns: str, name: str) -> dict[str, Any]:
+    """Wait until status.observedGeneration reaches the latest generation; the TaskPlatform as it is then."""
+    tp: dict[str, Any] = wait_for(
+        lambda: (
+            (t := get(cluster, ns, "tp", name))
+            and t["status"].get("observedGeneration") == t["metadata"]["generation"]
+            and t
+        ),
+        f"tp/{name}'s latest generation applied in full",
+    )
+    return tp
+
+
 def scaled_to(cluster: LocalCluster, ns: str, name: str, replicas: int) -> None:
     cluster.kubectl("scale", f"tp/{name}", "-n", ns, f"--replicas={replicas}")
     wait_for(
@@ -541,14 +554,7 @@ def test_a_volume_its_class_cannot_expand_is_reported_and_nothing_else_is_blocke
     spec["database"]["storage"]["size"] = "1Gi"
     spec["api"]["replicas"] = 4
     apply(cluster, platform(ns, "fixed", spec))
-    tp = wait_for(
-        lambda: (
-            (t := get(cluster, ns, "tp", "fixed"))
-            and t["status"].get("observedGeneration") == t["metadata"]["generation"]
-            and t
-        ),
-        "the reverted generation applied in full",
-    )
+    tp = applied_in_full(cluster, ns, "fixed")
     assert condition(tp, "StorageReady")["status"] == "True"
 
 
@@ -597,14 +603,7 @@ def test_a_child_refused_by_cluster_policy_is_reported_by_name_and_the_rest_stil
 
         del spec["database"]  # back to an approved image: everything applies again
         apply(cluster, platform(ns, "guarded", spec))
-        tp = wait_for(
-            lambda: (
-                (t := get(cluster, ns, "tp", "guarded"))
-                and t["status"].get("observedGeneration") == t["metadata"]["generation"]
-                and t
-            ),
-            "the latest generation applied in full",
-        )
+        tp = applied_in_full(cluster, ns, "guarded")
         assert condition(tp, "Degraded")["status"] == "False"
     finally:
         cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy, check=False)
