@@ -6,17 +6,19 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: help deps run test test-fast lint format bench-api bench-migration bench-operator crds cluster-up cluster-down operator wheels images chart-check clean
+.PHONY: help deps run test test-fast e2e lint format bench-api bench-migration bench-operator crds cluster-up cluster-down operator wheels images chart-check clean
 
 help:
 	@echo "make run        the API on the embedded SQLite default at http://127.0.0.1:$(PORT) (docs at /docs)"
 	@echo "make test       install what is needed, lint, type-check, run every test on a throwaway PostgreSQL"
+	@echo "make e2e        the end-to-end suite on kind, or on a real node on this machine where kind cannot run (KEEP=1 keeps it)"
 	@echo "make lint       ruff (lint + format check) and mypy"
 	@echo "make format     apply ruff's fixes and formatting"
 	@echo "make images     taskplatform-api, -operator, -postgres images on a local Debian base (starts dockerd)"
 	@echo "make chart-check  helm lint --strict, template, server-side validation, install/uninstall on the local control plane"
 	@echo "make crds       regenerate crds/*.yaml from the operator's typed models"
 	@echo "make cluster-up local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok); .cluster/kubeconfig"
+	@echo "                CLUSTER_NODE=local: one real node instead of kwok (containerd, kubelet, kube-proxy, CoreDNS; root)"
 	@echo "make cluster-down"
 	@echo "make operator   run the operator against \$$KUBECONFIG (else ~/.kube/config, else .cluster/kubeconfig)"
 	@echo "make bench-api  API throughput/latency against the bare framework ceiling (writes docs/benchmarks.md)"
@@ -46,14 +48,19 @@ format: deps
 	$(BIN)/ruff format .
 
 test: deps lint images
-	scripts/system-deps.sh postgresql wrk
+	scripts/system-deps.sh postgresql wrk node
 	scripts/build-ferretdb.sh >/dev/null
 	scripts/build-k8s.sh >/dev/null
+	scripts/build-node.sh >/dev/null
 	scripts/build-helm.sh >/dev/null
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Pods that really run (docs/e2e.md); `make test` runs the same suite on a local node too.
+e2e: deps images
+	scripts/e2e.sh
+
 test-fast: deps
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow and not e2e" $(PYTEST_ARGS)
 
 bench-migration: deps
 	scripts/system-deps.sh postgresql wrk

@@ -28,4 +28,6 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   fi
   echo "postgres-entrypoint: initialised $PGDATA (database $POSTGRES_DB)" >&2
 fi
+# A volume re-owned for the pod's fsGroup comes back group-writable; PostgreSQL starts only on 0700 or 0750.
+chmod 700 "$PGDATA"
 exec postgres -D "$PGDATA" -k "$socket" "$@"

@@ -15,6 +15,7 @@ from typing import Any
 from taskplatform.operator.models import GROUP, VERSION, DataMigrationSpec, TaskPlatformSpec
 
 API_PORT = 8000
+API_DRAIN_SECONDS = 5  # preStop pause of a stopping API pod (api_deployment)
 DB_PORT = 5432
 DB_USER = "taskplatform"
 DB_NAME = "taskplatform"
@@ -158,6 +159,9 @@ def _pod_security(uid: int) -> dict[str, Any]:
         "runAsUser": uid,
         "runAsGroup": uid,
         "fsGroup": uid,
+        # Re-own a volume only when its root is not ours yet: the recursive pass on every start would also
+        # widen PostgreSQL's data directory to group access, which PostgreSQL refuses to start on.
+        "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
@@ -326,6 +330,9 @@ def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credential
     container["ports"] = [{"name": "http", "containerPort": API_PORT}]
     container["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     container["readinessProbe"] = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5}
+    # A deleted pod keeps serving until its address has left the Service's endpoints everywhere (kube-proxy
+    # on every node); without the pause, connections routed there meanwhile are refused.
+    container["lifecycle"] = {"preStop": {"sleep": {"seconds": API_DRAIN_SECONDS}}}
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector(owner.name, API)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},

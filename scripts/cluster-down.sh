@@ -3,6 +3,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${CLUSTER_DIR:-$root/.cluster}
+[ -d "$dir/node" ] && "$root/scripts/node-down.sh" >/dev/null  # a real node first: it talks to the API server
 pids=()
 for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
   [ -f "$dir/$name.pid" ] && pids+=("$(cat "$dir/$name.pid")")

@@ -2,12 +2,22 @@
 # A local Kubernetes control plane for the operator's tests: etcd + kube-apiserver + kube-controller-manager
 # (garbage collection, Deployment/ReplicaSet/StatefulSet/Job controllers) + kube-scheduler + kwok with fake
 # nodes (pods get scheduled, become Running/Ready, and Job pods complete). No container runtime, no registry needed.
+# CLUSTER_NODE=local instead joins one real node on this machine (scripts/node-up.sh: containerd, kubelet,
+# kube-proxy, CoreDNS; docs/e2e.md): the API server then listens on the node's address so pods reach it.
 # Writes .cluster/kubeconfig; `scripts/cluster-down.sh` stops it. Idempotent: a running cluster is kept.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${CLUSTER_DIR:-$root/.cluster}
+node=${CLUSTER_NODE:-kwok}
 bin=$("$root/scripts/build-k8s.sh")
 kubeconfig="$dir/kubeconfig"
+# shellcheck source=scripts/node/network.sh
+. "$root/scripts/node/network.sh"
+case "$node" in
+  kwok) api_address=127.0.0.1 ;;
+  local) api_address=$NODE_IP ;;
+  *) echo "cluster-up: CLUSTER_NODE is 'kwok' or 'local', not '$node'" >&2; exit 2 ;;
+esac
 
 if [ -f "$kubeconfig" ] && "$bin/kubectl" --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then
   echo "cluster-up: already running ($kubeconfig)"
@@ -15,6 +25,7 @@ if [ -f "$kubeconfig" ] && "$bin/kubectl" --kubeconfig "$kubeconfig" get --raw /
 fi
 "$root/scripts/cluster-down.sh" >/dev/null 2>&1 || true  # leftovers of a crashed run
 mkdir -p "$dir/pki" "$dir/logs" "$dir/etcd"
+if [ "$node" = local ]; then "$root/scripts/node-up.sh" network; fi  # the node's address must exist first
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
@@ -24,7 +35,7 @@ if [ ! -f "$pki/sa.key" ]; then
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=127.0.0.1" \
-    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -addext "subjectAltName=IP:127.0.0.1,IP:$NODE_IP,IP:${SERVICE_CIDR%.0/*}.1,DNS:localhost,DNS:kubernetes.default.svc" \
     -keyout "$pki/apiserver.key" -out "$pki/apiserver.crt" 2>/dev/null
   token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
   echo "$token,admin,admin,system:masters" > "$pki/tokens.csv"
@@ -42,14 +53,20 @@ start etcd "$bin/etcd" --data-dir "$dir/etcd" \
   --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
   --initial-cluster "default=http://127.0.0.1:$peer_port" --unsafe-no-fsync --quota-backend-bytes 4294967296
 
+if [ "$node" = local ]; then
+  # Real pods: their ServiceAccount tokens are mounted, and the `kubernetes` Service points at this server.
+  node_flags=(--endpoint-reconciler-type lease --kubelet-preferred-address-types InternalIP,Hostname)
+else
+  node_flags=(--disable-admission-plugins ServiceAccount --endpoint-reconciler-type none)
+fi
 start kube-apiserver "$bin/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$etcd_port" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+  --bind-address "$api_address" --advertise-address "$api_address" --secure-port "$api_port" \
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
   --token-auth-file "$pki/tokens.csv" --authorization-mode RBAC \
   --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
-  --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.96.0.0/16 \
-  --disable-admission-plugins ServiceAccount --allow-privileged=true --endpoint-reconciler-type none
+  --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range "$SERVICE_CIDR" \
+  --allow-privileged=true "${node_flags[@]}"
 
 cat > "$kubeconfig" <<EOK
 apiVersion: v1
@@ -57,7 +74,7 @@ kind: Config
 clusters:
 - name: local
   cluster:
-    server: https://127.0.0.1:$api_port
+    server: https://$api_address:$api_port
     certificate-authority: $pki/apiserver.crt
 users:
 - name: admin
@@ -85,6 +102,12 @@ start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$kube
 start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$kubeconfig" \
   --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port 0
+
+if [ "$node" = local ]; then
+  "$root/scripts/node-up.sh"
+  echo "cluster-up: ready with a real node; export KUBECONFIG=$kubeconfig"
+  exit 0
+fi
 
 # kwok also serves the kubelet API (on 127.0.0.1, the fake nodes' address) so `kubectl logs` works: every
 # container named `migrate` prints what $dir/container-logs/migrate.log holds (tests write it).

@@ -17,6 +17,13 @@ for dep in "$@"; do
       # The engine; a `docker` client alone cannot build. Debian's docker.io brings dockerd, containerd, runc.
       command -v dockerd >/dev/null || need+=(docker.io)
       ;;
+    node)
+      # A real local node (scripts/node-up.sh): containerd + runc, the CNI plugins, iptables for kube-proxy.
+      command -v containerd >/dev/null || need+=(containerd)
+      command -v runc >/dev/null || need+=(runc)
+      [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+      command -v iptables >/dev/null || need+=(iptables)
+      ;;
     debootstrap)
       command -v debootstrap >/dev/null || need+=(debootstrap)
       ;;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,9 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class LocalCluster:
-    def __init__(self) -> None:
+    """`node="kwok"`: fake nodes (pods "run" at once); `node="local"`: one real node on this machine
+    (scripts/node-up.sh: containerd, kubelet, kube-proxy, CoreDNS; needs root)."""
+
+    def __init__(self, node: str = "kwok") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="taskplatform-cluster-"))
-        self.env = {**os.environ, "CLUSTER_DIR": str(self.dir)}
+        self.env = {**os.environ, "CLUSTER_DIR": str(self.dir), "CLUSTER_NODE": node}
         self.kubeconfig = self.dir / "kubeconfig"
         self.bin = Path(
             subprocess.run(
@@ -37,6 +41,11 @@ class LocalCluster:
     def stop(self) -> None:
         subprocess.run([str(ROOT / "scripts" / "cluster-down.sh")], env=self.env, capture_output=True, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def load_images(self, *images: str) -> None:
+        """Copy images from Docker into the real node (`kind load docker-image`, for the local node)."""
+        subprocess.run([str(ROOT / "scripts" / "node-load-images.sh"), *images], check=True, env=self.env,
+                       capture_output=True)  # fmt: skip
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -71,6 +80,28 @@ class LocalCluster:
         config["current-context"] = "sa"
         path.write_text(json.dumps(config))
         return path
+
+
+class ExistingCluster(LocalCluster):
+    """A cluster someone else started (`make e2e` on kind): only its kubeconfig; never started or stopped here."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="taskplatform-e2e-"))
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        self.kubeconfig = kubeconfig
+        self.bin = Path(os.environ.get("E2E_KUBECTL_DIR") or Path(shutil.which("kubectl") or "kubectl").parent)
+
+    def start(self) -> ExistingCluster:
+        return self
+
+    def stop(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def load_images(self, *images: str) -> None:
+        """With the command E2E_LOAD_IMAGES names (scripts/e2e.sh: `kind load docker-image ...`), if any."""
+        loader = os.environ.get("E2E_LOAD_IMAGES")
+        if loader:
+            subprocess.run([*shlex.split(loader), *images], check=True, capture_output=True, env=self.env)
 
 
 class OperatorProcess:

@@ -1,6 +1,7 @@
 """The desired-state builders are pure: spec in, manifests out, tested without a cluster."""
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from taskplatform.operator.builders import (
 )
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
 
+ROOT = Path(__file__).resolve().parents[2]
 OWNER = Owner(kind="TaskPlatform", name="demo", namespace="apps", uid="1234-5678")
 CREDS = Credentials(db_password="db-pass-123", jwt_secret="j" * 48)
 
@@ -134,6 +136,19 @@ def test_api_deployment_probes_env_and_security() -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["enableServiceLinks"] is False
+    # A stopping pod keeps serving while it leaves the Service (tests/e2e replaces one under load), well
+    # within its grace period.
+    drain = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 0 < drain < pod["terminationGracePeriodSeconds"]
+
+
+def test_a_restarted_database_keeps_a_data_directory_postgresql_accepts() -> None:
+    """Found on the real node: re-owning the volume on every start made PGDATA group-writable, and PostgreSQL
+    refused to start ("invalid permissions") once its pod was replaced. Ownership is now fixed only once."""
+    pod = build()[("StatefulSet", "demo-db")]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+    entrypoint = (ROOT / "docker" / "postgres-entrypoint.sh").read_text()
+    assert entrypoint.index('chmod 700 "$PGDATA"\nexec postgres') > entrypoint.index("initdb")
 
 
 def test_jwt_secret_from_a_referenced_secret() -> None:

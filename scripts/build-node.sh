@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Build what a real local node runs, from the Go module proxy, once per version set, and print the directory:
+# kubelet and kube-proxy (k8s.io/kubernetes), coredns, and the sandbox's pause binary (tools/pause).
+# Cached under ~/.cache/taskplatform like the control plane (scripts/build-k8s.sh); a cold build takes minutes.
+#
+# The node's Kubernetes is pinned to v1.35, the last minor release that supports containerd 1.x, because the
+# runtime is Debian's containerd 1.6 (docs/e2e.md). A v1.35 kubelet under a v1.36 API server is within the
+# version skew policy (a kubelet may be up to three minors older).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+NODE_KUBE_VERSION=${NODE_KUBE_VERSION:-v1.35.4}
+COREDNS_VERSION=${COREDNS_VERSION:-v1.14.7}
+pause_hash=$(cat "$root/tools/pause/go.mod" "$root/tools/pause/main.go" | sha256sum | cut -c1-12)
+out="${XDG_CACHE_HOME:-$HOME/.cache}/taskplatform/node-$NODE_KUBE_VERSION-coredns-$COREDNS_VERSION-pause-$pause_hash"
+want=(kubelet kube-proxy coredns pause)
+missing=0
+for bin in "${want[@]}"; do [ -e "$out/$bin" ] || missing=1; done
+if [ "$missing" -eq 0 ]; then echo "$out"; exit 0; fi
+
+command -v go >/dev/null || { echo "build-node: Go is required" >&2; exit 1; }
+export GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$out"
+
+# --- kubelet, kube-proxy: the same wrapper-module way as scripts/build-k8s.sh --------------------------
+kube_mod=$(go mod download -json "k8s.io/kubernetes@$NODE_KUBE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+staging_version="v0.${NODE_KUBE_VERSION#v1.}"
+python3 - "$kube_mod" "$NODE_KUBE_VERSION" "$staging_version" > "$work/go.mod" <<'PY'
+import re, sys
+mod, version, staging = sys.argv[1], sys.argv[2], sys.argv[3]
+text = open(mod).read()
+go = re.search(r"^go (\S+)", text, re.M).group(1)
+staged = re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", text, re.M)
+print(f"module taskplatform.local/node\n\ngo {go}\n\nrequire k8s.io/kubernetes {version}\n\nreplace (")
+for module in staged:
+    print(f"\t{module} => {module} {staging}")
+print(")")
+PY
+minor=${NODE_KUBE_VERSION#v1.}; minor=${minor%%.*}
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$NODE_KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
+echo "build-node: building kubelet and kube-proxy $NODE_KUBE_VERSION (several minutes, once)" >&2
+(cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$out/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+
+# --- CoreDNS (no replace directives: a plain install) ---------------------------------------------------
+echo "build-node: building coredns $COREDNS_VERSION" >&2
+GOBIN="$out" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+
+# --- pause ------------------------------------------------------------------------------------------------
+(cd "$root/tools/pause" && go build -trimpath -ldflags "-s -w" -o "$out/pause" .)
+echo "$out"

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Remove the local node that scripts/node-up.sh started, and everything it made on the host: its processes
+# (containerd's shims and the containers included), its mount namespace (with every mount and pod network
+# namespace in it), its cgroups, the bridge holding the node's address and the pods, its iptables rules and kube-proxy's chains.
+# Idempotent, and safe after a crash: each step works from what it finds, not from what should be there.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=${CLUSTER_DIR:-$root/.cluster}
+node="$dir/node"
+# shellcheck source=scripts/node/network.sh
+. "$root/scripts/node/network.sh"
+bin=$("$root/scripts/build-node.sh" 2>/dev/null)
+
+# Every process in the node's mount namespace: the holder, containerd, the kubelet, the shims and what they run.
+namespace_members() {
+  local holder_ns pid
+  [ -f "$node/namespace.pid" ] || return 0
+  holder_ns=$(readlink "/proc/$(cat "$node/namespace.pid")/ns/mnt" 2>/dev/null) || return 0
+  [ "$holder_ns" = "$(readlink /proc/self/ns/mnt)" ] && return 0  # never the host's own namespace
+  for pid in /proc/[0-9]*; do
+    [ "$(readlink "$pid/ns/mnt" 2>/dev/null)" = "$holder_ns" ] && echo "${pid#/proc/}"
+  done
+}
+# Containers run in mount namespaces of their own; their shims are in the node's. Kill the shims' children too.
+descendants() { local p; for p in $(pgrep -P "$1"); do echo "$p"; descendants "$p"; done; }
+
+if [ -d "$node" ]; then
+  for name in coredns kube-proxy; do
+    [ -f "$node/$name.pid" ] && kill "$(cat "$node/$name.pid")" 2>/dev/null
+  done
+  members=$(namespace_members)
+  all=""
+  for pid in $members; do all+=" $pid $(descendants "$pid" | tr '\n' ' ')"; done
+  # shellcheck disable=SC2086
+  [ -n "${all// }" ] && kill -9 $all 2>/dev/null
+  for _ in $(seq 1 50); do [ -z "$(namespace_members)" ] && break; sleep 0.1; done
+  [ -n "$bin" ] && [ -x "$bin/kube-proxy" ] && "$bin/kube-proxy" --cleanup >/dev/null 2>&1
+  for name in coredns kube-proxy; do
+    [ -f "$node/$name.pid" ] && kill -9 "$(cat "$node/$name.pid")" 2>/dev/null
+  done
+fi
+
+# cgroups: deepest first; a cgroup goes once its processes are gone.
+if [ -f "$node/cgroup-root" ]; then
+  cgroup_root=$(cat "$node/cgroup-root")
+  for _ in 1 2 3 4 5; do
+    left=0
+    for hierarchy in /sys/fs/cgroup/*/; do
+      [ -d "$hierarchy$cgroup_root" ] || continue
+      find "$hierarchy$cgroup_root" -depth -type d -exec rmdir {} \; 2>/dev/null
+      [ -d "$hierarchy$cgroup_root" ] && left=1
+    done
+    [ "$left" -eq 0 ] && break
+    sleep 0.5
+  done
+fi
+
+# iptables: the FORWARD rules tagged by node-up.sh, and the kubelet's marker chains.
+while read -r rule; do
+  # shellcheck disable=SC2086
+  iptables ${rule/-A/-D}
+done < <(iptables -S FORWARD 2>/dev/null | grep -- "--comment $FIREWALL_COMMENT")
+# What kube-proxy --cleanup leaves: KUBE-FIREWALL (jumped to from INPUT and OUTPUT) and the marker chains.
+for table in mangle nat filter; do
+  for chain in KUBE-FIREWALL KUBE-IPTABLES-HINT KUBE-KUBELET-CANARY; do
+    while read -r rule; do
+      # shellcheck disable=SC2086
+      iptables -t "$table" ${rule/-A/-D}
+    done < <(iptables -t "$table" -S 2>/dev/null | grep -E -- "^-A [A-Z-]+ .*-j $chain\$")
+    iptables -t "$table" -F "$chain" 2>/dev/null && iptables -t "$table" -X "$chain" 2>/dev/null
+  done
+done
+
+ip link del "$POD_BRIDGE" 2>/dev/null
+rm -rf "$node"
+echo "node-down: removed"

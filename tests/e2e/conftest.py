@@ -1,0 +1,69 @@
+"""Fixtures of the end-to-end suite; the cluster and its helpers are in tests/e2ecluster.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2ecluster import (
+    API_IMAGE,
+    CHART,
+    CLIENT_POD,
+    E2E,
+    OPERATOR_IMAGE,
+    OPERATOR_NAMESPACE,
+    POSTGRES_IMAGE,
+    RELEASE,
+    _run,
+    client_pod,
+    diagnose,
+    ferretdb_image,
+)  # fmt: skip
+from kubecluster import ROOT, ExistingCluster, LocalCluster, wait_for
+
+
+@pytest.fixture(scope="package")  # the node stops when tests/e2e ends, not with the session
+def e2e() -> Iterator[E2E]:
+    kubeconfig = os.environ.get("E2E_KUBECONFIG")
+    cluster: LocalCluster = ExistingCluster(Path(kubeconfig)) if kubeconfig else LocalCluster(node="local")
+    helm = _run(str(ROOT / "scripts" / "build-helm.sh"))
+    namespace = f"e2e-{uuid.uuid4().hex[:6]}"
+    try:
+        cluster.start()
+        ferretdb = ferretdb_image()
+        cluster.load_images(API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE, ferretdb)
+        result = subprocess.run(
+            [helm, "install", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
+             "--wait", "--timeout", "3m", "--kubeconfig", str(cluster.kubeconfig)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, f"helm install: {result.stderr}\n{diagnose(cluster)}"
+        cluster.kubectl("create", "namespace", namespace)
+        suite = E2E(cluster, namespace, ferretdb)
+        wait_for(lambda: suite.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
+                 "the namespace's default ServiceAccount")  # fmt: skip
+        suite.apply(client_pod())
+        suite.kubectl("wait", "--for=condition=Ready", f"pod/{CLIENT_POD}", "--timeout=120s")
+        suite.kubectl("exec", "-i", CLIENT_POD, "--", "sh", "-c", "cat > /tmp/incluster.py",
+                      stdin=(ROOT / "tests" / "e2e" / "incluster.py").read_text())  # fmt: skip
+        yield suite
+    finally:
+        if not os.environ.get("KEEP"):
+            if kubeconfig:  # someone else's cluster: take back what the suite made
+                cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+                subprocess.run([helm, "uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--kubeconfig",
+                                str(cluster.kubeconfig)], capture_output=True, check=False)  # fmt: skip
+            cluster.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    suite = getattr(item, "funcargs", {}).get("e2e")
+    if report.failed and isinstance(suite, E2E):
+        report.sections.append(("e2e diagnosis", diagnose(suite.cluster, suite.namespace)))

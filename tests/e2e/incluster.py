@@ -1,0 +1,96 @@
+"""Runs inside the e2e suite's client pod (the API image: Python, pymongo), fed a JSON plan on stdin, so the
+suite's traffic goes pod -> Service as a user's would, on kind and on the local node alike. Standard library
+only, apart from pymongo for seeding the legacy MongoDB. Prints one JSON document (the loop also prints
+progress lines before it, each starting with '#').
+
+Plans:
+  {"requests": [{"method", "url", "json"? or "form"?, "headers"?}, ...]}         -> [{"status", "body"}, ...]
+  {"loop": {"url", "stop_file", "max_requests", "max_seconds"}}      -> {"ok", "failed", "errors"}
+  {"mongo": {"uri", "database", "collections": {name: extended-JSON documents}}} -> {"inserted": {...}}
+"""
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+
+def request(
+    method: str,
+    url: str,
+    body: object = None,
+    headers: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+) -> dict[str, object]:
+    if form is not None:
+        data, content_type = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
+    else:
+        data, content_type = (None if body is None else json.dumps(body).encode()), "application/json"
+    all_headers = {"content-type": content_type, "connection": "close", **(headers or {})}
+    req = urllib.request.Request(url, data=data, method=method, headers=all_headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310 (http only)
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        parsed: object = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = raw.decode(errors="replace")
+    return {"status": status, "body": parsed}
+
+
+def loop(url: str, stop_file: str, max_requests: int, max_seconds: float) -> dict[str, object]:
+    """GET `url` on a new connection each time until `stop_file` exists; bounded in count and time."""
+    ok, failed, errors = 0, 0, []
+    deadline = time.monotonic() + max_seconds
+    for n in range(max_requests):
+        if os.path.exists(stop_file) or time.monotonic() > deadline:
+            break
+        try:
+            status = request("GET", url)["status"]
+        except OSError as error:  # refused, reset, timed out: a failed request for the user
+            status, errors = None, [*errors[-9:], repr(error)]
+        if status == 200:
+            ok += 1
+        else:
+            failed += 1
+            if status is not None:
+                errors = [*errors[-9:], f"HTTP {status}"]
+        if n % 50 == 0:
+            print(f"# {ok} {failed}", flush=True)
+        time.sleep(0.01)
+    return {"ok": ok, "failed": failed, "errors": errors, "stopped": os.path.exists(stop_file)}
+
+
+def seed_mongo(uri: str, database: str, collections: dict[str, str]) -> dict[str, object]:
+    from bson import json_util
+    from pymongo import MongoClient
+
+    inserted = {}
+    with MongoClient(uri, serverSelectionTimeoutMS=30000) as client:
+        for name, documents in collections.items():
+            docs = json_util.loads(documents)
+            client[database][name].insert_many(docs)
+            inserted[name] = client[database][name].count_documents({})
+    return {"inserted": inserted}
+
+
+def main() -> None:
+    plan = json.load(sys.stdin)
+    if "requests" in plan:
+        result: object = [
+            request(r["method"], r["url"], r.get("json"), r.get("headers"), r.get("form")) for r in plan["requests"]
+        ]
+    elif "loop" in plan:
+        result = loop(**plan["loop"])
+    else:
+        result = seed_mongo(**plan["mongo"])
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""The end-to-end suite's cluster (tests/e2e): pods really run. `make test` and `make e2e` start one real node on
+this machine (scripts/node-up.sh); `make e2e` where kind works passes E2E_KUBECONFIG instead (scripts/e2e-kind.sh).
+
+The chart is installed as a user would (the operator from its image, on its own ServiceAccount's rights), and a
+client pod (the API image, sleeping) carries the suite's requests, so traffic goes pod -> Service on kind and on
+the local node alike. When a test fails, its report gets what a person would look at first (diagnose()).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from kubecluster import ROOT, LocalCluster, wait_for
+
+CHART = ROOT / "charts" / "taskplatform"
+OPERATOR_NAMESPACE = "taskplatform-system"
+RELEASE = "tp"
+VERSION = "0.1.0"  # scripts/build-images.sh
+API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE = (
+    f"taskplatform-api:{VERSION}",
+    f"taskplatform-operator:{VERSION}",
+    "taskplatform-postgres:15",
+)
+CLIENT_POD = "e2e-client"
+
+
+def _run(*command: str, **kwargs: Any) -> str:
+    return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs).stdout.strip()
+
+
+def ferretdb_image() -> str:
+    """FerretDB (tools/ferretdb, one static binary) as an image, made here: the legacy MongoDB in the cluster."""
+    binary = Path(_run(str(ROOT / "scripts" / "build-ferretdb.sh")).splitlines()[-1])
+    image = f"taskplatform-ferretdb:{binary.parent.name.rsplit('-', 1)[-1]}"
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
+        tar = subprocess.Popen(["tar", "-C", str(binary.parent), "-c", binary.name], stdout=subprocess.PIPE)
+        _run("docker", "import", "--change", f'ENTRYPOINT ["/{binary.name}"]', "--change", "USER 65534:65534",
+             "-", image, stdin=tar.stdout)  # fmt: skip
+        tar.wait()
+    return image
+
+
+class E2E:
+    """The cluster, the namespace the suite works in, and the client pod's requests."""
+
+    def __init__(self, cluster: LocalCluster, namespace: str, ferretdb: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.ferretdb_image = ferretdb
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.cluster.kubectl("-n", self.namespace, *args, stdin=stdin, check=check)
+
+    def get(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def apply(self, *manifests: dict[str, Any]) -> None:
+        document = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests)})
+        result = self.kubectl("apply", "-f", "-", stdin=document, check=False)
+        assert result.returncode == 0, result.stderr
+
+    def in_cluster(self, plan: dict[str, Any], timeout_s: float = 120) -> Any:
+        """Run a plan of incluster.py in the client pod; its JSON answer."""
+        result = subprocess.run(
+            [str(self.cluster.bin / "kubectl"), "--kubeconfig", str(self.cluster.kubeconfig), "-n", self.namespace,
+             "exec", "-i", CLIENT_POD, "--", "python", "/tmp/incluster.py"],
+            input=json.dumps(plan), capture_output=True, text=True, timeout=timeout_s, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, f"client pod: {result.stderr[-2000:]}"
+        return json.loads(result.stdout.splitlines()[-1])
+
+    def pods(self, component: str, instance: str) -> list[dict[str, Any]]:
+        selector = f"app.kubernetes.io/component={component},app.kubernetes.io/instance={instance}"
+        return list(self.get("pods", "-l", selector)["items"])
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions", [])
+    return pod["metadata"].get("deletionTimestamp") is None and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in conditions
+    )
+
+
+def client_pod() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": CLIENT_POD, "labels": {"app.kubernetes.io/name": "e2e-client"}},
+        "spec": {
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "client",
+                    "image": API_IMAGE,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sleep", "infinity"],
+                    "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                }
+            ],
+        },
+    }
+
+
+def diagnose(cluster: LocalCluster, namespace: str | None = None) -> str:
+    """What a person looks at first when the suite fails: the operator's log, the events in time order, the
+    custom resources' conditions, pods that are not Ready (described, with their previous logs)."""
+
+    def run(*args: str) -> str:
+        result = cluster.kubectl(*args, check=False)
+        return (result.stdout + result.stderr).strip()
+
+    scope = ["-n", namespace] if namespace else ["-A"]
+    operator = f"deploy/{RELEASE}-taskplatform"
+    parts = [
+        ("operator log (last 60 lines)", run("logs", "-n", OPERATOR_NAMESPACE, operator, "--tail=60")),
+        ("events, oldest first", run("get", "events", *scope, "--sort-by=.lastTimestamp")),
+        ("conditions", run("get", "taskplatforms,datamigrations", *scope, "-o",
+                           "jsonpath={range .items[*]}{.kind}/{.metadata.name}: {.status.conditions}{'\\n'}{end}")),
+    ]  # fmt: skip
+    pods = json.loads(run("get", "pods", *scope, "-o", "json") or "{}").get("items", [])
+    for pod in pods:
+        if ready(pod) or pod.get("status", {}).get("phase") == "Succeeded":
+            continue
+        name, ns = pod["metadata"]["name"], pod["metadata"]["namespace"]
+        parts.append((f"describe pod {ns}/{name}", run("describe", "pod", "-n", ns, name)))
+        restarted = any(c.get("restartCount", 0) for c in pod.get("status", {}).get("containerStatuses", []))
+        which = ["--previous"] if restarted else []  # the crashed run's log, else the only one
+        log = run("logs", "-n", ns, name, *which, "--all-containers", "--tail=40")
+        parts.append((f"{'previous ' if restarted else ''}log of {ns}/{name}", log))
+    return "\n".join(f"===== {title} =====\n{text}" for title, text in parts)
+
+
+def wait_ready_pods(
+    suite: E2E, component: str, instance: str, count: int, timeout_s: float = 180
+) -> list[dict[str, Any]]:
+    def check() -> list[dict[str, Any]] | None:
+        pods = [p for p in suite.pods(component, instance) if p["metadata"].get("deletionTimestamp") is None]
+        return pods if len(pods) == count and all(ready(p) for p in pods) else None
+
+    return wait_for(check, f"{count} Ready {component} pods of {instance}", timeout_s)

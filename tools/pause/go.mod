@@ -1,0 +1,3 @@
+module taskplatform.local/pause
+
+go 1.24
