@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: help deps run test test-fast e2e lint format bench-api bench-migration bench-operator crds cluster-up cluster-down operator wheels images chart-check clean
+.PHONY: help deps run test test-fast e2e lint format bench-api bench-migration bench-operator bench-e2e crds cluster-up cluster-down operator wheels images chart-check clean
 
 help:
 	@echo "make run        the API on the embedded SQLite default at http://127.0.0.1:$(PORT) (docs at /docs)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench-api  API throughput/latency against the bare framework ceiling (writes docs/benchmarks.md)"
 	@echo "make bench-migration  MongoDB -> PostgreSQL migration rate against read and COPY ceilings"
 	@echo "make bench-operator   apply-to-Ready time for 1 and 50 TaskPlatforms on the local control plane"
+	@echo "make bench-e2e  apply-to-Ready on a real local node vs kwok; API list through its Service (1-3 pods) vs direct"
 
 # Re-install only when the dependency list changes.
 $(INSTALLED): pyproject.toml
@@ -70,6 +71,12 @@ bench-migration: deps
 bench-api: deps
 	scripts/system-deps.sh postgresql wrk
 	$(BIN)/python bench/api_bench.py $(BENCH_ARGS)
+
+bench-e2e: deps images
+	scripts/system-deps.sh wrk node
+	scripts/build-k8s.sh >/dev/null
+	scripts/build-node.sh >/dev/null
+	$(BIN)/python bench/e2e_bench.py $(BENCH_ARGS)
 
 bench-operator: deps
 	scripts/build-k8s.sh >/dev/null

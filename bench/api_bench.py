@@ -9,11 +9,13 @@ Results go to docs/benchmarks.md; the last line printed is the summary the issue
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,8 +34,9 @@ from pgcluster import ThrowawayPostgres, free_port  # noqa: E402
 from taskplatform.api.migrate import upgrade_head  # noqa: E402
 
 BENCH_DOC = ROOT / "docs" / "benchmarks.md"
-BENCH_LOG_DIR = Path(tempfile.gettempdir()) / "taskplatform-bench"
-BENCH_LOG_DIR.mkdir(exist_ok=True)
+# The servers' logs (access logs run to tens of MB): one folder per run, removed when the run ends.
+BENCH_LOG_DIR = Path(tempfile.mkdtemp(prefix="taskplatform-bench-"))
+atexit.register(shutil.rmtree, BENCH_LOG_DIR, True)
 BEGIN, END = "<!-- api-bench:begin -->", "<!-- api-bench:end -->"
 
 
@@ -59,6 +62,11 @@ def run_wrk(name: str, url: str, *, seconds: int, connections: int, threads: int
     if script:
         cmd += ["-s", str(script)]
     out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
+    return parse_wrk(name, out)
+
+
+def parse_wrk(name: str, out: str) -> WrkResult:
+    """wrk's report (run with --latency) as figures."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
