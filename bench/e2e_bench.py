@@ -33,12 +33,13 @@ from e2ecluster import API_IMAGE, CHART, OPERATOR_IMAGE, OPERATOR_NAMESPACE, POS
 from kubecluster import LocalCluster, OperatorProcess, wait_for  # noqa: E402
 from pgcluster import free_port  # noqa: E402
 
-from taskplatform.operator.builders import API, Names  # noqa: E402
+from taskplatform.operator.builders import API, API_PORT, Names  # noqa: E402
 
 BEGIN, END = "<!-- e2e-bench:begin -->", "<!-- e2e-bench:end -->"
 PLATFORM = "bench"
 NAMES = Names(PLATFORM)
 LIST_PATH = "/api/v1/tasks?limit=20"
+POD_CPU = "400m"
 
 
 def platform_manifest(namespace: str, replicas: int) -> dict[str, Any]:
@@ -47,8 +48,10 @@ def platform_manifest(namespace: str, replicas: int) -> dict[str, Any]:
         "kind": "TaskPlatform",
         "metadata": {"name": PLATFORM, "namespace": namespace},
         "spec": {
+            # The API pods and the wrk pod request the same CPU, so under contention they weigh the same, as
+            # the API process and wrk do on the host in the direct run; 3 API pods + wrk still fit on 2 cores.
             "api": {"image": API_IMAGE, "replicas": replicas,
-                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}}},
+                    "resources": {"requests": {"cpu": POD_CPU, "memory": "128Mi"}, "limits": {"memory": "1Gi"}}},
             "database": {"image": POSTGRES_IMAGE, "storage": {"size": "1Gi"}, "pvcRetentionPolicy": "Delete",
                          "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}},
         },
@@ -119,7 +122,7 @@ def wrk_in_cluster(cluster: LocalCluster, namespace: str, image: str, name: str,
             "name": "wrk", "image": image, "imagePullPolicy": "IfNotPresent",
             "args": [f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
                      "-H", f"Authorization: Bearer {token}", url],
-            "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+            "resources": {"requests": {"cpu": POD_CPU, "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
         }]},
     })  # fmt: skip
 
@@ -197,7 +200,10 @@ def main() -> None:
         direct = None
         print(f"direct: {direct_result}", flush=True)
 
-        url = f"http://{NAMES.api}.{namespace}.svc.cluster.local{LIST_PATH}"
+        service_port = cluster.kubectl("get", "svc", NAMES.api, "-n", namespace, "-o",
+                                       "jsonpath={.spec.ports[0].port}").stdout  # fmt: skip
+        # An explicit port: the wrk image has no /etc/services to look "http" up in.
+        url = f"http://{NAMES.api}.{namespace}.svc.cluster.local:{service_port}{LIST_PATH}"
         through: dict[int, WrkResult] = {}
         selector = f"app.kubernetes.io/component={API},app.kubernetes.io/instance={PLATFORM}"
         for replicas in (1, 2, 3):
@@ -214,21 +220,35 @@ def main() -> None:
             wait_for(settled, f"{replicas} Ready API pods", 180)
             through[replicas] = wrk_in_cluster(cluster, namespace, image, f"service-{replicas}", url, args, token)
             print(f"service x{replicas}: {through[replicas]}", flush=True)
+            if replicas == 1:  # the same pod by its own address: the pod network without the Service's NAT
+                pod_ip = cluster.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o",
+                                         "jsonpath={.items[0].status.podIP}").stdout  # fmt: skip
+                by_pod_ip = wrk_in_cluster(cluster, namespace, image, "pod-ip-1",
+                                           f"http://{pod_ip}:{API_PORT}{LIST_PATH}", args, token)  # fmt: skip
+                print(f"pod IP x1: {by_pod_ip}", flush=True)
+                # ... and from the host: the pod network without wrk in a pod of its own.
+                host_to_pod = run_wrk("host-to-pod-ip-1", f"http://{pod_ip}:{API_PORT}{LIST_PATH}",
+                                      seconds=args.seconds, connections=args.connections, threads=args.threads,
+                                      headers=headers)  # fmt: skip
+                print(f"host to pod IP x1: {host_to_pod}", flush=True)
     finally:
         if direct is not None:
             direct.kill()
         cluster.stop()
 
     overhead = 1 - through[1].rps / direct_result.rps
-    rows = [direct_result, *through.values()]
+    rows = [direct_result, host_to_pod, by_pod_ip, *through.values()]
     table = "\n".join(f"| {r.name} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.non_2xx} |" for r in rows)
     doc = f"""## End to end on the real local node (`make bench-e2e`)
 
 {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {cpu_model()}, {os.cpu_count()} cores. Command:
 `make bench-e2e BENCH_ARGS="--seconds {args.seconds} --connections {args.connections} --threads {args.threads}"`.
 The API pod runs `taskplatform-api serve` (1 worker); the direct run is the same command on the host with the same
-environment and the same PostgreSQL pod. wrk runs on the host for the direct run and in a pod (through the Service,
-kube-proxy iptables mode, `masqueradeAll`) for the others. Everything shares the same 2 cores.
+environment and the same PostgreSQL pod. wrk runs on the host for the direct run and in a pod for the others:
+`host-to-pod-ip-1` is wrk on the host against the pod's address (the pod network: bridge, veth, the host's
+bridge-netfilter pass), `pod-ip-1` the same from the wrk pod, and `service-N` goes through the Service (kube-proxy
+iptables mode, `masqueradeAll`) to N pods. API and wrk pods request {POD_CPU} CPU each. Everything shares the
+same 2 cores: more pods add no CPU, only more uvicorn workers to share it (more throughput, longer p99).
 
 | apply -> Ready | seconds |
 |---|---:|
