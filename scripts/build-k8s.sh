@@ -6,7 +6,7 @@
 #
 # k8s.io/kubernetes and etcd's server module carry `replace` directives pointing into their own trees,
 # so `go install pkg@version` refuses them; each is built from a throwaway wrapper module that requires
-# it and maps those replaces to the published module versions.
+# it and maps those replaces to the published module versions (Kubernetes: scripts/lib/build-kubernetes.sh).
 set -euo pipefail
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.5}
@@ -24,28 +24,10 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 
 # --- Kubernetes ---------------------------------------------------------------------------------------
-kube_mod=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-staging_version="v0.${KUBE_VERSION#v1.}"
-python3 - "$kube_mod" "$KUBE_VERSION" "$staging_version" > "$work/go.mod" <<'PY'
-import re, sys
-mod, version, staging = sys.argv[1], sys.argv[2], sys.argv[3]
-text = open(mod).read()
-go = re.search(r"^go (\S+)", text, re.M).group(1)
-staged = re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", text, re.M)
-print(f"module taskplatform.local/k8s\n\ngo {go}\n\nrequire k8s.io/kubernetes {version}\n\nreplace (")
-for module in staged:
-    print(f"\t{module} => {module} {staging}")
-print(")")
-PY
-minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-done
-echo "build-k8s: building Kubernetes $KUBE_VERSION (several minutes, once)" >&2
-(cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$out/" \
-  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+# shellcheck source=scripts/lib/build-kubernetes.sh
+. "$(dirname "$0")/lib/build-kubernetes.sh"
+build_kubernetes "$KUBE_VERSION" "$out" "$work/k8s" \
+  cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl
 
 # --- etcd ---------------------------------------------------------------------------------------------
 mkdir -p "$work/etcd"

@@ -24,26 +24,9 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 
 # --- kubelet, kube-proxy: the same wrapper-module way as scripts/build-k8s.sh --------------------------
-kube_mod=$(go mod download -json "k8s.io/kubernetes@$NODE_KUBE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-staging_version="v0.${NODE_KUBE_VERSION#v1.}"
-python3 - "$kube_mod" "$NODE_KUBE_VERSION" "$staging_version" > "$work/go.mod" <<'PY'
-import re, sys
-mod, version, staging = sys.argv[1], sys.argv[2], sys.argv[3]
-text = open(mod).read()
-go = re.search(r"^go (\S+)", text, re.M).group(1)
-staged = re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", text, re.M)
-print(f"module taskplatform.local/node\n\ngo {go}\n\nrequire k8s.io/kubernetes {version}\n\nreplace (")
-for module in staged:
-    print(f"\t{module} => {module} {staging}")
-print(")")
-PY
-minor=${NODE_KUBE_VERSION#v1.}; minor=${minor%%.*}
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X $pkg.gitVersion=$NODE_KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-done
-echo "build-node: building kubelet and kube-proxy $NODE_KUBE_VERSION (several minutes, once)" >&2
-(cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$out/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+# shellcheck source=scripts/lib/build-kubernetes.sh
+. "$root/scripts/lib/build-kubernetes.sh"
+build_kubernetes "$NODE_KUBE_VERSION" "$out" "$work/k8s" cmd/kubelet cmd/kube-proxy
 
 # --- CoreDNS (no replace directives: a plain install) ---------------------------------------------------
 echo "build-node: building coredns $COREDNS_VERSION" >&2

@@ -132,6 +132,14 @@ def diagnose(cluster: LocalCluster, namespace: str | None = None) -> str:
         which = ["--previous"] if restarted else []  # the crashed run's log, else the only one
         log = run("logs", "-n", ns, name, *which, "--all-containers", "--tail=40")
         parts.append((f"{'previous ' if restarted else ''}log of {ns}/{name}", log))
+    # The local node's own components (scripts/node-up.sh), when it is one.
+    node_logs = Path(cluster.env.get("CLUSTER_DIR", cluster.dir)) / "node" / "logs"
+    for name in ("kube-proxy", "kubelet", "containerd", "coredns"):
+        log_file = node_logs / f"{name}.log"
+        if log_file.exists():
+            lines = [line for line in log_file.read_text(errors="replace").splitlines() if name != "kubelet"
+                     or line.startswith(("E", "W"))]  # fmt: skip
+            parts.append((f"local node: {name} log (last 30 lines)", "\n".join(lines[-30:])))
     return "\n".join(f"===== {title} =====\n{text}" for title, text in parts)
 
 

@@ -4,7 +4,7 @@ only, apart from pymongo for seeding the legacy MongoDB. Prints one JSON documen
 progress lines before it, each starting with '#').
 
 Plans:
-  {"requests": [{"method", "url", "json"? or "form"?, "headers"?}, ...]}         -> [{"status", "body"}, ...]
+  {"requests": [{"method", "url", "json"? or "form"?, "headers"?}, ...]}  -> [{"status", "body", "error"?}, ...]
   {"loop": {"url", "stop_file", "max_requests", "max_seconds"}}      -> {"ok", "failed", "errors"}
   {"mongo": {"uri", "database", "collections": {name: extended-JSON documents}}} -> {"inserted": {...}}
 """
@@ -36,6 +36,8 @@ def request(
             status, raw = response.status, response.read()
     except urllib.error.HTTPError as error:
         status, raw = error.code, error.read()
+    except OSError as error:  # refused, reset, timed out: no HTTP status at all
+        return {"status": None, "body": None, "error": repr(error)}
     try:
         parsed: object = json.loads(raw) if raw else None
     except ValueError:
@@ -50,16 +52,12 @@ def loop(url: str, stop_file: str, max_requests: int, max_seconds: float) -> dic
     for n in range(max_requests):
         if os.path.exists(stop_file) or time.monotonic() > deadline:
             break
-        try:
-            status = request("GET", url)["status"]
-        except OSError as error:  # refused, reset, timed out: a failed request for the user
-            status, errors = None, [*errors[-9:], repr(error)]
-        if status == 200:
+        answer = request("GET", url)
+        if answer["status"] == 200:
             ok += 1
-        else:
+        else:  # refused, reset, timed out, or an HTTP error: a failed request for the user
             failed += 1
-            if status is not None:
-                errors = [*errors[-9:], f"HTTP {status}"]
+            errors = [*errors[-9:], str(answer.get("error") or f"HTTP {answer['status']}")]
         if n % 50 == 0:
             print(f"# {ok} {failed}", flush=True)
         time.sleep(0.01)

@@ -57,6 +57,17 @@ def service_url(e2e: E2E) -> str:
     return f"http://{NAMES.api}.{e2e.namespace}.svc.cluster.local"
 
 
+def wait_serving(e2e: E2E) -> None:
+    """Until the API answers through its Service. Ready pods reach the Service's endpoints, and kube-proxy's
+    rules, a moment later (seen on a freshly booted machine: connection refused right after Ready)."""
+
+    def serving() -> bool:
+        [answer] = call(e2e, {"method": "GET", "url": f"{service_url(e2e)}/readyz"})
+        return answer["status"] == 200
+
+    wait_for(serving, "the API answering through its Service")
+
+
 def pod_url(pod: dict[str, Any]) -> str:
     return f"http://{pod['status']['podIP']}:{API_PORT}"
 
@@ -116,6 +127,7 @@ def test_a_taskplatform_comes_up_with_postgresql_and_the_api_really_running(e2e:
 
 def test_the_api_serves_through_its_service_and_logout_holds_on_every_replica(e2e: E2E) -> None:
     base = service_url(e2e)
+    wait_serving(e2e)
     [registered] = call(e2e, {"method": "POST", "url": f"{base}/api/v1/auth/register",
                               "json": {"email": "ada@example.com", "password": PASSWORD}})  # fmt: skip
     assert registered["status"] == 201, registered
@@ -142,6 +154,7 @@ def test_scaling_and_losing_pods_fails_no_request_and_loses_no_task(e2e: E2E) ->
     base = service_url(e2e)
     e2e.kubectl("scale", f"taskplatform/{PLATFORM}", "--replicas=3")
     pods = wait_ready_pods(e2e, API, PLATFORM, 3)
+    wait_serving(e2e)
 
     # A client loops through the Service (new connection each time) while one API pod is replaced.
     loop = subprocess.Popen(
@@ -178,6 +191,7 @@ def test_scaling_and_losing_pods_fails_no_request_and_loses_no_task(e2e: E2E) ->
     assert database["metadata"]["uid"] != old_uid
     assert e2e.get("pvc", NAMES.database_claim)["spec"]["volumeName"] == volume
     wait_platform_ready(e2e)
+    wait_serving(e2e)
     assert wait_for(lambda: tasks(e2e, base, login(e2e, base, "ada@example.com", PASSWORD)) == before,
                     "the same tasks after the database pod came back")  # fmt: skip
 
@@ -289,6 +303,7 @@ def test_a_deleted_credentials_secret_is_regenerated_and_both_workloads_roll_ont
 
     wait_for(rolled, "every API and database pod replaced and Ready", 300)
     wait_platform_ready(e2e)
+    wait_serving(e2e)
     base = service_url(e2e)  # the API reaches the database with the new password: a login reads the users table
     assert len(tasks(e2e, base, login(e2e, base, "ada@example.com", PASSWORD))) == 3
 
