@@ -460,7 +460,10 @@ def test_the_liveness_endpoint_answers(operator: OperatorProcess) -> None:
 
 
 def statefulset_volume(cluster: LocalCluster, ns: str, name: str) -> tuple[str, str]:
-    sts = get(cluster, ns, "statefulset", f"{name}-db") or {}
+    """(uid, template size) of the database StatefulSet; ("", "") in the moment it is being re-created."""
+    sts = get(cluster, ns, "statefulset", f"{name}-db")
+    if sts is None:
+        return "", ""
     template = sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
     return sts["metadata"]["uid"], template
 
