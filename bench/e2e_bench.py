@@ -29,11 +29,20 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from api_bench import WrkResult, cpu_model, parse_wrk, run_wrk, start_server, write_doc  # noqa: E402
-from e2ecluster import API_IMAGE, CHART, OPERATOR_IMAGE, OPERATOR_NAMESPACE, POSTGRES_IMAGE, RELEASE  # noqa: E402
+from e2ecluster import (  # noqa: E402
+    API_IMAGE,
+    OPERATOR_IMAGE,
+    POSTGRES_IMAGE,
+    create_namespace,
+    helm_binary,
+    install_chart,
+    platform_ready,
+    ready,
+)  # fmt: skip
 from kubecluster import LocalCluster, OperatorProcess, wait_for  # noqa: E402
 from pgcluster import free_port  # noqa: E402
 
-from taskplatform.operator.builders import API, API_PORT, Names  # noqa: E402
+from taskplatform.operator.builders import API, API_PORT, Names, selector_string  # noqa: E402
 
 BEGIN, END = "<!-- e2e-bench:begin -->", "<!-- e2e-bench:end -->"
 PLATFORM = "bench"
@@ -60,17 +69,11 @@ def platform_manifest(namespace: str, replicas: int) -> dict[str, Any]:
 
 def ready_condition(cluster: LocalCluster, namespace: str) -> bool:
     result = cluster.kubectl("get", "tp", PLATFORM, "-n", namespace, "-o", "json", check=False)
-    if result.returncode != 0:
-        return False
-    platform_ = json.loads(result.stdout)
-    return platform_.get("status", {}).get("observedGeneration") == platform_["metadata"]["generation"] and any(
-        c["type"] == "Ready" and c["status"] == "True" for c in platform_.get("status", {}).get("conditions", [])
-    )
+    return result.returncode == 0 and platform_ready(json.loads(result.stdout))
 
 
 def apply_to_ready(cluster: LocalCluster, namespace: str, replicas: int) -> float:
-    cluster.kubectl("create", "namespace", namespace)
-    wait_for(lambda: cluster.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0, "the SA")
+    create_namespace(cluster, namespace)
     start = time.perf_counter()
     result = cluster.apply(platform_manifest(namespace, replicas))
     assert result.returncode == 0, result.stderr
@@ -159,11 +162,8 @@ def main() -> None:
         cluster.start()
         image = wrk_image()
         cluster.load_images(API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE, image)
-        helm = subprocess.run([str(ROOT / "scripts" / "build-helm.sh")], check=True, capture_output=True,
-                              text=True).stdout.strip()  # fmt: skip
-        install = [helm, "install", RELEASE, str(CHART), "-n", OPERATOR_NAMESPACE, "--create-namespace", "--wait",
-                   "--timeout", "3m", "--kubeconfig", str(cluster.kubeconfig)]  # fmt: skip
-        subprocess.run(install, check=True, capture_output=True)
+        installed = install_chart(cluster, helm_binary())
+        assert installed.returncode == 0, installed.stderr
         namespace = "e2e-bench"
         ready_s = apply_to_ready(cluster, namespace, 1)
         print(f"local node: apply -> Ready {ready_s:.1f} s", flush=True)
@@ -205,17 +205,13 @@ def main() -> None:
         # An explicit port: the wrk image has no /etc/services to look "http" up in.
         url = f"http://{NAMES.api}.{namespace}.svc.cluster.local:{service_port}{LIST_PATH}"
         through: dict[int, WrkResult] = {}
-        selector = f"app.kubernetes.io/component={API},app.kubernetes.io/instance={PLATFORM}"
+        selector = selector_string(PLATFORM, API)
         for replicas in (1, 2, 3):
             cluster.kubectl("scale", f"tp/{PLATFORM}", "-n", namespace, f"--replicas={replicas}")
 
             def settled(count: int = replicas) -> bool:
                 pods = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout)
-                items = pods["items"]
-                return len(items) == count and all(
-                    any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
-                    for p in items
-                )
+                return len(pods["items"]) == count and all(ready(p) for p in pods["items"])
 
             wait_for(settled, f"{replicas} Ready API pods", 180)
             through[replicas] = wrk_in_cluster(cluster, namespace, image, f"service-{replicas}", url, args, token)

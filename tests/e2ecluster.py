@@ -1,5 +1,5 @@
 """The end-to-end suite's cluster (tests/e2e): pods really run. `make test` and `make e2e` start one real node on
-this machine (scripts/node-up.sh); `make e2e` where kind works passes E2E_KUBECONFIG instead (scripts/e2e-kind.sh).
+this machine (scripts/node-up.sh); `make e2e` where kind works passes E2E_KUBECONFIG instead (scripts/e2e.sh).
 
 The chart is installed as a user would (the operator from its image, on its own ServiceAccount's rights), and a
 client pod (the API image, sleeping) carries the suite's requests, so traffic goes pod -> Service on kind and on
@@ -15,6 +15,9 @@ from typing import Any
 
 from kubecluster import ROOT, LocalCluster, wait_for
 
+from taskplatform.operator.builders import selector_string
+from taskplatform.operator.models import ConditionType
+
 CHART = ROOT / "charts" / "taskplatform"
 OPERATOR_NAMESPACE = "taskplatform-system"
 RELEASE = "tp"
@@ -29,6 +32,38 @@ CLIENT_POD = "e2e-client"
 
 def _run(*command: str, **kwargs: Any) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs).stdout.strip()
+
+
+def helm_binary() -> str:
+    return _run(str(ROOT / "scripts" / "build-helm.sh"))
+
+
+def install_chart(cluster: LocalCluster, helm: str) -> subprocess.CompletedProcess[str]:
+    """The chart as a user installs it: the operator from its image, on its own ServiceAccount's rights."""
+    return subprocess.run(
+        [helm, "install", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
+         "--wait", "--timeout", "3m", "--kubeconfig", str(cluster.kubeconfig)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def create_namespace(cluster: LocalCluster, namespace: str) -> None:
+    """A namespace pods can be created in: its default ServiceAccount exists (the ServiceAccount admission
+    refuses pods until the controller has made it)."""
+    cluster.kubectl("create", "namespace", namespace)
+    wait_for(lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode == 0,
+             f"namespace {namespace}'s default ServiceAccount")  # fmt: skip
+
+
+def condition(resource: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return next((c for c in resource.get("status", {}).get("conditions", []) if c["type"] == kind), None)
+
+
+def platform_ready(platform: dict[str, Any]) -> bool:
+    """The TaskPlatform's latest generation is applied and it reports Ready."""
+    ready_condition = condition(platform, ConditionType.READY)
+    applied = platform.get("status", {}).get("observedGeneration") == platform["metadata"]["generation"]
+    return applied and ready_condition is not None and ready_condition["status"] == "True"
 
 
 def ferretdb_image() -> str:
@@ -62,19 +97,20 @@ class E2E:
         result = self.kubectl("apply", "-f", "-", stdin=document, check=False)
         assert result.returncode == 0, result.stderr
 
+    def client_command(self) -> list[str]:
+        """The command that runs incluster.py in the client pod, reading its plan from stdin."""
+        return [str(self.cluster.bin / "kubectl"), "--kubeconfig", str(self.cluster.kubeconfig), "-n", self.namespace,
+                "exec", "-i", CLIENT_POD, "--", "python", "/tmp/incluster.py"]  # fmt: skip
+
     def in_cluster(self, plan: dict[str, Any], timeout_s: float = 120) -> Any:
         """Run a plan of incluster.py in the client pod; its JSON answer."""
-        result = subprocess.run(
-            [str(self.cluster.bin / "kubectl"), "--kubeconfig", str(self.cluster.kubeconfig), "-n", self.namespace,
-             "exec", "-i", CLIENT_POD, "--", "python", "/tmp/incluster.py"],
-            input=json.dumps(plan), capture_output=True, text=True, timeout=timeout_s, check=False,
-        )  # fmt: skip
+        result = subprocess.run(self.client_command(), input=json.dumps(plan), capture_output=True, text=True,
+                                timeout=timeout_s, check=False)  # fmt: skip
         assert result.returncode == 0, f"client pod: {result.stderr[-2000:]}"
         return json.loads(result.stdout.splitlines()[-1])
 
     def pods(self, component: str, instance: str) -> list[dict[str, Any]]:
-        selector = f"app.kubernetes.io/component={component},app.kubernetes.io/instance={instance}"
-        return list(self.get("pods", "-l", selector)["items"])
+        return list(self.get("pods", "-l", selector_string(instance, component))["items"])
 
 
 def ready(pod: dict[str, Any]) -> bool:

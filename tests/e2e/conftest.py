@@ -11,41 +11,36 @@ from pathlib import Path
 import pytest
 from e2ecluster import (
     API_IMAGE,
-    CHART,
     CLIENT_POD,
     E2E,
     OPERATOR_IMAGE,
     OPERATOR_NAMESPACE,
     POSTGRES_IMAGE,
     RELEASE,
-    _run,
     client_pod,
+    create_namespace,
     diagnose,
     ferretdb_image,
+    helm_binary,
+    install_chart,
 )  # fmt: skip
-from kubecluster import ROOT, ExistingCluster, LocalCluster, wait_for
+from kubecluster import ROOT, ExistingCluster, LocalCluster
 
 
 @pytest.fixture(scope="package")  # the node stops when tests/e2e ends, not with the session
 def e2e() -> Iterator[E2E]:
     kubeconfig = os.environ.get("E2E_KUBECONFIG")
     cluster: LocalCluster = ExistingCluster(Path(kubeconfig)) if kubeconfig else LocalCluster(node="local")
-    helm = _run(str(ROOT / "scripts" / "build-helm.sh"))
+    helm = helm_binary()
     namespace = f"e2e-{uuid.uuid4().hex[:6]}"
     try:
         cluster.start()
         ferretdb = ferretdb_image()
         cluster.load_images(API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE, ferretdb)
-        result = subprocess.run(
-            [helm, "install", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
-             "--wait", "--timeout", "3m", "--kubeconfig", str(cluster.kubeconfig)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        result = install_chart(cluster, helm)
         assert result.returncode == 0, f"helm install: {result.stderr}\n{diagnose(cluster)}"
-        cluster.kubectl("create", "namespace", namespace)
+        create_namespace(cluster, namespace)
         suite = E2E(cluster, namespace, ferretdb)
-        wait_for(lambda: suite.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
-                 "the namespace's default ServiceAccount")  # fmt: skip
         suite.apply(client_pod())
         suite.kubectl("wait", "--for=condition=Ready", f"pod/{CLIENT_POD}", "--timeout=120s")
         suite.kubectl("exec", "-i", CLIENT_POD, "--", "sh", "-c", "cat > /tmp/incluster.py",

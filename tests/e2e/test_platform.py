@@ -10,7 +10,7 @@ from typing import Any
 
 import bcrypt
 import pytest
-from e2ecluster import API_IMAGE, CLIENT_POD, E2E, POSTGRES_IMAGE, ready, wait_ready_pods
+from e2ecluster import API_IMAGE, CLIENT_POD, E2E, POSTGRES_IMAGE, condition, platform_ready, ready, wait_ready_pods
 from kubecluster import wait_for
 
 from taskplatform.operator.builders import API, API_PORT, DATA_MIGRATION, DATABASE, Names
@@ -39,16 +39,10 @@ def platform_manifest() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def condition(resource: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    return next((c for c in resource.get("status", {}).get("conditions", []) if c["type"] == kind), None)
-
-
 def wait_platform_ready(e2e: E2E, timeout_s: float = 240) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         platform = e2e.get("taskplatform", PLATFORM)
-        ready_condition = condition(platform, ConditionType.READY)
-        applied = platform.get("status", {}).get("observedGeneration") == platform["metadata"]["generation"]
-        return platform if applied and ready_condition and ready_condition["status"] == "True" else None
+        return platform if platform_ready(platform) else None
 
     return wait_for(check, f"TaskPlatform {PLATFORM} Ready", timeout_s)
 
@@ -157,11 +151,8 @@ def test_scaling_and_losing_pods_fails_no_request_and_loses_no_task(e2e: E2E) ->
     wait_serving(e2e)
 
     # A client loops through the Service (new connection each time) while one API pod is replaced.
-    loop = subprocess.Popen(
-        [str(e2e.cluster.bin / "kubectl"), "--kubeconfig", str(e2e.cluster.kubeconfig), "-n", e2e.namespace,
-         "exec", "-i", CLIENT_POD, "--", "python", "/tmp/incluster.py"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    loop = subprocess.Popen(e2e.client_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
     assert loop.stdin is not None and loop.stdout is not None
     loop.stdin.write(json.dumps({"loop": {"url": f"{base}/readyz", "stop_file": "/tmp/stop-loop",
                                           "max_requests": 20000, "max_seconds": 240}}))  # fmt: skip
