@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: help deps run test test-fast e2e lint format bench-api bench-migration bench-operator bench-e2e crds cluster-up cluster-down operator wheels images chart-check clean
+.PHONY: help deps run test test-fast e2e lint format bench-api bench-migration bench-operator bench-e2e bench-backup crds cluster-up cluster-down operator wheels images chart-check clean
 
 help:
 	@echo "make run        the API on the embedded SQLite default at http://127.0.0.1:$(PORT) (docs at /docs)"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench-migration  MongoDB -> PostgreSQL migration rate against read and COPY ceilings"
 	@echo "make bench-operator   apply-to-Ready time for 1 and 50 TaskPlatforms on the local control plane"
 	@echo "make bench-e2e  apply-to-Ready on a real local node vs kwok; API list through its Service (1-3 pods) vs direct"
+	@echo "make bench-backup  backup/restore of 1M tasks through the operator's Jobs vs pg_dump/pg_restore directly"
 
 # Re-install only when the dependency list changes.
 $(INSTALLED): pyproject.toml
@@ -51,6 +52,7 @@ format: deps
 test: deps lint images
 	scripts/system-deps.sh postgresql wrk node
 	scripts/build-ferretdb.sh >/dev/null
+	scripts/build-s3server.sh >/dev/null
 	scripts/build-k8s.sh >/dev/null
 	scripts/build-node.sh >/dev/null
 	scripts/build-helm.sh >/dev/null
@@ -77,6 +79,14 @@ bench-e2e: deps images
 	scripts/build-k8s.sh >/dev/null
 	scripts/build-node.sh >/dev/null
 	$(BIN)/python bench/e2e_bench.py $(BENCH_ARGS)
+
+bench-backup: deps images
+	scripts/system-deps.sh node
+	scripts/build-k8s.sh >/dev/null
+	scripts/build-node.sh >/dev/null
+	scripts/build-s3server.sh >/dev/null
+	scripts/build-helm.sh >/dev/null
+	$(BIN)/python bench/backup_bench.py $(BENCH_ARGS)
 
 bench-operator: deps
 	scripts/build-k8s.sh >/dev/null

@@ -10,6 +10,7 @@ import base64
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from taskplatform.operator.models import GROUP, VERSION, DataMigrationSpec, TaskPlatformSpec
@@ -27,7 +28,9 @@ DATABASE = "database"
 API = "api"
 SCHEMA_MIGRATION = "schema-migration"
 DATA_MIGRATION = "data-migration"
-DATABASE_CLIENTS = (API, SCHEMA_MIGRATION, DATA_MIGRATION)
+BACKUP = "backup"
+RESTORE = "restore"
+DATABASE_CLIENTS = (API, SCHEMA_MIGRATION, DATA_MIGRATION, BACKUP, RESTORE)
 Manifest = dict[str, Any]
 
 
@@ -413,8 +416,8 @@ def api_hpa(owner: Owner, spec: TaskPlatformSpec) -> Manifest | None:
 
 
 def database_network_policy(owner: Owner) -> Manifest:
-    """Only the platform's own database clients (API pods, schema and data migration Jobs) may open connections
-    to its PostgreSQL, and only on its port. Enforced where the cluster's network plugin enforces policies."""
+    """Only the platform's own database clients (API pods; schema, data migration, backup and restore Jobs) may
+    open connections to its PostgreSQL, and only on its port. Enforced where the network plugin enforces policies."""
     names = Names(owner.name)
     clients = {
         "podSelector": {
@@ -455,6 +458,27 @@ def data_migration_job_name(migration: str) -> str:
     return f"{migration}-migrate"
 
 
+def backup_claim_name(platform: str) -> str:
+    return f"{platform}-backups"
+
+
+def backup_job_name(backup: str) -> str:
+    return f"{backup}-dump"
+
+
+def restore_job_name(platform: str) -> str:
+    return f"{platform}-restore"
+
+
+SCHEDULE_STAMP = "%Y%m%d%H%M%S"
+
+
+def scheduled_backup_name(platform: str, scheduled_time: datetime) -> str:
+    """A scheduled TaskPlatformBackup's name: one per platform and scheduled time, so a repeated pass (or a
+    second operator replica) cannot start the same backup twice."""
+    return f"{platform}-{scheduled_time.strftime(SCHEDULE_STAMP)}"
+
+
 # --- how long a resource's name may be ----------------------------------------------------------------------
 # Child names become label values too (a Job's pods carry `job-name`; a StatefulSet labels its pods and
 # revisions `<statefulset>-<10-character hash>`), and label values, like Service names, have at most 63
@@ -473,11 +497,18 @@ def platform_child_names(name: str) -> list[str]:
         names.database + _REVISION_HASH,
         names.api,
         schema_job_name(owner, TaskPlatformSpec()),
+        restore_job_name(name),
+        backup_claim_name(name),
+        backup_job_name(scheduled_backup_name(name, datetime(2000, 1, 1, tzinfo=UTC))),
     ]
 
 
 def migration_child_names(name: str) -> list[str]:
     return [data_migration_job_name(name)]
+
+
+def backup_child_names(name: str) -> list[str]:
+    return [backup_job_name(name)]
 
 
 def max_name_length(child_names: Callable[[str], list[str]]) -> int:
@@ -486,6 +517,7 @@ def max_name_length(child_names: Callable[[str], list[str]]) -> int:
 
 MAX_PLATFORM_NAME = max_name_length(platform_child_names)
 MAX_MIGRATION_NAME = max_name_length(migration_child_names)
+MAX_BACKUP_NAME = max_name_length(backup_child_names)
 
 
 def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: TaskPlatformSpec) -> Manifest:

@@ -11,9 +11,26 @@ from pydantic import ValidationError
 
 from taskplatform.operator.models import MIGRATION_CONDITIONS, PLATFORM_CONDITIONS, Condition, ConditionType
 
-__all__ = ["MIGRATION_CONDITIONS", "PLATFORM_CONDITIONS", "ConditionType", "Observation", "merge", "newly_true"]
+__all__ = [
+    "MIGRATION_CONDITIONS",
+    "PLATFORM_CONDITIONS",
+    "ConditionType",
+    "Event",
+    "Observation",
+    "merge",
+    "newly_true",
+]
 
 Status = Literal["True", "False", "Unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A Kubernetes Event to post on the resource a pass reconciled."""
+
+    type: str  # Normal or Warning
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from taskplatform.operator.builders import NAME_PART_MAX, max_name_length, migration_child_names, platform_child_names
+from taskplatform.operator.builders import (
+    NAME_PART_MAX,
+    backup_child_names,
+    max_name_length,
+    migration_child_names,
+    platform_child_names,
+)
 from taskplatform.operator.models import (
     GROUP,
     TASKPLATFORM_RULES,
@@ -22,13 +28,15 @@ from taskplatform.operator.models import (
     ConditionType,
     DataMigrationSpec,
     DataMigrationStatus,
+    TaskPlatformBackupSpec,
+    TaskPlatformBackupStatus,
     TaskPlatformSpec,
     TaskPlatformStatus,
 )
 
 _KEEP = {
     "type", "description", "default", "enum", "minimum", "maximum", "pattern", "minLength", "maxLength",
-    "items", "properties", "required", "x-kubernetes-validations", "format",
+    "items", "properties", "required", "x-kubernetes-validations", "format", "nullable",
 }  # fmt: skip
 
 
@@ -215,7 +223,31 @@ def all_crds() -> dict[str, dict[str, Any]]:
         {"status": {}},
         migration_child_names,
     )
-    return {"taskplatforms.yaml": task_platform, "datamigrations.yaml": data_migration}
+    backup = crd(
+        "TaskPlatformBackup",
+        "taskplatformbackups",
+        "tpb",
+        "One pg_dump of a TaskPlatform's database to the destination of its spec.database.backup, run as a Job; "
+        "created on demand or by the backup schedule. It outlives the TaskPlatform (docs/backup.md).",
+        TaskPlatformBackupSpec,
+        TaskPlatformBackupStatus,
+        [
+            {"name": "Platform", "type": "string", "jsonPath": ".spec.platform"},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Size", "type": "integer", "jsonPath": ".status.sizeBytes"},
+            {"name": "Completed", "type": "date", "jsonPath": ".status.completionTime"},
+            {"name": "Location", "type": "string", "jsonPath": ".status.location", "priority": 1},
+            {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
+            AGE,
+        ],
+        {"status": {}},
+        backup_child_names,
+    )
+    return {
+        "taskplatforms.yaml": task_platform,
+        "datamigrations.yaml": data_migration,
+        "taskplatformbackups.yaml": backup,
+    }
 
 
 HEADER = "# Generated from taskplatform/operator/models.py by `make crds`; do not edit by hand.\n"

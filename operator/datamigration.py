@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 
 from taskplatform.operator import builders, conditions, status
 from taskplatform.operator.builders import Owner
-from taskplatform.operator.conditions import ConditionType, Observation, is_true, newly_true, now_rfc3339
-from taskplatform.operator.kube import Kube, KubeError, Manifest
+from taskplatform.operator.conditions import ConditionType, Event, Observation, is_true, newly_true, now_rfc3339
+from taskplatform.operator.kube import Kube, KubeError, Manifest, newest_job_pod
 from taskplatform.operator.models import DataMigrationSpec, DataMigrationStatus, TaskPlatformSpec
-from taskplatform.operator.platform import Event
 from taskplatform.operator.status import status_changed, status_patch
 
 LOG_TAIL_LINES = 20
@@ -36,11 +35,6 @@ def _waiting(reason: str, message: str) -> list[Observation]:
         Observation(ConditionType.SUCCEEDED, "False", reason),
         Observation(ConditionType.FAILED, "False", reason),
     ]
-
-
-def _newest_pod(kube: Kube, namespace: str, job_name: str) -> Manifest | None:
-    pods = kube.list("Pod", namespace, f"batch.kubernetes.io/job-name={job_name}")
-    return max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), default=None)
 
 
 def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
@@ -80,7 +74,7 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
             else:
                 result.events.append(Event("Normal", "JobCreated", f"started Job {job_name}"))
     if job is not None:
-        pod = _newest_pod(kube, namespace, job_name)
+        pod = newest_job_pod(kube, namespace, job_name)
         termination = status.parse_termination(pod)
         observations = status.migration_conditions(job, termination)
         outcome = status.job_outcome(job)

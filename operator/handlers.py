@@ -21,11 +21,12 @@ from kubernetes.config import ConfigException
 from pydantic import ValidationError
 
 from taskplatform.operator import conditions, metrics
-from taskplatform.operator.conditions import ConditionType
+from taskplatform.operator.backups import reconcile_backup
+from taskplatform.operator.conditions import ConditionType, Event
 from taskplatform.operator.datamigration import reconcile_migration
 from taskplatform.operator.kube import Kube, KubeError, Manifest, load_api_client
 from taskplatform.operator.models import GROUP, VERSION
-from taskplatform.operator.platform import Event, reconcile_platform
+from taskplatform.operator.platform import reconcile_platform
 
 log = logging.getLogger("taskplatform.operator")
 Key = tuple[str, str]  # namespace, name
@@ -133,7 +134,8 @@ class Runtime:
         self.kube = kube
         self.platforms = KeyedRunner(self._reconcile_platform, "TaskPlatform")
         self.migrations = KeyedRunner(self._reconcile_migration, "DataMigration")
-        for runner in (self.platforms, self.migrations):
+        self.backups = KeyedRunner(self._reconcile_backup, "TaskPlatformBackup")
+        for runner in (self.platforms, self.migrations, self.backups):
             metrics.QUEUE_DEPTH.watch(runner.name, runner)
 
     async def _reconciled(self, kind: str, reconcile: Callable[[Kube, Manifest], R], key: Key) -> R | None:
@@ -155,13 +157,22 @@ class Runtime:
         if result is None:
             return None
         # The resync catches what no watched object announces, such as a change to a referenced Secret.
-        return RECHECK_S if result.recheck_soon else RESYNC_INTERVAL_S
+        again = RECHECK_S if result.recheck_soon else RESYNC_INTERVAL_S
+        return min(again, result.requeue_after_s) if result.requeue_after_s is not None else again
 
     async def _reconcile_migration(self, key: Key) -> float | None:
         result = await self._reconciled("DataMigration", reconcile_migration, key)
         if result is None or result.finished:
             return None
         return result.retry_after_s or MIGRATION_POLL_S  # progress comes from the pod's log
+
+    async def _reconcile_backup(self, key: Key) -> float | None:
+        result = await self._reconciled("TaskPlatformBackup", reconcile_backup, key)
+        if result is None:
+            return None
+        if result.platform is not None:
+            self.platforms.enqueue((key[0], result.platform))  # its lastBackup and BackupHealthy change
+        return None if result.finished else result.retry_after_s  # else the Job's events bring the next pass
 
 
 def _post(obj: dict[str, Any], events: list[Event]) -> None:
@@ -204,6 +215,7 @@ async def cleanup(**_: Any) -> None:
     if _runtime is not None:
         await _runtime.platforms.drain()
         await _runtime.migrations.drain()
+        await _runtime.backups.drain()
 
 
 async def _run_for_kopf(runner: KeyedRunner, key: Key, retry: int) -> None:
@@ -232,6 +244,12 @@ async def migration_created(namespace: str | None, name: str, retry: int, **_: A
     await _run_for_kopf(runtime().migrations, (namespace or "", name), retry)
 
 
+@kopf.on.resume(GROUP, VERSION, "taskplatformbackups")
+@kopf.on.create(GROUP, VERSION, "taskplatformbackups")
+async def backup_created(namespace: str | None, name: str, retry: int, **_: Any) -> None:
+    await _run_for_kopf(runtime().backups, (namespace or "", name), retry)
+
+
 @kopf.index(GROUP, VERSION, "datamigrations")
 def migrations_by_target(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[Key, str]:
     return {(namespace or "", str(spec.get("target", ""))): name}
@@ -255,6 +273,8 @@ async def child_changed(body: kopf.Body, namespace: str | None, **_: Any) -> Non
             runtime().platforms.enqueue((namespace, ref["name"]))
         elif ref.get("kind") == "DataMigration":
             runtime().migrations.enqueue((namespace, ref["name"]))
+        elif ref.get("kind") == "TaskPlatformBackup":
+            runtime().backups.enqueue((namespace, ref["name"]))
 
 
 for _api_version, _plural in CHILDREN:
@@ -266,4 +286,8 @@ def runners(**_: Any) -> dict[str, int]:
     """Shown on the liveness endpoint: pending reconciles (the endpoint answering is the liveness)."""
     if _runtime is None:
         return {}
-    return {"platforms": _runtime.platforms.pending, "migrations": _runtime.migrations.pending}
+    return {
+        "platforms": _runtime.platforms.pending,
+        "migrations": _runtime.migrations.pending,
+        "backups": _runtime.backups.pending,
+    }

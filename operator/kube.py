@@ -50,6 +50,7 @@ KINDS: dict[str, Kind] = {
     "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
     "TaskPlatform": Kind(f"{GROUP}/{VERSION}", "taskplatforms"),
     "DataMigration": Kind(f"{GROUP}/{VERSION}", "datamigrations"),
+    "TaskPlatformBackup": Kind(f"{GROUP}/{VERSION}", "taskplatformbackups"),
 }
 
 
@@ -195,3 +196,9 @@ class Kube:
     def pod_log_tail(self, namespace: str, name: str, lines: int) -> str:
         text: str = self._call("GET", KINDS["Pod"].path(namespace, name, "log"), {"tailLines": str(lines)}, raw=True)
         return text
+
+
+def newest_job_pod(kube: Kube, namespace: str, job_name: str) -> Manifest | None:
+    """The latest pod a Job started (its status holds the containers' termination messages)."""
+    pods = kube.list("Pod", namespace, f"batch.kubernetes.io/job-name={job_name}")
+    return max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), default=None)

@@ -111,6 +111,119 @@ class StorageSpec(CRModel):
     )
 
 
+# An S3 bucket name (the rules every S3-compatible store accepts: 3-63 lowercase letters, digits, dots, dashes).
+S3_BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+# host or host:port, no scheme: the scheme follows `tls`.
+S3_ENDPOINT = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$"
+# Five cron fields (minute hour day-of-month month day-of-week) or a @macro; the operator parses it fully and
+# reports one it cannot (BackupHealthy False, ScheduleInvalid).
+CRON_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+CRON = rf"^({'|'.join(CRON_MACROS)}|\S+( \S+){{4}})$"
+
+
+class S3CredentialsRef(CRModel):
+    name: str = Field(
+        description="Secret in the same namespace with `access-key-id` and `secret-access-key` keys.", min_length=1
+    )
+
+
+class S3Location(CRModel):
+    endpoint: str = Field(
+        description="Host or host:port of the S3-compatible service, without a scheme.", pattern=S3_ENDPOINT
+    )
+    bucket: str = Field(description="Bucket the dumps go to (it must exist).", pattern=S3_BUCKET)
+    prefix: str = Field(
+        "",
+        description="Key prefix inside the bucket; each dump is `<prefix>/<platform>/<backup>.dump`.",
+        pattern=r"^([A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*)?$",
+        max_length=256,
+    )
+    region: str = Field("us-east-1", description="Region used to sign requests.", min_length=1)
+    credentials_secret_ref: S3CredentialsRef = Field(description="Where the access keys are.")
+    tls: bool = Field(True, description="HTTPS to the endpoint. Turn off only for a store on a trusted network.")
+    verify_tls: bool = Field(
+        True, description="Verify the endpoint's certificate. Turning this off exposes the credentials and dumps."
+    )
+
+
+class BackupVolume(CRModel):
+    size: str = Field("10Gi", description="Size of the backup volume `<platform>-backups`.", pattern=BYTES_QUANTITY)
+    storage_class_name: str | None = Field(None, description="Its StorageClass; the cluster default if unset.")
+
+
+class BackupSpec(CRModel):
+    """Where and when the database is dumped (TaskPlatformBackup resources record each dump)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.volume) != has(self.s3)", "message": "set exactly one destination: volume or s3"}
+            ]
+        }
+    )
+
+    schedule: str | None = Field(
+        None,
+        description="Cron schedule in UTC (e.g. `0 3 * * *`) of automatic backups; none when unset (on-demand "
+        "TaskPlatformBackups only).",
+        pattern=CRON,
+    )
+    retention: int = Field(
+        7, ge=1, le=1000, description="How many completed backups to keep; older ones are deleted with their dumps."
+    )
+    volume: BackupVolume | None = Field(
+        None,
+        description="Keep dumps on a volume the operator creates, `<platform>-backups`. It outlives the "
+        "TaskPlatform, so a new one can restore from it.",
+    )
+    s3: S3Location | None = Field(None, description="Keep dumps in an S3-compatible bucket.")
+
+
+class VolumeDumpLocation(CRModel):
+    claim_name: str = Field(description="The PersistentVolumeClaim holding the dump.", min_length=1)
+    path: str = Field(
+        description="Path of the dump inside the volume, e.g. `demo/demo-20260101030000.dump`.", pattern=r"^[^/].*$"
+    )
+
+
+class S3DumpLocation(S3Location):
+    key: str = Field(description="Object key of the dump.", min_length=1)
+
+
+class RestoreSource(CRModel):
+    """The dump a new TaskPlatform starts from."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(has(self.backup) ? 1 : 0) + (has(self.volume) ? 1 : 0) + (has(self.s3) ? 1 : 0) == 1",
+                    "message": "set exactly one of backup, volume or s3",
+                },
+                {"rule": "self == oldSelf", "message": "restoreFrom cannot change once set"},
+            ]
+        }
+    )
+
+    backup: str | None = Field(None, description="A completed TaskPlatformBackup in the same namespace.")
+    volume: VolumeDumpLocation | None = Field(None, description="A dump file on a volume.")
+    s3: S3DumpLocation | None = Field(None, description="A dump object in an S3-compatible bucket.")
+    sha256: str | None = Field(
+        None,
+        description="Expected SHA-256 of the dump (volume or s3; a backup carries its own). When unset, the "
+        "`.sha256` file written beside each dump is used if present.",
+        pattern=r"^[0-9a-f]{64}$",
+    )
+
+
 class DatabaseSpec(CRModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -120,7 +233,11 @@ class DatabaseSpec(CRModel):
                     "messageExpression": "'spec.database.version cannot change in place (from ' + oldSelf.version + "
                     "' to ' + self.version + '): PostgreSQL refuses a data directory of another major version; "
                     "back up and restore into a new TaskPlatform (docs/operator.md)'",
-                }
+                },
+                {
+                    "rule": "has(self.restoreFrom) == has(oldSelf.restoreFrom)",
+                    "message": "spec.database.restoreFrom is set only when the TaskPlatform is created",
+                },
             ]
         }
     )
@@ -139,6 +256,12 @@ class DatabaseSpec(CRModel):
     )
     pvc_retention_policy: Literal["Retain", "Delete"] = Field(
         "Retain", description="Whether the database volume is kept (Retain) or deleted with the TaskPlatform."
+    )
+    backup: BackupSpec | None = Field(None, description="Backups of the database (docs/backup.md).")
+    restore_from: RestoreSource | None = Field(
+        None,
+        description="Create the database from this dump: it is restored before the schema migration runs and "
+        "before any API pod starts. Only when the TaskPlatform is created.",
     )
 
 
@@ -204,7 +327,9 @@ class ConditionType(enum.StrEnum):
     API_READY = "ApiReady"
     DEGRADED = "Degraded"
     STORAGE_READY = "StorageReady"
-    # DataMigration
+    BACKUP_HEALTHY = "BackupHealthy"
+    DATABASE_RESTORED = "DatabaseRestored"
+    # DataMigration, TaskPlatformBackup
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -216,15 +341,19 @@ PLATFORM_CONDITIONS = (
     ConditionType.API_READY,
     ConditionType.DEGRADED,
     ConditionType.STORAGE_READY,
+    ConditionType.BACKUP_HEALTHY,
+    ConditionType.DATABASE_RESTORED,
 )
-MIGRATION_CONDITIONS = (ConditionType.RUNNING, ConditionType.SUCCEEDED, ConditionType.FAILED)
+JOB_CONDITIONS = (ConditionType.RUNNING, ConditionType.SUCCEEDED, ConditionType.FAILED)
+MIGRATION_CONDITIONS = BACKUP_CONDITIONS = JOB_CONDITIONS
 
 
 class Condition(CRModel):
     """One aspect of the resource's state, Kubernetes-style."""
 
     type: str = Field(
-        description=f"TaskPlatform: {', '.join(PLATFORM_CONDITIONS)}; DataMigration: {', '.join(MIGRATION_CONDITIONS)}."
+        description=f"TaskPlatform: {', '.join(PLATFORM_CONDITIONS)}; DataMigration and TaskPlatformBackup: "
+        f"{', '.join(JOB_CONDITIONS)}."
     )
     status: Literal["True", "False", "Unknown"] = Field(description="Whether the condition holds.")
     reason: str = Field("", description="CamelCase reason for the last transition.")
@@ -242,6 +371,12 @@ class TaskPlatformStatus(CRModel):
     endpoint: str | None = Field(None, description="In-cluster URL of the API Service.")
     volume_size: str | None = Field(
         None, description="Capacity of the database volume as bound: the smallest size the spec may be set back to."
+    )
+    last_backup: str | None = Field(None, description="The most recent TaskPlatformBackup, whatever its outcome.")
+    last_successful_backup: str | None = Field(None, description="The most recent completed TaskPlatformBackup.")
+    last_successful_backup_time: str | None = Field(None, description="When it completed (RFC 3339).")
+    last_schedule_time: str | None = Field(
+        None, description="The scheduled time (RFC 3339) of the last backup the schedule started."
     )
 
 
@@ -272,3 +407,44 @@ class DataMigrationStatus(CRModel):
     progress: str | None = Field(None, description="Percentage read, e.g. 42%.")
     start_time: str | None = Field(None, description="When the Job started (RFC 3339).")
     completion_time: str | None = Field(None, description="When it finished (RFC 3339).")
+
+
+class TaskPlatformBackupSpec(CRModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self == oldSelf",
+                    "message": "spec is immutable once created; create a new TaskPlatformBackup",
+                }
+            ]
+        }
+    )
+
+    platform: str = Field(
+        description="The TaskPlatform (same namespace) whose database is dumped, to the destination of its "
+        "spec.database.backup.",
+        min_length=1,
+    )
+
+
+BackupPhase = Literal["Pending", "Running", "Completed", "Failed"]
+
+
+class TaskPlatformBackupStatus(CRModel):
+    observed_generation: int | None = Field(None, description="Last .metadata.generation acted on.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description=f"{', '.join(BACKUP_CONDITIONS)}, one entry per type."
+    )
+    phase: BackupPhase | None = Field(None, description="Pending, Running, Completed or Failed.")
+    message: str | None = Field(None, description="Why it is pending or why it failed.")
+    job_name: str | None = Field(None, description="The backup Job.")
+    scheduled: bool | None = Field(None, description="Started by spec.database.backup.schedule (else on demand).")
+    start_time: str | None = Field(None, description="When the dump started (RFC 3339).")
+    completion_time: str | None = Field(None, description="When it finished (RFC 3339).")
+    size_bytes: int | None = Field(None, description="Size of the dump (pg_dump custom format, compressed).")
+    sha256: str | None = Field(None, description="SHA-256 of the dump as written; a restore verifies it.")
+    location: str | None = Field(None, description="Where the dump is, as a URL (s3://bucket/key or file://).")
+    key: str | None = Field(None, description="The dump's key (S3) or path (volume) in its store.")
+    s3: S3Location | None = Field(None, description="The S3 store it went to (a copy of the platform's, at start).")
+    volume_claim: str | None = Field(None, description="The backup volume it went to.")

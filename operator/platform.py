@@ -27,20 +27,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from taskplatform.operator import builders, conditions, status, storage
+from taskplatform.operator import backups, builders, conditions, restore, status, storage
 from taskplatform.operator.builders import Credentials, Names, Owner
-from taskplatform.operator.conditions import ConditionType, Observation, newly_true, now_rfc3339
+from taskplatform.operator.conditions import ConditionType, Event, Observation, newly_true, now_rfc3339
 from taskplatform.operator.kube import Kube, KubeError, Manifest, owns_field
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    type: str  # Normal or Warning
-    reason: str
-    message: str
 
 
 @dataclass(slots=True)
@@ -48,6 +41,7 @@ class Result:
     events: list[Event] = field(default_factory=list)
     # Degraded by something no watched object announces (a referenced Secret): look again soon.
     recheck_soon: bool = False
+    requeue_after_s: float | None = None  # the next scheduled backup is due then
 
 
 def generate_credentials() -> Credentials:
@@ -167,10 +161,26 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     if plan.applied and not plan.observation.holds:
         result.recheck_soon = True  # a volume's resize or binding shows on no object the operator watches
 
+    restored = True
+    if spec.database.restore_from is not None:
+        restored = restore.reconcile_restore(kube, platform, owner, spec, observed, result.events)
+        result.recheck_soon |= observed.restore is not None and observed.restore.reason == "RestoreSourceInvalid"
+    backup_schedule = None
+    if spec.database.backup is not None:
+        backup_schedule = backups.reconcile_platform_backups(kube, platform, owner, spec.database.backup, observed)
+    elif conditions.find(
+        conditions.parse((platform.get("status") or {}).get("conditions")), ConditionType.BACKUP_HEALTHY
+    ):
+        # Backups were turned off: say so rather than keep the last verdict.
+        observed.backup = Observation(
+            ConditionType.BACKUP_HEALTHY, "Unknown", "NotConfigured", "spec.database.backup is unset"
+        )
+
     schema_job = builders.schema_migration_job(owner, spec)
     schema_job_name = schema_job["metadata"]["name"]
     observed.schema_job = kube.get("Job", namespace, schema_job_name)
-    if observed.schema_job is None:
+    # After a restore only: the schema Job upgrades the restored schema, and an empty database never serves.
+    if observed.schema_job is None and restored:
         observed.schema_job = _step(observed, f"Job {schema_job_name}", partial(kube.create, schema_job))
         observed.schema_job = observed.schema_job or kube.get("Job", namespace, schema_job_name)
         if observed.schema_job is not None:
@@ -205,7 +215,9 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     # observedGeneration says which generation was last applied in full: not this one if anything of it failed
     # or was refused (the conditions say what and why).
     fully_applied = not observed.problems and plan.applied
-    _write_status(kube, platform, spec, observed, result, fully_applied)
+    _write_status(kube, platform, spec, observed, result, fully_applied, backup_schedule)
+    if backup_schedule is not None and backup_schedule.requeue_after_s is not None:
+        result.requeue_after_s = backup_schedule.requeue_after_s
     return result
 
 
@@ -216,6 +228,7 @@ def _write_status(
     observed: status.PlatformObservation,
     result: Result,
     fully_applied: bool,
+    backup_schedule: backups.PlatformBackups | None,
 ) -> None:
     meta = platform["metadata"]
     raw_previous = platform.get("status") or {}
@@ -225,6 +238,8 @@ def _write_status(
     new_status = status.platform_fields(meta["name"], meta["namespace"], spec, observed.deployment)
     new_status.observed_generation = meta.get("generation") if fully_applied else previous.observed_generation
     new_status.volume_size = observed.volume_size
+    if backup_schedule is not None:
+        backup_schedule.fill(new_status, previous)
     new_status.conditions = conditions.merge(conditions_before, observations, meta.get("generation"), now_rfc3339())
     for observation in newly_true(conditions_before, observations):
         if observation.type == ConditionType.DEGRADED:

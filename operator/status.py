@@ -56,6 +56,8 @@ class PlatformObservation:
     problems: list[Observation] = field(default_factory=list)  # Degraded reasons found while applying
     storage: Observation | None = None  # StorageReady, from operator/storage.py
     volume_size: str | None = None  # the bound volume's capacity
+    restore: Observation | None = None  # DatabaseRestored, when spec.database.restoreFrom is set
+    backup: Observation | None = None  # BackupHealthy, when spec.database.backup is set
 
 
 def database_condition(statefulset: Manifest | None) -> Observation:
@@ -73,6 +75,8 @@ def api_condition(spec: TaskPlatformSpec, observed: PlatformObservation) -> Obse
     deployment = observed.deployment
     outcome = job_outcome(observed.schema_job)
     if deployment is None:
+        if observed.restore is not None and not observed.restore.holds:
+            return Observation(ConditionType.API_READY, "False", "WaitingForRestore", observed.restore.message)
         if outcome != "Complete":
             return Observation(
                 ConditionType.API_READY, "False", "WaitingForSchema", "the schema migration has not finished yet"
@@ -129,7 +133,8 @@ def platform_conditions(spec: TaskPlatformSpec, observed: PlatformObservation) -
         ready = Observation(ConditionType.READY, "False", "ApiNotReady", api.message)
     else:
         ready = Observation(ConditionType.READY, "True", "Ready", "the database and the API are serving")
-    return [ready, database, api, degraded] + ([observed.storage] if observed.storage else [])
+    optional = [observed.storage, observed.restore, observed.backup]
+    return [ready, database, api, degraded] + [o for o in optional if o is not None]
 
 
 def platform_fields(

@@ -12,13 +12,18 @@ node="$dir/node"
 bin=$("$root/scripts/build-node.sh" 2>/dev/null)
 
 # Every process in the node's mount namespace: the holder, containerd, the kubelet, the shims and what they run.
+# The namespace is identified once, up front: the holder dies in the first pass, and a shim containerd was
+# forking at that moment appears only after it (seen once: a late shim and its pause survived a teardown).
+node_ns=""
+if [ -f "$node/namespace.pid" ]; then
+  node_ns=$(readlink "/proc/$(cat "$node/namespace.pid")/ns/mnt" 2>/dev/null)
+  [ "$node_ns" = "$(readlink /proc/self/ns/mnt)" ] && node_ns=""  # never the host's own namespace
+fi
 namespace_members() {
-  local holder_ns pid
-  [ -f "$node/namespace.pid" ] || return 0
-  holder_ns=$(readlink "/proc/$(cat "$node/namespace.pid")/ns/mnt" 2>/dev/null) || return 0
-  [ "$holder_ns" = "$(readlink /proc/self/ns/mnt)" ] && return 0  # never the host's own namespace
+  local pid
+  [ -n "$node_ns" ] || return 0
   for pid in /proc/[0-9]*; do
-    [ "$(readlink "$pid/ns/mnt" 2>/dev/null)" = "$holder_ns" ] && echo "${pid#/proc/}"
+    [ "$(readlink "$pid/ns/mnt" 2>/dev/null)" = "$node_ns" ] && echo "${pid#/proc/}"
   done
 }
 # Containers run in mount namespaces of their own; their shims are in the node's. Kill the shims' children too.
@@ -28,12 +33,15 @@ if [ -d "$node" ]; then
   for name in coredns kube-proxy; do
     [ -f "$node/$name.pid" ] && kill "$(cat "$node/$name.pid")" 2>/dev/null
   done
-  members=$(namespace_members)
-  all=""
-  for pid in $members; do all+=" $pid $(descendants "$pid" | tr '\n' ' ')"; done
-  # shellcheck disable=SC2086
-  [ -n "${all// }" ] && kill -9 $all 2>/dev/null
-  for _ in $(seq 1 50); do [ -z "$(namespace_members)" ] && break; sleep 0.1; done
+  # Passes until nothing is left: one pass can miss a process forked while it ran.
+  for _ in $(seq 1 50); do
+    all=""
+    for pid in $(namespace_members); do all+=" $pid $(descendants "$pid" | tr '\n' ' ')"; done
+    [ -z "${all// }" ] && break
+    # shellcheck disable=SC2086
+    kill -9 $all 2>/dev/null
+    sleep 0.1
+  done
   [ -n "$bin" ] && [ -x "$bin/kube-proxy" ] && "$bin/kube-proxy" --cleanup >/dev/null 2>&1
   for name in coredns kube-proxy; do
     [ -f "$node/$name.pid" ] && kill -9 "$(cat "$node/$name.pid")" 2>/dev/null

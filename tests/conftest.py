@@ -46,6 +46,7 @@ def cluster() -> Iterator[LocalCluster]:
         local.kubectl(
             "wait", "--for=condition=Established", "--timeout=60s",
             "crd/taskplatforms.taskplatform.io", "crd/datamigrations.taskplatform.io",
+            "crd/taskplatformbackups.taskplatform.io",
         )  # fmt: skip
         yield local
     finally:

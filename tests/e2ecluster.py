@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kubecluster import ROOT, LocalCluster, wait_for
+from throwaway import built_binary
 
 from taskplatform.operator.builders import selector_string
 from taskplatform.operator.models import ConditionType
@@ -66,25 +67,85 @@ def platform_ready(platform: dict[str, Any]) -> bool:
     return applied and ready_condition is not None and ready_condition["status"] == "True"
 
 
-def ferretdb_image() -> str:
-    """FerretDB (tools/ferretdb, one static binary) as an image, made here: the legacy MongoDB in the cluster."""
-    binary = Path(_run(str(ROOT / "scripts" / "build-ferretdb.sh")).splitlines()[-1])
-    image = f"taskplatform-ferretdb:{binary.parent.name.rsplit('-', 1)[-1]}"
+def _binary_image(build_script: str, repository: str, extra_args: tuple[str, ...] = ()) -> str:
+    """A static binary built by one of scripts/build-*.sh as an image of its own, made here, tagged by the
+    binary's cache key (its version)."""
+    binary = Path(built_binary(build_script))
+    image = f"{repository}:{binary.parent.name.rsplit('-', 1)[-1]}"
     if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
+        entrypoint = json.dumps([f"/{binary.name}", *extra_args])
         tar = subprocess.Popen(["tar", "-C", str(binary.parent), "-c", binary.name], stdout=subprocess.PIPE)
-        _run("docker", "import", "--change", f'ENTRYPOINT ["/{binary.name}"]', "--change", "USER 65534:65534",
+        _run("docker", "import", "--change", f"ENTRYPOINT {entrypoint}", "--change", "USER 65534:65534",
              "-", image, stdin=tar.stdout)  # fmt: skip
         tar.wait()
     return image
 
 
+def ferretdb_image() -> str:
+    """FerretDB (tools/ferretdb, one static binary): the legacy MongoDB in the cluster."""
+    return _binary_image("build-ferretdb.sh", "taskplatform-ferretdb")
+
+
+def s3server_image() -> str:
+    """The Versity S3 Gateway (scripts/build-s3server.sh): the S3-compatible store backups go to."""
+    return _binary_image("build-s3server.sh", "taskplatform-s3server")
+
+
+S3_SERVICE, S3_PORT, S3_SECRET = "s3", 7070, "s3-keys"
+S3_ENDPOINT = f"{S3_SERVICE}:{S3_PORT}"  # from pods of the same namespace
+
+
+def s3_server(image: str, access_key: str, secret_key: str) -> list[dict[str, Any]]:
+    """The S3-compatible store of the backup tests and bench: the Versity S3 Gateway keeping objects in an
+    emptyDir, its root keys in the Secret S3_SECRET (the keys a TaskPlatform's backup reads too)."""
+    labels = {"app.kubernetes.io/name": S3_SERVICE}
+    env = [
+        {"name": variable, "valueFrom": {"secretKeyRef": {"name": S3_SECRET, "key": key}}}
+        for variable, key in (("ROOT_ACCESS_KEY", "access-key-id"), ("ROOT_SECRET_KEY", "secret-access-key"))
+    ]
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": S3_SECRET},
+         "stringData": {"access-key-id": access_key, "secret-access-key": secret_key}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": S3_SERVICE},
+         "spec": {"selector": labels, "ports": [{"port": S3_PORT, "targetPort": S3_PORT}]}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": S3_SERVICE},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "securityContext": {"runAsNonRoot": True, "runAsUser": 65534,
+                                            "seccompProfile": {"type": "RuntimeDefault"}},
+                        "containers": [{
+                            "name": "versitygw",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "args": ["--port", f":{S3_PORT}", "posix", "/data"],
+                            "env": env,
+                            "readinessProbe": {"tcpSocket": {"port": S3_PORT}, "periodSeconds": 2},
+                            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+                            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        }],
+                        "volumes": [{"name": "data", "emptyDir": {}}],
+                    },
+                },
+            },
+        },
+    ]  # fmt: skip
+
+
 class E2E:
     """The cluster, the namespace the suite works in, and the client pod's requests."""
 
-    def __init__(self, cluster: LocalCluster, namespace: str, ferretdb: str) -> None:
+    def __init__(self, cluster: LocalCluster, namespace: str, ferretdb: str, s3server: str) -> None:
         self.cluster = cluster
         self.namespace = namespace
         self.ferretdb_image = ferretdb
+        self.s3server_image = s3server
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.cluster.kubectl("-n", self.namespace, *args, stdin=stdin, check=check)
@@ -155,7 +216,8 @@ def diagnose(cluster: LocalCluster, namespace: str | None = None) -> str:
     parts = [
         ("operator log (last 60 lines)", run("logs", "-n", OPERATOR_NAMESPACE, operator, "--tail=60")),
         ("events, oldest first", run("get", "events", *scope, "--sort-by=.lastTimestamp")),
-        ("conditions", run("get", "taskplatforms,datamigrations", *scope, "-o",
+        ("backups", run("get", "taskplatformbackups", *scope, "-o", "wide")),
+        ("conditions", run("get", "taskplatforms,datamigrations,taskplatformbackups", *scope, "-o",
                            "jsonpath={range .items[*]}{.kind}/{.metadata.name}: {.status.conditions}{'\\n'}{end}")),
     ]  # fmt: skip
     pods = json.loads(run("get", "pods", *scope, "-o", "json") or "{}").get("items", [])

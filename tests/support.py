@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 from pgcluster import free_port
+from throwaway import stop_process
 
 TEST_JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789abcdef"
 
@@ -81,9 +82,4 @@ class LiveServer:
         return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)

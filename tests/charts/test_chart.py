@@ -46,6 +46,8 @@ OPERATOR_RULES = {
     ("taskplatform.io", "datamigrations"): {"get", "list", "watch", "patch"},
     ("taskplatform.io", "taskplatforms/status"): {"patch"},
     ("taskplatform.io", "datamigrations/status"): {"patch"},
+    ("taskplatform.io", "taskplatformbackups"): {"get", "list", "watch", "patch", "create", "delete"},
+    ("taskplatform.io", "taskplatformbackups/status"): {"patch"},
     ("", "secrets"): {"get", "list", "watch", "create", "patch"},
     ("", "services"): {"get", "list", "watch", "create", "patch", "delete"},
     ("apps", "statefulsets"): {"get", "list", "watch", "create", "patch", "delete"},
@@ -54,7 +56,7 @@ OPERATOR_RULES = {
     ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch", "create", "patch", "delete"},
     ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch", "delete"},
     ("batch", "jobs"): {"get", "list", "watch", "create"},
-    ("", "persistentvolumeclaims"): {"get", "patch"},  # operator/storage.py
+    ("", "persistentvolumeclaims"): {"get", "patch", "create"},  # operator/storage.py; the backup volume
     ("", "pods"): {"list"},
     ("", "pods/log"): {"get"},
     ("", "events"): {"create"},

@@ -23,6 +23,7 @@ from e2ecluster import (
     ferretdb_image,
     helm_binary,
     install_chart,
+    s3server_image,
 )  # fmt: skip
 from kubecluster import ROOT, ExistingCluster, LocalCluster
 
@@ -35,12 +36,12 @@ def e2e() -> Iterator[E2E]:
     namespace = f"e2e-{uuid.uuid4().hex[:6]}"
     try:
         cluster.start()
-        ferretdb = ferretdb_image()
-        cluster.load_images(API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE, ferretdb)
+        ferretdb, s3server = ferretdb_image(), s3server_image()
+        cluster.load_images(API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE, ferretdb, s3server)
         result = install_chart(cluster, helm)
         assert result.returncode == 0, f"helm install: {result.stderr}\n{diagnose(cluster)}"
         create_namespace(cluster, namespace)
-        suite = E2E(cluster, namespace, ferretdb)
+        suite = E2E(cluster, namespace, ferretdb, s3server)
         suite.apply(client_pod())
         suite.kubectl("wait", "--for=condition=Ready", f"pod/{CLIENT_POD}", "--timeout=120s")
         suite.kubectl("exec", "-i", CLIENT_POD, "--", "sh", "-c", "cat > /tmp/incluster.py",

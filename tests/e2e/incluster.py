@@ -1,12 +1,14 @@
 """Runs inside the e2e suite's client pod (the API image: Python, pymongo), fed a JSON plan on stdin, so the
 suite's traffic goes pod -> Service as a user's would, on kind and on the local node alike. Standard library
-only, apart from pymongo for seeding the legacy MongoDB. Prints one JSON document (the loop also prints
-progress lines before it, each starting with '#').
+only, apart from pymongo for seeding the legacy MongoDB and minio for the S3 store. Prints one JSON document
+(the loop also prints progress lines before it, each starting with '#').
 
 Plans:
   {"requests": [{"method", "url", "json"? or "form"?, "headers"?}, ...]}  -> [{"status", "body", "error"?}, ...]
   {"loop": {"url", "stop_file", "max_requests", "max_seconds"}}      -> {"ok", "failed", "errors"}
   {"mongo": {"uri", "database", "collections": {name: extended-JSON documents}}} -> {"inserted": {...}}
+  {"s3": {"endpoint", "access_key", "secret_key", "bucket", "make_bucket"?, "corrupt"?: [source, target]}}
+      -> {"objects": {key: size}}   (corrupt: copies source to target with one byte flipped)
 """
 
 import json
@@ -77,6 +79,25 @@ def seed_mongo(uri: str, database: str, collections: dict[str, str]) -> dict[str
     return {"inserted": inserted}
 
 
+def s3(endpoint: str, access_key: str, secret_key: str, bucket: str, make_bucket: bool = False,
+       corrupt: list[str] | None = None) -> dict[str, object]:  # fmt: skip
+    import io
+
+    from minio import Minio
+
+    client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=False)
+    if make_bucket and not client.bucket_exists(bucket):
+        client.make_bucket(bucket)
+    if corrupt:
+        source, target = corrupt
+        response = client.get_object(bucket, source)
+        data = bytearray(response.read())
+        response.close()
+        data[len(data) // 2] ^= 0xFF
+        client.put_object(bucket, target, io.BytesIO(bytes(data)), length=len(data))
+    return {"objects": {o.object_name: o.size for o in client.list_objects(bucket, recursive=True)}}
+
+
 def main() -> None:
     plan = json.load(sys.stdin)
     if "requests" in plan:
@@ -85,6 +106,8 @@ def main() -> None:
         ]
     elif "loop" in plan:
         result = loop(**plan["loop"])
+    elif "s3" in plan:
+        result = s3(**plan["s3"])
     else:
         result = seed_mongo(**plan["mongo"])
     print(json.dumps(result))

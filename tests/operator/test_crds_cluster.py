@@ -5,7 +5,10 @@ from pathlib import Path
 import pytest
 from kubecluster import LocalCluster
 
+from taskplatform.operator import backupjobs
+from taskplatform.operator.backupjobs import Store
 from taskplatform.operator.builders import (
+    MAX_BACKUP_NAME,
     MAX_MIGRATION_NAME,
     MAX_PLATFORM_NAME,
     Credentials,
@@ -15,6 +18,8 @@ from taskplatform.operator.builders import (
     platform_child_names,
 )
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+
+_S3 = {"endpoint": "s3.example.com", "bucket": "tp-backups", "credentialsSecretRef": {"name": "keys"}}
 
 
 def _platform(name: str, spec: dict) -> dict:
@@ -35,6 +40,14 @@ def test_the_server_fills_in_exactly_the_models_defaults(cluster: LocalCluster) 
         ({"api": {"replicas": -1}}, "spec.api.replicas"),
         ({"database": {"pvcRetentionPolicy": "Sometimes"}}, "spec.database.pvcRetentionPolicy"),
         ({"database": {"storage": {"size": "lots"}}}, "spec.database.storage.size"),
+        ({"database": {"backup": {}}}, "set exactly one destination: volume or s3"),
+        ({"database": {"backup": {"volume": {}, "s3": _S3}}}, "set exactly one destination: volume or s3"),
+        ({"database": {"backup": {"volume": {}, "schedule": "every night"}}}, "spec.database.backup.schedule"),
+        ({"database": {"backup": {"volume": {}, "retention": 0}}}, "spec.database.backup.retention"),
+        ({"database": {"backup": {"s3": {**_S3, "bucket": "No_Such"}}}}, "spec.database.backup.s3.bucket"),
+        ({"database": {"backup": {"s3": {**_S3, "endpoint": "https://s3"}}}}, "spec.database.backup.s3.endpoint"),
+        ({"database": {"restoreFrom": {}}}, "set exactly one of backup, volume or s3"),
+        ({"database": {"restoreFrom": {"backup": "b", "sha256": "xyz"}}}, "spec.database.restoreFrom.sha256"),
     ],
 )
 def test_invalid_specs_are_rejected_with_readable_messages(cluster: LocalCluster, spec: dict, message: str) -> None:
@@ -83,6 +96,8 @@ def test_names_whose_children_cannot_exist_are_refused_with_the_limit(cluster: L
             "storageClassName cannot change",
         ),
         ({}, {"storage": {"storageClassName": "b"}}, "storageClassName cannot change"),
+        ({}, {"restoreFrom": {"backup": "b1"}}, "restoreFrom is set only when the TaskPlatform is created"),
+        ({"restoreFrom": {"backup": "b1"}}, {"restoreFrom": {"backup": "b2"}}, "restoreFrom cannot change"),
     ],
 )
 def test_edits_the_database_cannot_take_are_refused_at_admission(
@@ -139,6 +154,35 @@ def test_builders_manifests_pass_server_side_validation(cluster: LocalCluster) -
     )
     result = cluster.apply(job, "--dry-run=server")
     assert result.returncode == 0, result.stderr
+    for backup in ({"volume": {}}, {"s3": {**_S3, "tls": False}}):
+        spec = TaskPlatformSpec.model_validate({"database": {"backup": backup}})
+        assert spec.database.backup is not None
+        store = Store.of(spec.database.backup, "defaults")
+        backup_owner = Owner(kind="TaskPlatformBackup", name="b1", namespace="default", uid="00000000-0000-0000-0000-3")
+        manifests = [backupjobs.backup_job(backup_owner, "defaults", spec, "defaults/b1.dump", store, ["old.dump"]),
+                     backupjobs.restore_job(owner, spec, "defaults/b1.dump", store, "a" * 64)]  # fmt: skip
+        claim = backupjobs.backup_claim(owner, spec.database.backup)
+        result = cluster.apply([*manifests, *([claim] if claim else [])], "--dry-run=server")
+        assert result.returncode == 0, result.stderr
+
+
+def test_a_backup_names_its_platform_and_is_immutable(cluster: LocalCluster) -> None:
+    backup = {
+        "apiVersion": "taskplatform.io/v1alpha1",
+        "kind": "TaskPlatformBackup",
+        "metadata": {"name": "b" * (MAX_BACKUP_NAME + 1)},
+        "spec": {"platform": "defaults"},
+    }
+    refused = cluster.apply(backup)
+    assert refused.returncode != 0 and f"at most {MAX_BACKUP_NAME} characters" in refused.stderr
+    backup["metadata"]["name"] = "on-demand"
+    assert cluster.apply(backup).returncode == 0
+    backup["spec"]["platform"] = "other"
+    result = cluster.apply(backup)
+    assert result.returncode != 0 and "spec is immutable once created" in result.stderr
+    missing = cluster.apply({**backup, "metadata": {"name": "no-platform"}, "spec": {}})
+    assert missing.returncode != 0 and 'missing required field "platform"' in missing.stderr
+    cluster.kubectl("delete", "tpb", "on-demand")
 
 
 def test_fake_nodes_run_pods_and_complete_jobs(cluster: LocalCluster) -> None:
@@ -156,7 +200,7 @@ def test_fake_nodes_run_pods_and_complete_jobs(cluster: LocalCluster) -> None:
     cluster.kubectl("wait", "--for=condition=Complete", "job/probe", "--timeout=60s")
 
 
-@pytest.mark.parametrize("example", ["taskplatform.yaml", "datamigration.yaml"])
+@pytest.mark.parametrize("example", ["taskplatform.yaml", "datamigration.yaml", "backup.yaml", "restore.yaml"])
 def test_examples_are_accepted_by_the_api_server(cluster: LocalCluster, example: str) -> None:
     path = Path(__file__).resolve().parents[2] / "examples" / example
     result = cluster.kubectl("apply", "--dry-run=server", "-f", str(path), check=False)

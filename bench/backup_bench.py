@@ -1,0 +1,323 @@
+"""Backup and restore benchmark on the real local node (docs/backup.md): a TaskPlatform's database holding 1M
+tasks, dumped and restored through the operator's Jobs (a TaskPlatformBackup; a new TaskPlatform with
+restoreFrom), against pg_dump / pg_restore run directly in the database pod on the same database, with the
+same flags, in the same run.
+
+MB/s are of the dump (pg_dump's custom format, compressed) over wall time:
+- operator backup: from `kubectl apply` of the TaskPlatformBackup to its phase Completed (Job and pod start,
+  pg_dump, the stream to the store, the checksum), polled every 0.2 s;
+- operator restore: from the moment both the restore Job exists and the new database is ready to the Job's
+  Complete condition (the Job's own wait for the fresh database's initdb is left out: the direct run has a
+  running server too);
+- direct: pg_dump to a file on the database volume, pg_restore from it into a new database, over the local
+  socket, timed inside the pod.
+
+Results go to docs/benchmarks.md; the last line printed is the summary the issue asks for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from api_bench import cpu_model, write_doc  # noqa: E402
+from e2ecluster import (  # noqa: E402
+    API_IMAGE,
+    OPERATOR_IMAGE,
+    POSTGRES_IMAGE,
+    S3_ENDPOINT,
+    S3_SECRET,
+    S3_SERVICE,
+    create_namespace,
+    helm_binary,
+    install_chart,
+    platform_ready,
+    s3_server,
+    s3server_image,
+)  # fmt: skip
+from kubecluster import LocalCluster, wait_for  # noqa: E402
+
+from taskplatform.operator.backupjobs import RESTORE_SCRIPT  # noqa: E402
+from taskplatform.operator.builders import Names, backup_job_name, restore_job_name  # noqa: E402
+
+BEGIN, END = "<!-- backup-bench:begin -->", "<!-- backup-bench:end -->"
+NAMESPACE = "backup-bench"
+SOURCE = "bench"
+BUCKET = "backups"
+DATA_DIR = "/var/lib/postgresql/data"
+RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}}
+# The restore flags of the Job (backupjobs.RESTORE_SCRIPT), so the direct run does the same work.
+RESTORE_FLAGS = RESTORE_SCRIPT.split("pg_restore ", 1)[1].split(" --dbname", 1)[0]
+
+
+def platform_manifest(name: str, database: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "taskplatform.io/v1alpha1",
+        "kind": "TaskPlatform",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "api": {"image": API_IMAGE, "replicas": 1, "resources": RESOURCES},
+            "database": {"image": POSTGRES_IMAGE, "storage": {"size": "8Gi"}, "pvcRetentionPolicy": "Delete",
+                         "resources": RESOURCES, **database},
+        },
+    }  # fmt: skip
+
+
+def psql_in_pod(cluster: LocalCluster, platform_name: str, script: str) -> str:
+    """A shell script in the database container (psql, pg_dump… talk to the local socket as the owner)."""
+    environment = 'export PGUSER="$POSTGRES_USER" PGHOST=/var/run/postgresql'
+    result = cluster.kubectl("exec", "-n", NAMESPACE, f"{Names(platform_name).database}-0", "-c", "postgres", "--",
+                             "sh", "-c", f"{environment}; {script}")  # fmt: skip
+    return result.stdout.strip()
+
+
+def seed(cluster: LocalCluster, users: int, tasks: int) -> None:
+    """Users and tasks shaped like the API's: varied titles (the trigram index has work), tags, descriptions."""
+    # Only this file's integers go into the text.
+    sql = f"""
+INSERT INTO users (email, hashed_password, full_name, is_active, created_at)
+  SELECT 'user' || g || '@example.com', '$2b$12$' || md5(g::text) || md5(g::text), 'User ' || g, true, now()
+  FROM generate_series(1, {users}) g;
+INSERT INTO tasks (owner_id, title, description, status, priority, tags, version, created_at, updated_at)
+  SELECT (SELECT min(id) FROM users) + (g % {users}), 'task ' || g || ' ' || left(md5(g::text), 12),
+         CASE WHEN g % 3 = 0 THEN NULL ELSE repeat(md5((g * 7)::text) || ' ', 1 + g % 8) END,
+         (ARRAY['todo', 'in_progress', 'done'])[1 + g % 3], 1 + g % 4,
+         jsonb_build_array('tag' || (g % 50), 'team' || (g % 7)), 1,
+         now() - (g || ' seconds')::interval, now()
+  FROM generate_series(1, {tasks}) g;
+ANALYZE;"""  # noqa: S608
+    psql_in_pod(cluster, SOURCE, f"psql -v ON_ERROR_STOP=1 -q -d \"$POSTGRES_DB\" <<'SQL'\n{sql}\nSQL")
+
+
+def timed_in_pod(cluster: LocalCluster, script: str) -> float:
+    """Seconds a script takes inside the database pod, measured there (no kubectl exec overhead)."""
+    out = psql_in_pod(cluster, SOURCE, f"start=$(date +%s%N); {script}; end=$(date +%s%N); echo $((end - start))")
+    return int(out.splitlines()[-1]) / 1e9
+
+
+def get(cluster: LocalCluster, *what: str) -> dict[str, Any]:
+    result = cluster.kubectl("get", *what, "-n", NAMESPACE, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else {}
+
+
+class Timeline:
+    """When each step of an operator run was first seen (seconds from `start`), polled every 0.1 s: the
+    breakdown of where the time goes."""
+
+    def __init__(self, cluster: LocalCluster, job: str, extra: tuple[str, ...]) -> None:
+        self.cluster, self.job, self.extra = cluster, job, extra
+        self.start = time.perf_counter()
+        self.seen: dict[str, float] = {}
+        self.objects: dict[str, dict[str, Any]] = {}
+
+    def mark(self, step: str, happened: bool) -> None:
+        if happened and step not in self.seen:
+            self.seen[step] = time.perf_counter() - self.start
+
+    def poll(self) -> None:
+        items = []
+        for what in ((f"job/{self.job}", *self.extra), ("pods", "-l", f"batch.kubernetes.io/job-name={self.job}")):
+            result = self.cluster.kubectl("get", *what, "-n", NAMESPACE, "-o", "json", "--ignore-not-found",
+                                          check=False)  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            found = json.loads(result.stdout) if result.stdout.strip() else {}
+            items += found.get("items", [found] if found.get("kind") else [])
+        self.objects = {f"{i['kind']}/{i['metadata']['name']}": i for i in items}
+        job = self.objects.get(f"Job/{self.job}", {})
+        pods = [i for i in items if i["kind"] == "Pod" and i["metadata"]["name"].startswith(self.job)]
+        self.mark("Job created", bool(job))
+        self.mark("pod running", any((p.get("status") or {}).get("phase") == "Running" for p in pods))
+        self.mark(
+            "containers exited", any((p.get("status") or {}).get("phase") in ("Succeeded", "Failed") for p in pods)
+        )
+        finished = [c["type"] for c in (job.get("status") or {}).get("conditions") or [] if c["status"] == "True"]
+        self.mark("Job Complete", "Complete" in finished)
+        assert "Failed" not in finished, job.get("status")
+
+    def transfer_seconds(self) -> float:
+        """The stream's own duration, as the transfer container measured it (its termination message)."""
+        for key, item in self.objects.items():
+            for container in (
+                (item.get("status") or {}).get("containerStatuses") or [] if key.startswith("Pod/") else []
+            ):
+                terminated = (container.get("state") or {}).get("terminated") or {}
+                if container["name"] == "transfer" and terminated.get("message"):
+                    return float(json.loads(terminated["message"])["seconds"])
+        raise AssertionError("no transfer summary")
+
+    def report(self) -> str:
+        return ", ".join(f"{step} {t:.1f}" for step, t in sorted(self.seen.items(), key=lambda kv: kv[1]))
+
+
+def operator_backup(cluster: LocalCluster, name: str) -> tuple[float, dict[str, Any], Timeline]:
+    backup = {"apiVersion": "taskplatform.io/v1alpha1", "kind": "TaskPlatformBackup",
+              "metadata": {"name": name, "namespace": NAMESPACE}, "spec": {"platform": SOURCE}}  # fmt: skip
+    timeline = Timeline(cluster, backup_job_name(name), (f"taskplatformbackup/{name}",))
+    assert cluster.apply(backup).returncode == 0
+    deadline = time.monotonic() + 3600
+    while time.monotonic() < deadline:
+        timeline.poll()
+        status = timeline.objects.get(f"TaskPlatformBackup/{name}", {}).get("status") or {}
+        if status.get("phase") in ("Completed", "Failed"):
+            timeline.mark("backup Completed", True)
+            assert status["phase"] == "Completed", status
+            return timeline.seen["backup Completed"], status, timeline
+        time.sleep(0.1)
+    raise AssertionError(f"backup {name} did not finish")
+
+
+def operator_restore(cluster: LocalCluster, name: str, backup: str) -> tuple[float, Timeline]:
+    """Seconds from the restore Job existing with the new database ready to the Job's completion."""
+    job = restore_job_name(name)
+    timeline = Timeline(cluster, job, (f"pod/{Names(name).database}-0",))
+    assert cluster.apply(platform_manifest(name, {"restoreFrom": {"backup": backup}})).returncode == 0
+    deadline = time.monotonic() + 3600
+    while time.monotonic() < deadline:
+        timeline.poll()
+        database = timeline.objects.get(f"Pod/{Names(name).database}-0", {})
+        ready = any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in (database.get("status") or {}).get("conditions") or [])  # fmt: skip
+        timeline.mark("database ready", ready)
+        if "Job Complete" in timeline.seen:
+            begun = max(timeline.seen["Job created"], timeline.seen.get("database ready", 0.0))
+            return timeline.seen["Job Complete"] - begun, timeline
+        time.sleep(0.1)
+    raise AssertionError(f"restore Job {job} did not finish")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    args = parser.parse_args()
+
+    cluster = LocalCluster(node="local")
+    try:
+        cluster.start()
+        s3_image = s3server_image()
+        cluster.load_images(API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE, s3_image)
+        installed = install_chart(cluster, helm_binary())
+        assert installed.returncode == 0, installed.stderr
+        create_namespace(cluster, NAMESPACE)
+        access_key, secret_key = "bench", secrets.token_urlsafe(24)
+        for manifest in s3_server(s3_image, access_key, secret_key):
+            manifest["metadata"]["namespace"] = NAMESPACE
+            assert cluster.apply(manifest).returncode == 0
+        cluster.kubectl("rollout", "status", f"deployment/{S3_SERVICE}", "-n", NAMESPACE, "--timeout=120s")
+        s3 = {"endpoint": S3_ENDPOINT, "bucket": BUCKET, "tls": False, "credentialsSecretRef": {"name": S3_SECRET}}
+
+        volume = {"backup": {"volume": {"size": "4Gi"}, "retention": 10}}
+        assert cluster.apply(platform_manifest(SOURCE, volume)).returncode == 0
+        wait_for(lambda: platform_ready(get(cluster, "tp", SOURCE)), f"TaskPlatform {SOURCE} Ready", 600)
+        seeding = time.perf_counter()
+        seed(cluster, args.users, args.tasks)
+        print(f"seeded {args.tasks:,} tasks in {time.perf_counter() - seeding:.0f} s", flush=True)
+        database_mb = int(psql_in_pod(cluster, SOURCE, "psql -tA -d \"$POSTGRES_DB\" -c "
+                                      "\"SELECT pg_database_size(current_database())\"")) / 1e6  # fmt: skip
+
+        # Direct, in the database pod: the same pg_dump and pg_restore, local socket, to and from its volume.
+        dump = f"{DATA_DIR}/direct.dump"
+        pg_dump_s = timed_in_pod(cluster, f'pg_dump --format=custom -d "$POSTGRES_DB" > {dump}')
+        dump_mb = int(psql_in_pod(cluster, SOURCE, f"stat -c %s {dump}")) / 1e6
+        psql_in_pod(cluster, SOURCE, 'createdb -O "$POSTGRES_USER" direct_restore')
+        pg_restore_s = timed_in_pod(cluster, f"pg_restore {RESTORE_FLAGS} -d direct_restore < {dump}")
+        psql_in_pod(cluster, SOURCE, f"dropdb direct_restore; rm {dump}")
+        print(f"direct: pg_dump {pg_dump_s:.1f} s, pg_restore {pg_restore_s:.1f} s, dump {dump_mb:.1f} MB", flush=True)
+
+        # Through the operator: to the volume, then (destination switched) to the S3 store.
+        backup_s, on_volume, volume_timeline = operator_backup(cluster, "to-volume")
+        print(
+            f"operator backup to volume: {backup_s:.1f} s ({volume_timeline.report()}; stream "
+            f"{volume_timeline.transfer_seconds():.1f}), {on_volume['sizeBytes'] / 1e6:.1f} MB",
+            flush=True,
+        )
+        script = (
+            "import os; from minio import Minio; "
+            "Minio(os.environ['E'], os.environ['A'], os.environ['S'], secure=False).make_bucket(os.environ['B'])"
+        )
+        make_bucket = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "make-bucket", "namespace": NAMESPACE},
+                       "spec": {"restartPolicy": "Never", "containers": [{
+                           "name": "mb", "image": API_IMAGE, "command": ["python", "-c", script],
+                           "env": [{"name": "E", "value": S3_ENDPOINT}, {"name": "A", "value": access_key},
+                                   {"name": "B", "value": BUCKET},
+                                   {"name": "S", "value": secret_key}]}]}}  # fmt: skip
+        assert cluster.apply(make_bucket).returncode == 0
+        wait_for(lambda: (get(cluster, "pod", "make-bucket").get("status") or {}).get("phase") == "Succeeded",
+                 "the bucket made", 120)  # fmt: skip
+        patch = {"spec": {"database": {"backup": {"volume": None, "s3": s3}}}}
+        cluster.kubectl("patch", "tp", SOURCE, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(patch))
+        s3_backup_s, in_s3, s3_timeline = operator_backup(cluster, "to-s3")
+        print(
+            f"operator backup to S3: {s3_backup_s:.1f} s ({s3_timeline.report()}; stream "
+            f"{s3_timeline.transfer_seconds():.1f}), {in_s3['sizeBytes'] / 1e6:.1f} MB",
+            flush=True,
+        )
+
+        # Restores: from the volume (the headline) and from S3, each into a new TaskPlatform.
+        restore_s, restore_timeline = operator_restore(cluster, "restored-volume", "to-volume")
+        print(
+            f"operator restore from volume: {restore_s:.1f} s ({restore_timeline.report()}; stream "
+            f"{restore_timeline.transfer_seconds():.1f})",
+            flush=True,
+        )
+        cluster.kubectl("delete", "tp", "restored-volume", "-n", NAMESPACE, "--wait=true", "--timeout=300s")
+        s3_restore_s, s3_restore_timeline = operator_restore(cluster, "restored-s3", "to-s3")
+        print(
+            f"operator restore from S3: {s3_restore_s:.1f} s ({s3_restore_timeline.report()}; stream "
+            f"{s3_restore_timeline.transfer_seconds():.1f})",
+            flush=True,
+        )
+    finally:
+        if not os.environ.get("KEEP"):
+            cluster.stop()
+
+    size_mb = on_volume["sizeBytes"] / 1e6
+    backup_mb_s, pg_dump_mb_s = size_mb / backup_s, dump_mb / pg_dump_s
+    restore_mb_s, pg_restore_mb_s = size_mb / restore_s, dump_mb / pg_restore_s
+    s3_size_mb = in_s3["sizeBytes"] / 1e6
+    rows = [
+        ("pg_dump, directly in the database pod", dump_mb, pg_dump_s, 1.0),
+        ("backup Job -> volume (TaskPlatformBackup)", size_mb, backup_s, backup_mb_s / pg_dump_mb_s),
+        ("backup Job -> S3 (versitygw pod)", s3_size_mb, s3_backup_s, s3_size_mb / s3_backup_s / pg_dump_mb_s),
+        ("pg_restore, directly in the database pod", dump_mb, pg_restore_s, 1.0),
+        ("restore Job <- volume (restoreFrom)", size_mb, restore_s, restore_mb_s / pg_restore_mb_s),
+        ("restore Job <- S3", s3_size_mb, s3_restore_s, s3_size_mb / s3_restore_s / pg_restore_mb_s),
+    ]
+    table = "\n".join(f"| {name} | {mb:.1f} | {s:.1f} | {mb / s:.2f} | {ratio:.2f} |" for name, mb, s, ratio in rows)
+    doc = f"""## Backup and restore (`make bench-backup`)
+
+{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {cpu_model()}, {os.cpu_count()} cores. Command:
+`make bench-backup BENCH_ARGS="--tasks {args.tasks} --users {args.users}"`. A TaskPlatform on the real local
+node (docs/e2e.md) holding {args.tasks:,} tasks of {args.users:,} users (database {database_mb:.0f} MB with its
+indexes). Direct runs: `pg_dump --format=custom` to a file on the database volume and `pg_restore {RESTORE_FLAGS}`
+from it into a new database, over the local socket, timed inside the database pod. Operator runs: a
+TaskPlatformBackup from apply to Completed (Job start, pg_dump over the pod network, the named pipe, SHA-256,
+the store); a new TaskPlatform with `restoreFrom`, timed from the restore Job existing with the new database
+ready to the Job's completion. MB are of the dump; ratios are against the direct run of the same direction.
+
+| run | dump MB | seconds | MB/s | ratio |
+|---|---:|---:|---:|---:|
+{table}
+"""
+    write_doc(doc, BEGIN, END)
+    print(
+        f"backup-bench: backup_mb_s={backup_mb_s:.2f} pg_dump_mb_s={pg_dump_mb_s:.2f} "
+        f"backup_ratio={backup_mb_s / pg_dump_mb_s:.3f} restore_mb_s={restore_mb_s:.2f} "
+        f"pg_restore_mb_s={pg_restore_mb_s:.2f} restore_ratio={restore_mb_s / pg_restore_mb_s:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

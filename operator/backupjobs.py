@@ -1,0 +1,226 @@
+"""Desired state of backups and restores: pure functions from the specs to the backup volume and the Jobs.
+
+A backup or restore pod pairs the database image (its own pg_dump / pg_restore, which always match the
+server) with the API image's `taskplatform-dumpstore` (taskplatform/migration/dumpstore.py), joined by a
+named pipe in a shared emptyDir: the dump streams straight to its store and back, in bounded memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from taskplatform.operator.builders import (
+    _RESTRICTED_CONTAINER,
+    API_UID,
+    BACKUP,
+    DB_NAME,
+    DB_PORT,
+    DB_UID,
+    DB_USER,
+    RESTORE,
+    Manifest,
+    Names,
+    Owner,
+    _metadata,
+    _pod_security,
+    backup_claim_name,
+    backup_job_name,
+    labels,
+    restore_job_name,
+)
+from taskplatform.operator.models import BackupSpec, S3Location, TaskPlatformSpec
+
+STREAM_DIR = "/stream"
+FIFO = f"{STREAM_DIR}/dump"
+STATUS_FILE = f"{STREAM_DIR}/dump.status"
+BACKUP_MOUNT = "/backups"
+DUMP_SUFFIX = ".dump"
+TERMINATION_LOG = "/dev/termination-log"
+# Bounds on a Job that cannot finish (a store that never answers): it then fails with DeadlineExceeded.
+JOB_DEADLINE_S = 6 * 3600
+# The label tying a TaskPlatformBackup to its platform, and the one marking those the schedule started.
+PLATFORM_LABEL = "taskplatform.io/platform"
+SCHEDULED_LABEL = "taskplatform.io/scheduled"
+# The containers' roles; the operator reads each one's termination message by name.
+DUMP_CONTAINER = "pg-dump"
+RESTORE_CONTAINER = "pg-restore"
+TRANSFER_CONTAINER = "transfer"
+
+# pg_dump's exit status is written after the stream closes: the uploader completes the upload only on 0.
+DUMP_SCRIPT = (
+    f'pg_dump --format=custom --no-password > "{FIFO}"; status=$?; '
+    f'echo "$status" > "{STATUS_FILE}.tmp" && mv "{STATUS_FILE}.tmp" "{STATUS_FILE}"; exit "$status"'
+)
+# One transaction: a stream that ends early (a failed or corrupted download) leaves the database untouched.
+RESTORE_SCRIPT = (
+    "until pg_isready --quiet --timeout=5; do sleep 1; done; "
+    f'exec pg_restore --single-transaction --exit-on-error --no-owner --no-privileges --dbname="$PGDATABASE" < "{FIFO}"'
+)
+MAKE_FIFO = ["mkfifo", "-m", "0666", FIFO]
+
+
+def dump_key(prefix: str, platform: str, backup: str) -> str:
+    """Where a backup's dump goes in its store: `<prefix>/<platform>/<backup>.dump`."""
+    return "/".join(part for part in (prefix.strip("/"), platform, backup + DUMP_SUFFIX) if part)
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """A dump store as the transfer container reaches it: an S3 bucket, or a volume claim."""
+
+    s3: S3Location | None = None
+    volume_claim: str | None = None
+
+    @staticmethod
+    def of(backup: BackupSpec, platform: str) -> Store:
+        if backup.s3 is not None:
+            return Store(s3=backup.s3)
+        return Store(volume_claim=backup_claim_name(platform))
+
+    def args(self) -> list[str]:
+        if self.s3 is None:
+            return ["--dir", BACKUP_MOUNT, "--dir-location", f"pvc://{self.volume_claim}"]
+        args = ["--s3-endpoint", self.s3.endpoint, "--bucket", self.s3.bucket, "--region", self.s3.region]
+        if not self.s3.tls:
+            args.append("--no-tls")
+        if not self.s3.verify_tls:
+            args.append("--insecure-skip-verify")
+        return args
+
+    def env(self) -> list[dict[str, Any]]:
+        if self.s3 is None:
+            return []
+        ref = self.s3.credentials_secret_ref.name
+        return [
+            {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": ref, "key": "access-key-id"}}},
+            {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": ref, "key": "secret-access-key"}}},
+        ]
+
+    def volumes(self) -> list[dict[str, Any]]:
+        if self.volume_claim is None:
+            return []
+        return [{"name": "backups", "persistentVolumeClaim": {"claimName": self.volume_claim}}]
+
+    def mounts(self) -> list[dict[str, Any]]:
+        return [{"name": "backups", "mountPath": BACKUP_MOUNT}] if self.volume_claim is not None else []
+
+
+def backup_claim(owner: Owner, backup: BackupSpec) -> Manifest | None:
+    """The backup volume. No owner reference: it outlives its TaskPlatform, which is the point of a backup."""
+    if backup.volume is None:
+        return None
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": backup.volume.size}},
+    }
+    if backup.volume.storage_class_name:
+        spec["storageClassName"] = backup.volume.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": backup_claim_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": labels(owner.name, BACKUP),
+        },
+        "spec": spec,
+    }
+
+
+def _pg_env(platform: str) -> list[dict[str, Any]]:
+    names = Names(platform)
+    return [
+        {"name": "PGHOST", "value": names.database},
+        {"name": "PGPORT", "value": str(DB_PORT)},
+        {"name": "PGUSER", "value": DB_USER},
+        {"name": "PGDATABASE", "value": DB_NAME},
+        {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": names.secret, "key": "postgres-password"}}},
+        {"name": "PGCONNECT_TIMEOUT", "value": "10"},
+    ]
+
+
+def _stream_job(
+    owner: Owner,
+    platform: str,
+    name: str,
+    component: str,
+    spec: TaskPlatformSpec,
+    database: dict[str, Any],
+    transfer_args: list[str],
+    store: Store,
+) -> Manifest:
+    stream_mount = {"name": "stream", "mountPath": STREAM_DIR}
+    as_database = {**_RESTRICTED_CONTAINER, "runAsUser": DB_UID, "runAsGroup": DB_UID}
+    database = {
+        **database,
+        "image": spec.database.image,
+        "env": _pg_env(platform),
+        "securityContext": as_database,
+        "terminationMessagePolicy": "FallbackToLogsOnError",  # pg_dump's / pg_restore's last words
+        "volumeMounts": [stream_mount],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+    }
+    transfer = {
+        "name": TRANSFER_CONTAINER,
+        "image": spec.api.image,
+        "command": ["taskplatform-dumpstore"],
+        "args": [*transfer_args, "--fifo", FIFO, *store.args(), "--summary-file", TERMINATION_LOG],
+        "env": store.env(),
+        "securityContext": _RESTRICTED_CONTAINER,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [stream_mount, *store.mounts()],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {**_metadata(owner, name, component), "labels": labels(platform, component)},
+        "spec": {
+            # A failed dump or restore is reported, not retried: the next scheduled backup is the retry, and a
+            # corrupted dump does not get better.
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": JOB_DEADLINE_S,
+            "ttlSecondsAfterFinished": 7 * 86400,
+            "template": {
+                "metadata": {"labels": labels(platform, component)},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": _pod_security(API_UID),
+                    "enableServiceLinks": False,
+                    "initContainers": [
+                        {
+                            "name": "make-fifo",
+                            "image": spec.database.image,
+                            "command": MAKE_FIFO,
+                            "securityContext": as_database,
+                            "volumeMounts": [stream_mount],
+                        }
+                    ],
+                    "containers": [database, transfer],
+                    "volumes": [{"name": "stream", "emptyDir": {}}, *store.volumes()],
+                },
+            },
+        },
+    }
+
+
+def backup_job(
+    owner: Owner, platform: str, spec: TaskPlatformSpec, key: str, store: Store, prune: list[str]
+) -> Manifest:
+    """The Job of one TaskPlatformBackup (`owner`): pg_dump of `platform`'s database into `key` of `store`,
+    then deletion of the dumps at `prune` (those beyond retention once this one exists)."""
+    args = ["upload", "--key", key, "--status-file", STATUS_FILE]
+    for old in prune:
+        args += ["--prune", old]
+    dump = {"name": DUMP_CONTAINER, "command": ["sh", "-c", DUMP_SCRIPT]}
+    return _stream_job(owner, platform, backup_job_name(owner.name), BACKUP, spec, dump, args, store)
+
+
+def restore_job(owner: Owner, spec: TaskPlatformSpec, key: str, store: Store, sha256: str | None) -> Manifest:
+    """The Job restoring a new TaskPlatform's (`owner`) database from the dump at `key` of `store`."""
+    args = ["download", "--key", key]
+    if sha256:
+        args += ["--sha256", sha256]
+    restore = {"name": RESTORE_CONTAINER, "command": ["sh", "-c", RESTORE_SCRIPT]}
+    return _stream_job(owner, owner.name, restore_job_name(owner.name), RESTORE, spec, restore, args, store)
