@@ -48,9 +48,15 @@ from e2ecluster import (  # noqa: E402
     s3server_image,
 )  # fmt: skip
 from kubecluster import LocalCluster, wait_for  # noqa: E402
+from kubernetes.config import new_client_from_config  # noqa: E402
 
-from taskplatform.operator.backupjobs import RESTORE_SCRIPT  # noqa: E402
+from taskplatform.operator import backups  # noqa: E402
+from taskplatform.operator.backupjobs import (  # noqa: E402
+    RESTORE_SCRIPT,
+    TRANSFER_CONTAINER,
+)
 from taskplatform.operator.builders import Names, backup_job_name, restore_job_name  # noqa: E402
+from taskplatform.operator.kube import Kube  # noqa: E402
 
 BEGIN, END = "<!-- backup-bench:begin -->", "<!-- backup-bench:end -->"
 NAMESPACE = "backup-bench"
@@ -113,11 +119,11 @@ def get(cluster: LocalCluster, *what: str) -> dict[str, Any]:
 
 
 class Timeline:
-    """When each step of an operator run was first seen (seconds from `start`), polled every 0.1 s: the
-    breakdown of where the time goes."""
+    """When each step of an operator run was first seen (seconds from `start`): the breakdown of where the time
+    goes. Polled every 0.1 s in-process (a kubectl per poll would itself take a core of this machine)."""
 
-    def __init__(self, cluster: LocalCluster, job: str, extra: tuple[str, ...]) -> None:
-        self.cluster, self.job, self.extra = cluster, job, extra
+    def __init__(self, kube: Kube, job: str, extra: tuple[str, str]) -> None:
+        self.kube, self.job, self.extra = kube, job, extra
         self.start = time.perf_counter()
         self.seen: dict[str, float] = {}
         self.objects: dict[str, dict[str, Any]] = {}
@@ -127,49 +133,42 @@ class Timeline:
             self.seen[step] = time.perf_counter() - self.start
 
     def poll(self) -> None:
-        items = []
-        for what in ((f"job/{self.job}", *self.extra), ("pods", "-l", f"batch.kubernetes.io/job-name={self.job}")):
-            result = self.cluster.kubectl("get", *what, "-n", NAMESPACE, "-o", "json", "--ignore-not-found",
-                                          check=False)  # fmt: skip
-            assert result.returncode == 0, result.stderr
-            found = json.loads(result.stdout) if result.stdout.strip() else {}
-            items += found.get("items", [found] if found.get("kind") else [])
-        self.objects = {f"{i['kind']}/{i['metadata']['name']}": i for i in items}
-        job = self.objects.get(f"Job/{self.job}", {})
-        pods = [i for i in items if i["kind"] == "Pod" and i["metadata"]["name"].startswith(self.job)]
+        job = self.kube.get("Job", NAMESPACE, self.job) or {}
+        pods = self.kube.list("Pod", NAMESPACE, f"batch.kubernetes.io/job-name={self.job}")
+        self.objects = {f"Pod/{p['metadata']['name']}": p for p in pods}
+        self.objects["Job"] = job
+        self.objects[self.extra[0]] = self.kube.get(*self.extra[:1], NAMESPACE, self.extra[1]) or {}
         self.mark("Job created", bool(job))
         self.mark("pod running", any((p.get("status") or {}).get("phase") == "Running" for p in pods))
-        self.mark(
-            "containers exited", any((p.get("status") or {}).get("phase") in ("Succeeded", "Failed") for p in pods)
-        )
+        exited = [backups.outcome(None, p) for p in pods]
+        self.mark("containers exited", any(exited))
         finished = [c["type"] for c in (job.get("status") or {}).get("conditions") or [] if c["status"] == "True"]
         self.mark("Job Complete", "Complete" in finished)
-        assert "Failed" not in finished, job.get("status")
+        assert "Failed" not in finished and "Failed" not in exited, job.get("status")
 
     def transfer_seconds(self) -> float:
         """The stream's own duration, as the transfer container measured it (its termination message)."""
         for key, item in self.objects.items():
-            for container in (
-                (item.get("status") or {}).get("containerStatuses") or [] if key.startswith("Pod/") else []
-            ):
-                terminated = (container.get("state") or {}).get("terminated") or {}
-                if container["name"] == "transfer" and terminated.get("message"):
-                    return float(json.loads(terminated["message"])["seconds"])
+            message = (
+                backups.terminations(item).get(TRANSFER_CONTAINER, (None, ""))[1] if key.startswith("Pod/") else ""
+            )
+            if message:
+                return float(json.loads(message)["seconds"])
         raise AssertionError("no transfer summary")
 
     def report(self) -> str:
         return ", ".join(f"{step} {t:.1f}" for step, t in sorted(self.seen.items(), key=lambda kv: kv[1]))
 
 
-def operator_backup(cluster: LocalCluster, name: str) -> tuple[float, dict[str, Any], Timeline]:
+def operator_backup(cluster: LocalCluster, kube: Kube, name: str) -> tuple[float, dict[str, Any], Timeline]:
     backup = {"apiVersion": "taskplatform.io/v1alpha1", "kind": "TaskPlatformBackup",
               "metadata": {"name": name, "namespace": NAMESPACE}, "spec": {"platform": SOURCE}}  # fmt: skip
-    timeline = Timeline(cluster, backup_job_name(name), (f"taskplatformbackup/{name}",))
+    timeline = Timeline(kube, backup_job_name(name), ("TaskPlatformBackup", name))
     assert cluster.apply(backup).returncode == 0
     deadline = time.monotonic() + 3600
     while time.monotonic() < deadline:
         timeline.poll()
-        status = timeline.objects.get(f"TaskPlatformBackup/{name}", {}).get("status") or {}
+        status = timeline.objects["TaskPlatformBackup"].get("status") or {}
         if status.get("phase") in ("Completed", "Failed"):
             timeline.mark("backup Completed", True)
             assert status["phase"] == "Completed", status
@@ -178,15 +177,15 @@ def operator_backup(cluster: LocalCluster, name: str) -> tuple[float, dict[str, 
     raise AssertionError(f"backup {name} did not finish")
 
 
-def operator_restore(cluster: LocalCluster, name: str, backup: str) -> tuple[float, Timeline]:
+def operator_restore(cluster: LocalCluster, kube: Kube, name: str, backup: str) -> tuple[float, Timeline]:
     """Seconds from the restore Job existing with the new database ready to the Job's completion."""
     job = restore_job_name(name)
-    timeline = Timeline(cluster, job, (f"pod/{Names(name).database}-0",))
+    timeline = Timeline(kube, job, ("Pod", f"{Names(name).database}-0"))
     assert cluster.apply(platform_manifest(name, {"restoreFrom": {"backup": backup}})).returncode == 0
     deadline = time.monotonic() + 3600
     while time.monotonic() < deadline:
         timeline.poll()
-        database = timeline.objects.get(f"Pod/{Names(name).database}-0", {})
+        database = timeline.objects["Pod"]
         ready = any(c["type"] == "Ready" and c["status"] == "True"
                     for c in (database.get("status") or {}).get("conditions") or [])  # fmt: skip
         timeline.mark("database ready", ready)
@@ -208,6 +207,7 @@ def main() -> None:
         cluster.start()
         s3_image = s3server_image()
         cluster.load_images(API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE, s3_image)
+        kube = Kube(new_client_from_config(str(cluster.kubeconfig)))
         installed = install_chart(cluster, helm_binary())
         assert installed.returncode == 0, installed.stderr
         create_namespace(cluster, NAMESPACE)
@@ -237,7 +237,7 @@ def main() -> None:
         print(f"direct: pg_dump {pg_dump_s:.1f} s, pg_restore {pg_restore_s:.1f} s, dump {dump_mb:.1f} MB", flush=True)
 
         # Through the operator: to the volume, then (destination switched) to the S3 store.
-        backup_s, on_volume, volume_timeline = operator_backup(cluster, "to-volume")
+        backup_s, on_volume, volume_timeline = operator_backup(cluster, kube, "to-volume")
         print(
             f"operator backup to volume: {backup_s:.1f} s ({volume_timeline.report()}; stream "
             f"{volume_timeline.transfer_seconds():.1f}), {on_volume['sizeBytes'] / 1e6:.1f} MB",
@@ -258,7 +258,7 @@ def main() -> None:
                  "the bucket made", 120)  # fmt: skip
         patch = {"spec": {"database": {"backup": {"volume": None, "s3": s3}}}}
         cluster.kubectl("patch", "tp", SOURCE, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(patch))
-        s3_backup_s, in_s3, s3_timeline = operator_backup(cluster, "to-s3")
+        s3_backup_s, in_s3, s3_timeline = operator_backup(cluster, kube, "to-s3")
         print(
             f"operator backup to S3: {s3_backup_s:.1f} s ({s3_timeline.report()}; stream "
             f"{s3_timeline.transfer_seconds():.1f}), {in_s3['sizeBytes'] / 1e6:.1f} MB",
@@ -266,14 +266,14 @@ def main() -> None:
         )
 
         # Restores: from the volume (the headline) and from S3, each into a new TaskPlatform.
-        restore_s, restore_timeline = operator_restore(cluster, "restored-volume", "to-volume")
+        restore_s, restore_timeline = operator_restore(cluster, kube, "restored-volume", "to-volume")
         print(
             f"operator restore from volume: {restore_s:.1f} s ({restore_timeline.report()}; stream "
             f"{restore_timeline.transfer_seconds():.1f})",
             flush=True,
         )
         cluster.kubectl("delete", "tp", "restored-volume", "-n", NAMESPACE, "--wait=true", "--timeout=300s")
-        s3_restore_s, s3_restore_timeline = operator_restore(cluster, "restored-s3", "to-s3")
+        s3_restore_s, s3_restore_timeline = operator_restore(cluster, kube, "restored-s3", "to-s3")
         print(
             f"operator restore from S3: {s3_restore_s:.1f} s ({s3_restore_timeline.report()}; stream "
             f"{s3_restore_timeline.transfer_seconds():.1f})",

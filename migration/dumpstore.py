@@ -240,6 +240,13 @@ def download(store: Store, pipe: BinaryIO, key: str, expected_sha256: str | None
     return {"location": store.location(key), "sizeBytes": size, "sha256": actual, "verified": expected is not None}
 
 
+def make_fifo(path: Path) -> None:
+    """The named pipe, writable by the other container whatever its uid (they share only the emptyDir)."""
+    if not path.is_fifo():
+        os.mkfifo(path)
+        path.chmod(0o666)  # mkfifo's mode passes through the umask
+
+
 def _store(args: argparse.Namespace) -> Store:
     if args.dir:
         return VolumeStore(Path(args.dir), args.dir_location)
@@ -272,8 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any]
     pipe: BinaryIO | None = None
     try:
-        # Open the pipe first, whatever happens next: the other side's open() blocks until this one's, and a
-        # failure must reach it as an early end of stream, never as a pod waiting forever.
+        # Make and open the pipe first, whatever happens next: the other side waits for it to exist, its open()
+        # blocks until this one's, and a failure must reach it as an early end of stream, never as a pod
+        # waiting forever.
+        make_fifo(args.fifo)
         pipe = args.fifo.open("rb" if args.command == "upload" else "wb")
         streaming = time.monotonic()  # the other side has opened the pipe: pg_dump / pg_restore has started
         store = _store(args)

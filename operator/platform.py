@@ -164,7 +164,10 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     restored = True
     if spec.database.restore_from is not None:
         restored = restore.reconcile_restore(kube, platform, owner, spec, observed, result.events)
-        result.recheck_soon |= observed.restore is not None and observed.restore.reason == "RestoreSourceInvalid"
+        reason = observed.restore.reason if observed.restore is not None else None
+        result.recheck_soon |= reason == "RestoreSourceInvalid"
+        if reason == "Restoring":
+            result.requeue_after_s = backups.JOB_POLL_S  # the restore Job's pod, seen as soon as it ends
     backup_schedule = None
     if spec.database.backup is not None:
         backup_schedule = backups.reconcile_platform_backups(kube, platform, owner, spec.database.backup, observed)
@@ -217,7 +220,8 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     fully_applied = not observed.problems and plan.applied
     _write_status(kube, platform, spec, observed, result, fully_applied, backup_schedule)
     if backup_schedule is not None and backup_schedule.requeue_after_s is not None:
-        result.requeue_after_s = backup_schedule.requeue_after_s
+        result.requeue_after_s = min(result.requeue_after_s or backup_schedule.requeue_after_s,
+                                     backup_schedule.requeue_after_s)  # fmt: skip
     return result
 
 

@@ -9,9 +9,8 @@ the Job may be gone (its TTL) and is never run twice.
 
 from __future__ import annotations
 
-from taskplatform.operator import backupjobs, conditions, status
+from taskplatform.operator import backupjobs, backups, conditions, status
 from taskplatform.operator.backupjobs import Store
-from taskplatform.operator.backups import failure_reason
 from taskplatform.operator.builders import Owner, restore_job_name
 from taskplatform.operator.conditions import ConditionType, Event, Observation
 from taskplatform.operator.kube import Kube, Manifest, newest_job_pod
@@ -70,12 +69,13 @@ def reconcile_restore(
             "Job", owner.namespace, job_name
         )
         events.append(Event("Normal", "RestoreStarted", f"Job {job_name} restores {key}"))
-    outcome = status.job_outcome(job)
+    pod = newest_job_pod(kube, owner.namespace, job_name) if job is not None else None
+    outcome = backups.outcome(job, pod)
     if outcome == "Complete":
         observed.restore = _restored(f"restored by Job {job_name}")
         return True
     if outcome == "Failed" and job is not None:
-        reason = failure_reason(job, newest_job_pod(kube, owner.namespace, job_name), backupjobs.RESTORE_CONTAINER)
+        reason = backups.failure_reason(job, pod, backupjobs.RESTORE_CONTAINER)
         observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", "RestoreFailed", reason)
         observed.problems.append(Observation(ConditionType.DEGRADED, "True", "RestoreFailed", f"restore: {reason}"))
         return False

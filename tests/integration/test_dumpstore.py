@@ -16,11 +16,13 @@ from pathlib import Path
 import psycopg2
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.script import ScriptDirectory
 from pgcluster import ThrowawayPostgres, find_pg_bindir
 from s3server import BUCKET, ThrowawayS3
 from sqlmodel import Session
 
-from taskplatform.api.migrate import upgrade_head
+from taskplatform.api.migrate import alembic_config, upgrade_head
 from taskplatform.api.models import Task, User
 from taskplatform.operator.backupjobs import DUMP_SCRIPT, FIFO, RESTORE_SCRIPT, STATUS_FILE, STREAM_DIR
 
@@ -84,7 +86,7 @@ class Pipe:
         stream = self.tmp / f"stream-{uuid.uuid4().hex[:6]}"
         stream.mkdir()
         fifo, summary = Path(FIFO.replace(f"{STREAM_DIR}/", f"{stream}/")), stream / "summary.json"
-        os.mkfifo(fifo)
+        # No mkfifo here: the transfer process makes the pipe, and the Job's script waits for it (as in the pod).
         # The Job's own scripts, with its paths moved into this test's folder.
         script = script.replace(f"{STREAM_DIR}/", f"{stream}/")
         pg_env = {
@@ -198,3 +200,28 @@ def test_retention_deletes_the_named_dumps_after_the_new_one_is_stored(
     assert summary["pruned"] == [first]
     assert not path_of(first).exists() and not path_of(first + ".sha256").exists()  # type: ignore[operator]
     assert path_of(second).exists() and path_of(third).exists()  # type: ignore[operator]
+
+
+def test_a_dump_of_an_older_schema_restores_and_the_schema_migration_upgrades_it(
+    s3: ThrowawayS3, pg: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    """What a restored TaskPlatform does with an older backup: pg_restore, then the schema Job (Alembic)."""
+    old = _database(pg)
+    command.upgrade(alembic_config(pg.url(old)), "0001")  # the first released schema
+    with psycopg2.connect(pg.dsn(old)) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO users (email, hashed_password, is_active, created_at) "
+                    "VALUES ('early@example.com', 'x', true, now()) RETURNING id")  # fmt: skip
+        user_id = cur.fetchone()[0]  # type: ignore[index]
+        cur.execute("INSERT INTO tasks (owner_id, title, status, priority, tags, version, created_at, updated_at) "
+                    "VALUES (%s, 'from 0001', 'todo', 2, '[]', 1, now(), now())", (user_id,))  # fmt: skip
+    pipe = Pipe(pg, tmp_path, ["--s3-endpoint", s3.endpoint, "--bucket", BUCKET, "--no-tls"], s3.env)
+    key = f"old/{uuid.uuid4().hex[:8]}.dump"
+    assert pipe.backup(old, key)[:2] == (0, 0)
+    target = _database(pg)
+    assert pipe.restore(target, key)[:2] == (0, 0)
+    upgrade_head(pg.url(target))  # what the schema Job runs after the restore
+    with psycopg2.connect(pg.dsn(target)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version_num FROM alembic_version")
+        assert cur.fetchone()[0] == ScriptDirectory.from_config(alembic_config(pg.url(target))).get_current_head()  # type: ignore[index]
+        cur.execute("SELECT t.title, u.email FROM tasks t JOIN users u ON u.id = t.owner_id")
+        assert cur.fetchall() == [("from 0001", "early@example.com")]

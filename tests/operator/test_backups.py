@@ -62,7 +62,7 @@ def test_a_backup_job_pairs_pg_dump_with_the_uploader_over_a_pipe() -> None:
     containers = {c["name"]: c for c in pod["containers"]}
     dump, transfer = containers[DUMP_CONTAINER], containers[TRANSFER_CONTAINER]
     assert dump["image"] == platform_spec.database.image and transfer["image"] == platform_spec.api.image
-    assert pod["initContainers"][0]["command"] == backupjobs.MAKE_FIFO
+    assert "initContainers" not in pod  # the transfer container makes the pipe; pg_dump's side waits for it
     assert transfer["args"][:6] == ["upload", "--key", "prod/demo/nightly.dump", "--status-file",
                                     backupjobs.STATUS_FILE, "--prune"]  # fmt: skip
     assert "--insecure-skip-verify" in transfer["args"] and "--no-tls" not in transfer["args"]
@@ -336,3 +336,23 @@ def test_the_platform_pass_creates_the_backup_volume_and_the_due_scheduled_backu
     kube.created.clear()
     backups.reconcile_platform_backups(kube, tp, owner, spec, observed, now + timedelta(minutes=5))  # type: ignore[arg-type]
     assert kube.created == []
+
+
+def test_the_pod_decides_before_the_job_controller_does() -> None:
+    """The containers' exit is final (no retries): it is the outcome, a second before the Job's condition."""
+    running_job = {"metadata": {"name": "b1-dump"}, "status": {"active": 1}}
+    half = _pod(**{DUMP_CONTAINER: (1, "pg_dump: error: boom")})
+    half["status"]["containerStatuses"].append({"name": TRANSFER_CONTAINER, "state": {"running": {}}})
+    assert backups.outcome(running_job, half) is None  # the other side has not said its part yet
+    done = _pod(**{DUMP_CONTAINER: (0, ""), TRANSFER_CONTAINER: (0, '{"sizeBytes": 5, "sha256": "ab"}')})
+    assert backups.outcome(running_job, done) == "Complete"
+    failed = _pod(**{DUMP_CONTAINER: (1, "pg_dump: error: boom"), TRANSFER_CONTAINER: (1, "{}")})
+    assert backups.outcome(running_job, failed) == "Failed"
+    assert backups.outcome(_finished_job("Failed"), None) == "Failed"
+
+    kube = FakeKube({("TaskPlatform", "demo"): platform(), ("Job", "b1-dump"): running_job, ("Pod", "p"): half})
+    result = reconcile_backup(kube, backup("b1", {"phase": "Running"}))  # type: ignore[arg-type]
+    assert not result.finished and result.retry_after_s == backups.JOB_POLL_S
+    kube.objects[("Pod", "p")] = done
+    assert reconcile_backup(kube, backup("b1", {"phase": "Running"})).finished  # type: ignore[arg-type]
+    assert kube.status is not None and (kube.status["phase"], kube.status["sizeBytes"]) == ("Completed", 5)

@@ -200,15 +200,15 @@ def test_conditions_set_by_someone_else_survive_the_operators_status_writes(clus
     """Conditions are merged by type (meta.SetStatusCondition): a type the operator does not compute stays."""
     apply(cluster, platform(ns, "shared", {"api": {"replicas": 1}}))
     ready = wait_ready(cluster, ns, "shared")
-    conditions = [*ready["status"]["conditions"], {"type": "BackupHealthy", "status": "True", "reason": "Done",
-                  "message": "set by a backup controller", "lastTransitionTime": "2026-01-01T00:00:00Z"}]  # fmt: skip
+    conditions = [*ready["status"]["conditions"], {"type": "AuditPassed", "status": "True", "reason": "Done",
+                  "message": "set by an audit controller", "lastTransitionTime": "2026-01-01T00:00:00Z"}]  # fmt: skip
     patch = json.dumps({"status": {"conditions": conditions}})
     cluster.kubectl("patch", "tp/shared", "-n", ns, "--subresource=status", "--type=merge", "-p", patch)
     cluster.kubectl("scale", "tp/shared", "-n", ns, "--replicas=3")
     tp = wait_for(
         lambda: (t := get(cluster, ns, "tp", "shared")) and t["status"].get("replicas") == 3 and t, "status written"
     )
-    assert condition(tp, "BackupHealthy")["message"] == "set by a backup controller"
+    assert condition(tp, "AuditPassed")["message"] == "set by an audit controller"
     assert condition(tp, "Ready")["observedGeneration"] == tp["metadata"]["generation"]
 
 
