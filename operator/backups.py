@@ -410,6 +410,18 @@ class PlatformBackups:
         new_status.last_schedule_time = self.last_schedule_time or previous.last_schedule_time
 
 
+def _create_or_report(kube: Kube, manifest: Manifest, what: str, observed: status.PlatformObservation) -> bool:
+    """Create; a refusal (a policy, a quota) becomes Degraded ApplyFailed naming it. True unless refused."""
+    try:
+        kube.create(manifest)
+    except KubeError as exc:
+        if exc.transient:
+            raise
+        observed.problems.append(Observation(ConditionType.DEGRADED, "True", "ApplyFailed", f"{what}: {exc.message}"))
+        return False
+    return True
+
+
 def reconcile_platform_backups(
     kube: Kube,
     platform: Manifest,
@@ -423,14 +435,8 @@ def reconcile_platform_backups(
     meta = platform["metadata"]
     claim = backupjobs.backup_claim(owner, backup)
     if claim is not None and kube.get("PersistentVolumeClaim", owner.namespace, claim["metadata"]["name"]) is None:
-        try:
-            kube.create(claim)  # created once: a claim's spec is mostly immutable, and it is not the operator's
-        except KubeError as exc:
-            if exc.transient:
-                raise
-            observed.problems.append(
-                Observation(ConditionType.DEGRADED, "True", "ApplyFailed", f"backup volume: {exc.message}")
-            )
+        # Created once: a claim's spec is mostly immutable, and once made it is the user's data, not a child.
+        _create_or_report(kube, claim, f"backup volume {claim['metadata']['name']}", observed)
     found = PlatformBackups()
     previous = TaskPlatformStatus.model_validate(platform.get("status") or {})
     created = parse_time(meta.get("creationTimestamp")) or now
@@ -438,8 +444,9 @@ def reconcile_platform_backups(
         last_schedule = parse_time(previous.last_schedule_time)
         decision = schedule_decision(backup.schedule, last_schedule, created, now)
         if decision.due is not None:
-            kube.create(scheduled_backup(owner, decision.due))  # None when this time's backup exists already
-            found.last_schedule_time = rfc3339(decision.due)
+            due = scheduled_backup(owner, decision.due)  # already there when a pass repeats: create says so
+            if _create_or_report(kube, due, f"TaskPlatformBackup {due['metadata']['name']}", observed):
+                found.last_schedule_time = rfc3339(decision.due)
         found.requeue_after_s = max((decision.next_time - now).total_seconds(), 0.0) + 1.0
     views = backups_of(kube, owner.namespace, owner.name)
     completed = [b for b in views if b.phase == "Completed"]

@@ -20,11 +20,12 @@ import kopf
 from kubernetes.config import ConfigException
 from pydantic import ValidationError
 
-from taskplatform.operator import conditions, metrics
+from taskplatform.operator import backups, conditions, metrics
 from taskplatform.operator.backups import reconcile_backup
+from taskplatform.operator.builders import restore_job_name
 from taskplatform.operator.conditions import ConditionType, Event
 from taskplatform.operator.datamigration import reconcile_migration
-from taskplatform.operator.kube import Kube, KubeError, Manifest, load_api_client
+from taskplatform.operator.kube import Kube, KubeError, Manifest, load_api_client, newest_job_pod
 from taskplatform.operator.models import GROUP, VERSION
 from taskplatform.operator.platform import reconcile_platform
 
@@ -135,7 +136,8 @@ class Runtime:
         self.platforms = KeyedRunner(self._reconcile_platform, "TaskPlatform")
         self.migrations = KeyedRunner(self._reconcile_migration, "DataMigration")
         self.backups = KeyedRunner(self._reconcile_backup, "TaskPlatformBackup")
-        for runner in (self.platforms, self.migrations, self.backups):
+        self.restores = KeyedRunner(self._watch_restore, "Restore")
+        for runner in (self.platforms, self.migrations, self.backups, self.restores):
             metrics.QUEUE_DEPTH.watch(runner.name, runner)
 
     async def _reconciled(self, kind: str, reconcile: Callable[[Kube, Manifest], R], key: Key) -> R | None:
@@ -156,6 +158,8 @@ class Runtime:
         result = await self._reconciled("TaskPlatform", reconcile_platform, key)
         if result is None:
             return None
+        if result.restoring:
+            self.restores.enqueue(key, backups.JOB_POLL_S)
         # The resync catches what no watched object announces, such as a change to a referenced Secret.
         again = RECHECK_S if result.recheck_soon else RESYNC_INTERVAL_S
         return min(again, result.requeue_after_s) if result.requeue_after_s is not None else again
@@ -165,6 +169,17 @@ class Runtime:
         if result is None or result.finished:
             return None
         return result.retry_after_s or MIGRATION_POLL_S  # progress comes from the pod's log
+
+    async def _watch_restore(self, key: Key) -> float | None:
+        """A restore Job's pod, every second while it runs; the platform's pass as soon as its containers have
+        exited (the Job controller marks the Job complete a second or two later)."""
+        pod = await asyncio.to_thread(newest_job_pod, self.kube, key[0], restore_job_name(key[1]))
+        if pod is None:
+            return None  # not started, or gone with its platform; the platform's pass arms this again
+        if backups.outcome(None, pod) is None:
+            return backups.JOB_POLL_S
+        self.platforms.enqueue(key)
+        return None
 
     async def _reconcile_backup(self, key: Key) -> float | None:
         result = await self._reconciled("TaskPlatformBackup", reconcile_backup, key)
@@ -216,6 +231,7 @@ async def cleanup(**_: Any) -> None:
         await _runtime.platforms.drain()
         await _runtime.migrations.drain()
         await _runtime.backups.drain()
+        await _runtime.restores.drain()
 
 
 async def _run_for_kopf(runner: KeyedRunner, key: Key, retry: int) -> None:

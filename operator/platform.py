@@ -42,6 +42,8 @@ class Result:
     # Degraded by something no watched object announces (a referenced Secret): look again soon.
     recheck_soon: bool = False
     requeue_after_s: float | None = None  # the next scheduled backup is due then
+    # The restore Job running: its pod is watched closely (handlers.py), the whole pass not repeated meanwhile.
+    restoring: bool = False
 
 
 def generate_credentials() -> Credentials:
@@ -166,8 +168,7 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
         restored = restore.reconcile_restore(kube, platform, owner, spec, observed, result.events)
         reason = observed.restore.reason if observed.restore is not None else None
         result.recheck_soon |= reason == "RestoreSourceInvalid"
-        if reason == "Restoring":
-            result.requeue_after_s = backups.JOB_POLL_S  # the restore Job's pod, seen as soon as it ends
+        result.restoring = reason == "Restoring"
     backup_schedule = None
     if spec.database.backup is not None:
         backup_schedule = backups.reconcile_platform_backups(kube, platform, owner, spec.database.backup, observed)

@@ -13,7 +13,7 @@ from taskplatform.operator import backupjobs, backups, conditions, status
 from taskplatform.operator.backupjobs import Store
 from taskplatform.operator.builders import Owner, restore_job_name
 from taskplatform.operator.conditions import ConditionType, Event, Observation
-from taskplatform.operator.kube import Kube, Manifest, newest_job_pod
+from taskplatform.operator.kube import Kube, KubeError, Manifest, newest_job_pod
 from taskplatform.operator.models import RestoreSource, S3Location, TaskPlatformBackupStatus, TaskPlatformSpec
 
 
@@ -65,9 +65,17 @@ def reconcile_restore(
             observed.problems.append(Observation(ConditionType.DEGRADED, "True", "RestoreSourceInvalid", resolved))
             return False
         store, key, sha256 = resolved
-        job = kube.create(backupjobs.restore_job(owner, spec, key, store, sha256)) or kube.get(
-            "Job", owner.namespace, job_name
-        )
+        try:
+            job = kube.create(backupjobs.restore_job(owner, spec, key, store, sha256)) or kube.get(
+                "Job", owner.namespace, job_name
+            )
+        except KubeError as exc:  # refused (a policy, a quota): reported, never a silent wait
+            if exc.transient:
+                raise
+            message = f"Job {job_name}: {exc.message}"
+            observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", "ApplyFailed", message)
+            observed.problems.append(Observation(ConditionType.DEGRADED, "True", "ApplyFailed", message))
+            return False
         events.append(Event("Normal", "RestoreStarted", f"Job {job_name} restores {key}"))
     pod = newest_job_pod(kube, owner.namespace, job_name) if job is not None else None
     outcome = backups.outcome(job, pod)

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from taskplatform.operator import backupjobs, backups
+from taskplatform.operator import backupjobs, backups, restore
 from taskplatform.operator.backupjobs import DUMP_CONTAINER, TRANSFER_CONTAINER, Store
 from taskplatform.operator.backups import BackupView, backup_health, reconcile_backup, schedule_decision, to_prune
 from taskplatform.operator.builders import DATABASE_CLIENTS, Owner, database_network_policy
+from taskplatform.operator.kube import KubeError
 from taskplatform.operator.models import (
     BackupSpec,
     RestoreSource,
@@ -356,3 +357,29 @@ def test_the_pod_decides_before_the_job_controller_does() -> None:
     kube.objects[("Pod", "p")] = done
     assert reconcile_backup(kube, backup("b1", {"phase": "Running"})).finished  # type: ignore[arg-type]
     assert kube.status is not None and (kube.status["phase"], kube.status["sizeBytes"]) == ("Completed", 5)
+
+
+class RefusingKube(FakeKube):
+    """An API server whose admission refuses every create (a policy, a quota)."""
+
+    def create(self, manifest: Manifest) -> Manifest:
+        raise KubeError(403, "Forbidden", f"{manifest['kind']} refused by policy no-jobs")
+
+
+def test_a_refused_restore_job_or_scheduled_backup_is_reported_not_retried_silently() -> None:
+    done = {"phase": "Completed", "key": "prod/demo/b1.dump", "sha256": "a" * 64, "s3": S3}
+    kube = RefusingKube({("TaskPlatformBackup", "b1"): backup("b1", done)})
+    owner = Owner("TaskPlatform", "new", "ns", "u")
+    observed = PlatformObservation()
+    spec = TaskPlatformSpec.model_validate({"database": {"restoreFrom": {"backup": "b1"}}})
+    new = {"metadata": {"name": "new", "namespace": "ns"}, "status": {}}
+    assert not restore.reconcile_restore(kube, new, owner, spec, observed, [])  # type: ignore[arg-type]
+    assert observed.restore is not None and observed.restore.reason == "ApplyFailed"
+    assert "refused by policy no-jobs" in observed.problems[0].message
+
+    hourly = BackupSpec.model_validate({"schedule": "0 * * * *", "s3": S3})
+    tp = {"metadata": {"name": "new", "namespace": "ns", "creationTimestamp": "2026-03-01T00:00:00Z"}, "status": {}}
+    observed = PlatformObservation()
+    found = backups.reconcile_platform_backups(kube, tp, owner, hourly, observed, T0 + timedelta(hours=2))  # type: ignore[arg-type]
+    assert found.last_schedule_time is None  # not recorded as started: the next pass tries again
+    assert observed.problems and "TaskPlatformBackup new-20260301020000" in observed.problems[0].message
