@@ -18,6 +18,7 @@ __all__ = [
     "Event",
     "Observation",
     "merge",
+    "newly_failing",
     "newly_true",
 ]
 
@@ -92,6 +93,14 @@ def merge(
 def newly_true(previous: list[Condition], observations: list[Observation]) -> list[Observation]:
     """The observations that hold now and did not before: what deserves an Event."""
     return [o for o in observations if o.holds and not is_true(previous, o.type)]
+
+
+def newly_failing(previous: list[Condition], observation: Observation) -> bool:
+    """A health-type condition (True is good) that turned False, or False for another reason: a Warning."""
+    before = find(previous, observation.type)
+    return observation.status == "False" and (
+        before is None or before.status != "False" or before.reason != observation.reason
+    )
 
 
 def find(conditions: list[Condition], type_: ConditionType) -> Condition | None:

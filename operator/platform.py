@@ -251,5 +251,7 @@ def _write_status(
             result.events.append(Event("Warning", observation.reason, observation.message))
         else:
             result.events.append(Event("Normal", observation.type, observation.message))
+    if observed.backup is not None and conditions.newly_failing(conditions_before, observed.backup):
+        result.events.append(Event("Warning", observed.backup.reason, observed.backup.message))
     if status.status_changed(previous, new_status):
         kube.patch_status("TaskPlatform", meta["namespace"], meta["name"], status.status_patch(new_status))

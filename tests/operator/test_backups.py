@@ -14,9 +14,11 @@ from taskplatform.operator import backupjobs, backups, restore
 from taskplatform.operator.backupjobs import DUMP_CONTAINER, TRANSFER_CONTAINER, Store
 from taskplatform.operator.backups import BackupView, backup_health, reconcile_backup, schedule_decision, to_prune
 from taskplatform.operator.builders import DATABASE_CLIENTS, Owner, database_network_policy
+from taskplatform.operator.conditions import ConditionType, Observation, newly_failing
 from taskplatform.operator.kube import KubeError
 from taskplatform.operator.models import (
     BackupSpec,
+    Condition,
     RestoreSource,
     TaskPlatformBackupStatus,
     TaskPlatformSpec,
@@ -383,3 +385,15 @@ def test_a_refused_restore_job_or_scheduled_backup_is_reported_not_retried_silen
     found = backups.reconcile_platform_backups(kube, tp, owner, hourly, observed, T0 + timedelta(hours=2))  # type: ignore[arg-type]
     assert found.last_schedule_time is None  # not recorded as started: the next pass tries again
     assert observed.problems and "TaskPlatformBackup new-20260301020000" in observed.problems[0].message
+
+
+def test_backup_health_turning_false_is_a_warning_once_per_reason() -> None:
+    failed = Observation(ConditionType.BACKUP_HEALTHY, "False", "BackupFailed", "b5: pg_dump: boom")
+    healthy = Condition(type="BackupHealthy", status="True", reason="BackupCompleted")
+    assert newly_failing([healthy], failed)
+    assert newly_failing([], failed)
+    same = Condition(type="BackupHealthy", status="False", reason="BackupFailed")
+    assert not newly_failing([same], failed)  # the next pass: no second Warning
+    overdue = Observation(ConditionType.BACKUP_HEALTHY, "False", "BackupOverdue", "none since 04:00")
+    assert newly_failing([same], overdue)
+    assert not newly_failing([same], Observation(ConditionType.BACKUP_HEALTHY, "True", "BackupCompleted"))
