@@ -51,7 +51,7 @@ from e2ecluster import (  # noqa: E402
 from kubecluster import LocalCluster, wait_for  # noqa: E402
 from kubernetes.config import new_client_from_config  # noqa: E402
 
-from taskplatform.operator import backups  # noqa: E402
+from taskplatform.operator import backups, status  # noqa: E402
 from taskplatform.operator.backupjobs import (  # noqa: E402
     RESTORE_SCRIPT,
     TRANSFER_CONTAINER,
@@ -177,9 +177,7 @@ class Timeline:
     def transfer_seconds(self) -> float:
         """The stream's own duration, as the transfer container measured it (its termination message)."""
         for key, item in self.objects.items():
-            message = (
-                backups.terminations(item).get(TRANSFER_CONTAINER, (None, ""))[1] if key.startswith("Pod/") else ""
-            )
+            message = status.terminations(item).get(TRANSFER_CONTAINER, (None, ""))[1] if key.startswith("Pod/") else ""
             if message:
                 return float(json.loads(message)["seconds"])
         raise AssertionError("no transfer summary")
@@ -196,11 +194,11 @@ def operator_backup(cluster: LocalCluster, kube: Kube, name: str) -> tuple[float
     deadline = time.monotonic() + 3600
     while time.monotonic() < deadline:
         timeline.poll()
-        status = timeline.objects["TaskPlatformBackup"].get("status") or {}
-        if status.get("phase") in ("Completed", "Failed"):
+        recorded = timeline.objects["TaskPlatformBackup"].get("status") or {}
+        if recorded.get("phase") in ("Completed", "Failed"):
             timeline.mark("backup Completed", True)
-            assert status["phase"] == "Completed", status
-            return timeline.seen["backup Completed"], status, timeline
+            assert recorded["phase"] == "Completed", recorded
+            return timeline.seen["backup Completed"], recorded, timeline
         time.sleep(0.1)
     raise AssertionError(f"backup {name} did not finish")
 

@@ -23,7 +23,7 @@ from cronsim import CronSim, CronSimError
 from taskplatform.operator import backupjobs, builders, conditions, status
 from taskplatform.operator.backupjobs import SCHEDULED_LABEL, Store
 from taskplatform.operator.builders import Owner, backup_job_name
-from taskplatform.operator.conditions import ConditionType, Event, Observation, newly_true, now_rfc3339
+from taskplatform.operator.conditions import ConditionType, Event, Observation, newly_true, now_rfc3339, rfc3339
 from taskplatform.operator.kube import Kube, KubeError, Manifest, newest_job_pod
 from taskplatform.operator.models import (
     CRON_MACROS,
@@ -52,10 +52,6 @@ def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,20 +212,10 @@ def outcome(job: Manifest | None, pod: Manifest | None) -> str | None:
     if phase in ("Succeeded", "Failed"):
         return "Complete" if phase == "Succeeded" else "Failed"
     containers = (pod.get("status") or {}).get("containerStatuses") or []
-    exited = terminations(pod)
+    exited = status.terminations(pod)
     if not containers or len(exited) < len(containers):
         return None
     return "Complete" if all(code == 0 for code, _ in exited.values()) else "Failed"
-
-
-def terminations(pod: Manifest | None) -> dict[str, tuple[int | None, str]]:
-    """Each terminated container's exit code and termination message, by container name."""
-    found = {}
-    for container in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
-        terminated = (container.get("state") or {}).get("terminated")
-        if terminated:
-            found[container["name"]] = (terminated.get("exitCode"), (terminated.get("message") or "").strip())
-    return found
 
 
 def _summary(message: str) -> dict[str, Any]:
@@ -242,7 +228,7 @@ def _summary(message: str) -> dict[str, Any]:
 
 def failure_reason(job: Manifest, pod: Manifest | None, database_container: str) -> str:
     """Why a backup or restore Job failed, in the words of whichever side failed first."""
-    found = terminations(pod)
+    found = status.terminations(pod)
     transfer_code, transfer_message = found.get(backupjobs.TRANSFER_CONTAINER, (None, ""))
     database_code, database_message = found.get(database_container, (None, ""))
     transfer_error = _summary(transfer_message).get("error") or (transfer_message.splitlines() or [""])[-1]
@@ -257,23 +243,19 @@ def failure_reason(job: Manifest, pod: Manifest | None, database_container: str)
     return str(failed.get("message") or failed.get("reason") or "the Job failed")
 
 
+# Each condition type and the phase in which it holds.
+_PHASE_OF_CONDITION = {
+    ConditionType.RUNNING: "Running",
+    ConditionType.SUCCEEDED: "Completed",
+    ConditionType.FAILED: "Failed",
+}
+
+
 def _observations(phase: str, reason: str, message: str = "") -> list[Observation]:
+    """Running, Succeeded, Failed: the one matching the phase holds and carries the message."""
     return [
-        Observation(
-            ConditionType.RUNNING,
-            "True" if phase == "Running" else "False",
-            reason,
-            message if phase == "Running" else "",
-        ),
-        Observation(
-            ConditionType.SUCCEEDED,
-            "True" if phase == "Completed" else "False",
-            reason,
-            message if phase == "Completed" else "",
-        ),
-        Observation(
-            ConditionType.FAILED, "True" if phase == "Failed" else "False", reason, message if phase == "Failed" else ""
-        ),
+        Observation(type_, "True" if phase == held else "False", reason, message if phase == held else "")
+        for type_, held in _PHASE_OF_CONDITION.items()
     ]
 
 
@@ -374,7 +356,7 @@ def _observe(
         new_status.phase = "Failed"
         new_status.message = failure_reason(job, pod, backupjobs.DUMP_CONTAINER)
         return
-    summary = _summary(terminations(pod).get(backupjobs.TRANSFER_CONTAINER, (None, ""))[1])
+    summary = _summary(status.terminations(pod).get(backupjobs.TRANSFER_CONTAINER, (None, ""))[1])
     new_status.phase, new_status.message = "Completed", None
     new_status.size_bytes = summary.get("sizeBytes")
     new_status.sha256 = summary.get("sha256")

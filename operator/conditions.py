@@ -48,8 +48,13 @@ class Observation:
         return self.status == "True"
 
 
+def rfc3339(value: datetime) -> str:
+    """A time as Kubernetes writes it: UTC, seconds, `Z`."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(datetime.now(UTC))
 
 
 def parse(raw: list[dict[str, Any]] | None) -> list[Condition]:

@@ -216,13 +216,18 @@ class Termination:
     error: str | None
 
 
-def parse_termination(pod: Manifest | None) -> Termination | None:
+def terminations(pod: Manifest | None) -> dict[str, tuple[int | None, str]]:
+    """Each terminated container's exit code and termination message, by container name."""
+    found = {}
     for container in _status(pod).get("containerStatuses") or []:
         terminated = (container.get("state") or {}).get("terminated")
-        if not terminated:
-            continue
-        message = (terminated.get("message") or "").strip()
-        code = terminated.get("exitCode")
+        if terminated:
+            found[container["name"]] = (terminated.get("exitCode"), (terminated.get("message") or "").strip())
+    return found
+
+
+def parse_termination(pod: Manifest | None) -> Termination | None:
+    for code, message in terminations(pod).values():  # the migration pod's one container
         try:
             summary = json.loads(message) if message else {}
         except ValueError:

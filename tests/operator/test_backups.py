@@ -14,7 +14,7 @@ from taskplatform.operator import backupjobs, backups, restore
 from taskplatform.operator.backupjobs import DUMP_CONTAINER, TRANSFER_CONTAINER, Store
 from taskplatform.operator.backups import BackupView, backup_health, reconcile_backup, schedule_decision, to_prune
 from taskplatform.operator.builders import DATABASE_CLIENTS, Owner, database_network_policy
-from taskplatform.operator.conditions import ConditionType, Observation, newly_failing
+from taskplatform.operator.conditions import ConditionType, Observation, newly_failing, rfc3339
 from taskplatform.operator.kube import KubeError
 from taskplatform.operator.models import (
     BackupSpec,
@@ -46,7 +46,7 @@ def view(name: str, phase: str, minutes: int, scheduled: bool = False, **status:
         name,
         when,
         TaskPlatformBackupStatus.model_validate(
-            {"phase": phase, "key": f"demo/{name}.dump", "completionTime": backups.rfc3339(when), **status}
+            {"phase": phase, "key": f"demo/{name}.dump", "completionTime": rfc3339(when), **status}
         ),
         scheduled,
     )
