@@ -8,7 +8,7 @@ Plans:
   {"loop": {"url", "stop_file", "max_requests", "max_seconds"}}      -> {"ok", "failed", "errors"}
   {"mongo": {"uri", "database", "collections": {name: extended-JSON documents}}} -> {"inserted": {...}}
   {"s3": {"endpoint", "access_key", "secret_key", "bucket", "make_bucket"?, "corrupt"?: [source, target]}}
-      -> {"objects": {key: size}}   (corrupt: copies source to target with one byte flipped)
+      -> {"objects": {key: size}} or {"error"} if unreachable   (corrupt: copies source to target with one byte flipped)
 """
 
 import json
@@ -81,21 +81,28 @@ def seed_mongo(uri: str, database: str, collections: dict[str, str]) -> dict[str
 
 def s3(endpoint: str, access_key: str, secret_key: str, bucket: str, make_bucket: bool = False,
        corrupt: list[str] | None = None) -> dict[str, object]:  # fmt: skip
+    """An answer, or {"error"} when the store cannot be reached yet (a Service a moment after its pod is Ready:
+    connects time out until kube-proxy has its rules), quickly: no retries, a short connect timeout."""
     import io
 
+    import urllib3
     from minio import Minio
 
-    client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=False)
-    if make_bucket and not client.bucket_exists(bucket):
-        client.make_bucket(bucket)
-    if corrupt:
-        source, target = corrupt
-        response = client.get_object(bucket, source)
-        data = bytearray(response.read())
-        response.close()
-        data[len(data) // 2] ^= 0xFF
-        client.put_object(bucket, target, io.BytesIO(bytes(data)), length=len(data))
-    return {"objects": {o.object_name: o.size for o in client.list_objects(bucket, recursive=True)}}
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=3, read=60), retries=False)
+    client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=False, http_client=http)
+    try:
+        if make_bucket and not client.bucket_exists(bucket):
+            client.make_bucket(bucket)
+        if corrupt:
+            source, target = corrupt
+            response = client.get_object(bucket, source)
+            data = bytearray(response.read())
+            response.close()
+            data[len(data) // 2] ^= 0xFF
+            client.put_object(bucket, target, io.BytesIO(bytes(data)), length=len(data))
+        return {"objects": {o.object_name: o.size for o in client.list_objects(bucket, recursive=True)}}
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        return {"error": repr(error)}
 
 
 def main() -> None:

@@ -66,9 +66,14 @@ def backup(name: str) -> dict[str, Any]:
     }
 
 
+def s3_answer(e2e: E2E, **plan: Any) -> dict[str, Any]:
+    return dict(e2e.in_cluster({"s3": {"endpoint": S3_ENDPOINT, "access_key": ACCESS_KEY,
+                                       "secret_key": SECRET_KEY, "bucket": BUCKET, **plan}}))  # fmt: skip
+
+
 def s3(e2e: E2E, **plan: Any) -> dict[str, int]:
-    answer = e2e.in_cluster({"s3": {"endpoint": S3_ENDPOINT, "access_key": ACCESS_KEY,
-                                    "secret_key": SECRET_KEY, "bucket": BUCKET, **plan}})  # fmt: skip
+    answer = s3_answer(e2e, **plan)
+    assert "error" not in answer, answer
     return dict(answer["objects"])
 
 
@@ -153,7 +158,8 @@ def delete_platform(e2e: E2E, name: str) -> None:
 def test_backups_restore_into_new_platforms_and_a_corrupted_dump_restores_nothing(e2e: E2E) -> None:
     e2e.apply(*s3_server(e2e.s3server_image, ACCESS_KEY, SECRET_KEY))
     e2e.kubectl("rollout", "status", f"deployment/{S3_SERVICE}", "--timeout=120s")
-    wait_for(lambda: s3(e2e, make_bucket=True) == {}, "the bucket, empty")
+    # Until the Service routes (its rules follow the pod's readiness by a moment), the store is unreachable.
+    wait_for(lambda: s3_answer(e2e, make_bucket=True).get("objects") == {}, "the bucket, empty", 120)
 
     e2e.apply(platform(SOURCE, {"backup": {"s3": s3_location(), "retention": 2}}))
     wait_platform(e2e, SOURCE)
