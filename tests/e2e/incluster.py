@@ -87,6 +87,7 @@ def s3(endpoint: str, access_key: str, secret_key: str, bucket: str, make_bucket
 
     import urllib3
     from minio import Minio
+    from minio.error import MinioException
 
     http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=3, read=60), retries=False)
     client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=False, http_client=http)
@@ -101,7 +102,7 @@ def s3(endpoint: str, access_key: str, secret_key: str, bucket: str, make_bucket
             data[len(data) // 2] ^= 0xFF
             client.put_object(bucket, target, io.BytesIO(bytes(data)), length=len(data))
         return {"objects": {o.object_name: o.size for o in client.list_objects(bucket, recursive=True)}}
-    except (urllib3.exceptions.HTTPError, OSError) as error:
+    except (urllib3.exceptions.HTTPError, OSError, MinioException) as error:
         return {"error": repr(error)}
 
 
