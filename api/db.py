@@ -15,13 +15,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from taskplatform.api.config import Settings
+from taskplatform.api.services.sql import CONNECTION_LOST_ERRORS, DirectConnection, open_direct_connection
 
 # What a lost or unreachable database raises: SQLAlchemy's wrappers, and what asyncpg raises unwrapped
 # while a connection is being opened. The API answers these with 503 instead of 500.
@@ -29,13 +30,8 @@ DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     sa.exc.OperationalError,
     sa.exc.InterfaceError,
     sa.exc.TimeoutError,  # pool exhausted for db_pool_timeout_s
-    ConnectionError,
-    TimeoutError,
     socket.gaierror,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.InterfaceError,
+    *CONNECTION_LOST_ERRORS,
 )
 
 _ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
@@ -206,3 +202,24 @@ def pool_stats(engine: AsyncEngine) -> dict[str, int]:
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(sa.text("SELECT 1"))
+
+
+class Database:
+    """The app's engine behind its pool gate, for routes that open a connection themselves (`async with
+    db.direct()`): a plain dependency, where a yield dependency costs FastAPI ~40 µs per request in its
+    exit-stack and cancel-scope handling, on the hottest routes."""
+
+    def __init__(self, engine: AsyncEngine, gate: PoolGate) -> None:
+        self.engine = engine
+        self.gate = gate
+
+    @asynccontextmanager
+    async def direct(self) -> AsyncIterator[DirectConnection]:
+        async with self.gate.slot(), open_direct_connection(self.engine) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        # The gate's slot is held for the session's life: the session holds its pooled connection that long.
+        async with self.gate.slot(), AsyncSession(self.engine, expire_on_commit=False) as session:
+            yield session

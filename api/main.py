@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from taskplatform.api import __doc__ as api_doc
 from taskplatform.api.config import Settings, get_settings
-from taskplatform.api.db import create_db_engine, create_pool_gate, pool_stats
+from taskplatform.api.db import Database, create_db_engine, create_pool_gate, pool_stats
 from taskplatform.api.errors import install_error_handlers
 from taskplatform.api.logging_setup import configure_logging
 from taskplatform.api.observability import Metrics, PoolCollector, RequestContextMiddleware
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.pool_gate = pool_gate
+    app.state.database = Database(engine, pool_gate)
     app.state.metrics = Metrics(registry)
 
     install_error_handlers(app)

@@ -4,7 +4,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from taskplatform.api.deps import API_PREFIX, CurrentUserId, SessionDep, SettingsDep, UncheckedAccessClaims
+from taskplatform.api.deps import (
+    API_PREFIX,
+    CurrentUserId,
+    DatabaseDep,
+    SessionDep,
+    SettingsDep,
+    UncheckedAccessClaims,
+)
 from taskplatform.api.limits import TAG_MAX, TITLE_MAX
 from taskplatform.api.models import Task, TaskPriority, TaskStatus
 from taskplatform.api.routes.common import problems
@@ -33,8 +40,8 @@ def _with_etag(response: Response, task: Task | TaskPublic) -> None:
 )
 async def create_task(
     data: TaskCreate,
-    user_id: CurrentUserId,
-    session: SessionDep,
+    access: UncheckedAccessClaims,  # checked in the insert itself, or first with an Idempotency-Key
+    db: DatabaseDep,
     settings: SettingsDep,
     response: Response,
     idempotency_key: Annotated[
@@ -47,7 +54,7 @@ async def create_task(
         ),
     ] = None,
 ) -> TaskPublic:
-    result = await task_service.create_task(session, user_id, data, idempotency_key, settings.idempotency_ttl_s)
+    result = await task_service.create_task(db, access, data, idempotency_key, settings.idempotency_ttl_s)
     _with_etag(response, result.task)
     response.headers["Location"] = f"{API_PREFIX}/tasks/{result.task.id}"
     if result.replayed:
@@ -60,7 +67,7 @@ async def list_tasks(
     request: Request,
     response: Response,
     access: UncheckedAccessClaims,  # revocation is checked in the page query itself: one round trip
-    session: SessionDep,
+    db: DatabaseDep,
     status: Annotated[list[TaskStatus] | None, Query(description="Any of these statuses.")] = None,
     priority: Annotated[list[TaskPriority] | None, Query(description="Any of these priorities.")] = None,
     tag: Annotated[
@@ -79,7 +86,8 @@ async def list_tasks(
     filters = task_service.TaskFilters(
         status=status, priority=priority, tags=tag, due_after=due_after, due_before=due_before, q=q
     )
-    rows, next_cursor = await task_service.list_tasks(session, access, filters, sort, limit, cursor)
+    async with db.direct() as conn:
+        rows, next_cursor = await task_service.list_tasks(conn, access, filters, sort, limit, cursor)
     if next_cursor:
         response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
     # Plain dicts: FastAPI validates them once against TaskPage (validating here too would double the cost).
@@ -93,13 +101,14 @@ async def list_tasks(
 )
 async def get_task(
     task_id: TaskId,
-    user_id: CurrentUserId,
-    session: SessionDep,
+    access: UncheckedAccessClaims,  # revocation is checked in the task's query itself: one round trip
+    db: DatabaseDep,
     response: Response,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
-) -> Task | Response:
-    task = await task_service.get_task(session, user_id, task_id)
-    etag = task_service.etag_for(task_id, task.version)
+) -> dict[str, Any] | Response:
+    async with db.direct() as conn:
+        task = await task_service.get_task(conn, access, task_id)
+    etag = task_service.etag_for(task_id, task["version"])
     if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
         return Response(status_code=304, headers={"ETag": etag})
     response.headers["ETag"] = etag

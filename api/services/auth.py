@@ -210,6 +210,16 @@ def access_params(claims: TokenClaims) -> dict[str, Any]:
     return {"user_id": claims.sub, "jti": claims.jti, "family_id": claims.fam}
 
 
+def access_allowed(access: Any) -> sa.ColumnElement[bool]:
+    """check_access's verdict as SQL over ACCESS_CHECK's columns, for a write that folds the check in."""
+    return sa.and_(
+        access.c.is_active,
+        access.c.revoked_jti.is_(None),
+        access.c.family_id.is_not(None),
+        access.c.family_revoked_at.is_(None),
+    )
+
+
 def check_access(row: Mapping[str, Any] | None) -> None:
     """Refuse a token whose user is gone or disabled, or which was revoked (itself or its session)."""
     if row is None:
@@ -220,8 +230,13 @@ def check_access(row: Mapping[str, Any] | None) -> None:
         raise unauthorized("The account is disabled.")
 
 
-async def authenticate_access_token(session: AsyncSession, settings: Settings, token: str) -> AccessContext:
-    claims = verify_access_token(settings, token)
+async def authorize_claims(session: AsyncSession, claims: TokenClaims) -> None:
+    """The database's part of authentication (revocation, disabled or deleted user) as its own round trip."""
     rows = await fetch_mappings(session, ACCESS_CHECK, access_params(claims))
     check_access(rows[0] if rows else None)
+
+
+async def authenticate_access_token(session: AsyncSession, settings: Settings, token: str) -> AccessContext:
+    claims = verify_access_token(settings, token)
+    await authorize_claims(session, claims)
     return AccessContext(user_id=claims.sub, claims=claims)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,26 +35,99 @@ def _compile_for_asyncpg(statement: AnySelect) -> tuple[str, tuple[str, ...]]:
     return compiled.string, tuple(compiled.positiontup or ())
 
 
-async def fetch_mappings(
-    session: AsyncSession, statement: AnySelect, params: Mapping[str, Any]
-) -> Sequence[Mapping[str, Any]]:
-    """Run a read-only SELECT whose parameters are all named bindparams; rows as mappings.
+class DirectConnection:
+    """A pooled connection for the hot routes' single statements (the list, one task, a plain create), without
+    an ORM session.
 
-    On PostgreSQL the statement goes straight to the asyncpg connection behind the session (same pool,
-    same health checks, bound parameters), compiled once per statement object: SQLAlchemy's per-execution
-    work (cache key, greenlet hop, result processing) measured at ~2/3 of the API's CPU per query
-    (docs/benchmarks.md). So callers pass values already in column form (priority ranks, aware datetimes)
-    and get raw column values back; no TypeDecorator runs on this path. Elsewhere (SQLite for a quick local
-    run) SQLAlchemy executes the same statement.
-
-    Outside a transaction on PostgreSQL: fine for the single-statement reads that use it.
+    On PostgreSQL it is the asyncpg connection itself, checked out of the engine's pool (same pool, same
+    idle health check, same server settings): an AsyncSession around it costs ~140 µs of CPU per request
+    for nothing a single SELECT needs (docs/benchmarks.md). Elsewhere (SQLite for a quick local run) it
+    wraps a SQLAlchemy connection.
     """
-    connection = await session.connection()
+
+    def __init__(self, dialect: str, driver: Any = None, connection: AsyncConnection | None = None) -> None:
+        self.dialect = dialect
+        self._driver = driver
+        self._connection = connection
+
+    async def fetch(self, statement: AnySelect, params: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+        if self._driver is None:
+            assert self._connection is not None
+            result = await self._connection.execute(statement, dict(params))
+            return [dict(row) for row in result.mappings()]
+        return await _driver_fetch(self._driver, statement, params)
+
+
+@asynccontextmanager
+async def open_direct_connection(engine: AsyncEngine) -> AsyncIterator[DirectConnection]:
+    if engine.dialect.driver != "asyncpg":
+        async with engine.connect() as connection:
+            yield DirectConnection(engine.dialect.name, connection=connection)
+        return
+    fairy: Any = await greenlet_spawn(engine.sync_engine.pool.connect)
+    try:
+        yield DirectConnection(engine.dialect.name, driver=fairy.driver_connection)
+    except BaseException as exc:
+        if _connection_lost(exc):
+            # Not back into the pool: the next request would meet the same dead socket.
+            await greenlet_spawn(fairy.invalidate, exc)
+        raise
+    finally:
+        await greenlet_spawn(fairy.close)
+
+
+# What asyncpg raises, unwrapped, when the server side of a connection is gone (a restart, a failover, an
+# administrator's pg_terminate_backend) or it cannot be opened: such a connection is never pooled again.
+CONNECTION_LOST_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionError,
+    TimeoutError,  # the connection's state is unknown after one
+    asyncpg.exceptions.PostgresConnectionError,  # ConnectionDoesNotExistError among them
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InterfaceError,
+    # A connection whose server ended it while it sat in the pool can fail its next use this way ("cannot
+    # switch to state …; another operation is in progress") before it reports the loss itself.
+    asyncpg.exceptions.InternalClientError,
+)
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    return isinstance(exc, CONNECTION_LOST_ERRORS)
+
+
+async def _driver_fetch(driver: Any, statement: AnySelect, params: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+    sql, order = _compile_for_asyncpg(statement)
+    records: Sequence[Mapping[str, Any]] = await driver.fetch(sql, *(params[name] for name in order))
+    return records
+
+
+async def fetch_mappings(
+    source: AsyncSession | DirectConnection, statement: AnySelect, params: Mapping[str, Any]
+) -> Sequence[Mapping[str, Any]]:
+    """Run one statement whose parameters are all named bindparams (a SELECT, or a write inside one that
+    returns rows); rows as mappings.
+
+    On PostgreSQL the statement goes straight to the asyncpg connection (same pool, same health checks,
+    bound parameters), compiled once per statement object: SQLAlchemy's per-execution work (cache key,
+    greenlet hop, result processing) measured at ~2/3 of the API's CPU per query (docs/benchmarks.md). So
+    callers pass values already in column form (priority ranks, aware datetimes) and get raw column values
+    back; no TypeDecorator runs on this path. Elsewhere (SQLite for a quick local run) SQLAlchemy executes
+    the same statement.
+
+    On a DirectConnection it runs outside any transaction on PostgreSQL: one statement is atomic and commits
+    on its own, which is what its callers want.
+    """
+    if isinstance(source, DirectConnection):
+        return await source.fetch(statement, params)
+    connection = await source.connection()
     if connection.dialect.driver != "asyncpg":
         result = await connection.execute(statement, dict(params))
         return [dict(row) for row in result.mappings()]
-    sql, order = _compile_for_asyncpg(statement)
     raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    records: Sequence[Mapping[str, Any]] = await driver.fetch(sql, *(params[name] for name in order))
-    return records
+    try:
+        return await _driver_fetch(raw.driver_connection, statement, params)
+    except CONNECTION_LOST_ERRORS as exc:
+        await connection.invalidate(exc)  # SQLAlchemy did not see it: keep the dead connection out of the pool
+        raise

@@ -16,13 +16,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from taskplatform.api.db import Database
 from taskplatform.api.errors import ApiError, not_found
 from taskplatform.api.models import RANK_PRIORITY, IdempotencyRecord, Task, TaskPriority, TaskStatus
 from taskplatform.api.pagination import Cursor, decode_cursor, encode_cursor
 from taskplatform.api.schemas import TaskCreate, TaskPublic, TaskUpdate
 from taskplatform.api.security import TokenClaims
 from taskplatform.api.services import auth as auth_service
-from taskplatform.api.services.sql import AnySelect, fetch_mappings
+from taskplatform.api.services.sql import AnySelect, DirectConnection, fetch_mappings
 
 SortKey = Literal[
     "created_at",
@@ -82,7 +83,69 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> CreateResult:
     return CreateResult(task=TaskPublic.model_validate(record.response_body), replayed=True)
 
 
+@lru_cache(maxsize=1)
+def _authenticated_insert_statement() -> AnySelect:
+    """The access check and the insert in one statement (PostgreSQL): the row is inserted only if the check
+    passes (auth_service.access_allowed), and the check's row comes back with the new task's columns, NULL
+    when refused, so that check_access names the reason. Zero rows: no such user."""
+    table: Any = Task.__table__  # type: ignore[attr-defined]
+    access = auth_service.ACCESS_CHECK.cte("access")
+    instant = sa.DateTime(timezone=True)
+    values = (
+        sa.select(
+            sa.bindparam("owner_id", type_=sa.BigInteger),
+            sa.bindparam("title", type_=sa.String),
+            sa.bindparam("description", type_=sa.Text),
+            sa.bindparam("status", type_=sa.String),
+            sa.bindparam("priority", type_=sa.SmallInteger),
+            sa.bindparam("due_date", type_=instant),
+            sa.cast(sa.bindparam("tags_json", type_=sa.String), JSONB),
+            sa.literal_column("1", sa.Integer),  # the first version
+            sa.bindparam("created_at", type_=instant),
+            sa.bindparam("created_at", type_=instant),
+        )
+        .select_from(access)
+        .where(auth_service.access_allowed(access))
+    )
+    columns = ["owner_id", "title", "description", "status", "priority", "due_date", "tags", "version",
+               "created_at", "updated_at"]  # fmt: skip
+    inserted = table.insert().from_select(columns, values).returning(*table.columns).cte("inserted")
+    return sa.select(access, inserted).select_from(access.outerjoin(inserted, sa.true()))
+
+
+async def _create_in_one_statement(conn: DirectConnection, access: TokenClaims, data: TaskCreate) -> TaskPublic:
+    params = {
+        **auth_service.access_params(access),
+        "owner_id": access.sub,
+        "title": data.title,
+        "description": data.description,
+        "status": data.status.value,
+        "priority": data.priority.rank,
+        "due_date": data.due_date,
+        "tags_json": json.dumps(data.tags),
+        "created_at": datetime.now(UTC),
+    }
+    # One statement outside an explicit transaction: atomic and committed on its own.
+    fetched = await fetch_mappings(conn, _authenticated_insert_statement(), params)
+    auth_service.check_access(fetched[0] if fetched else None)
+    return TaskPublic.model_validate(_as_task_dict({name: fetched[0][name] for name in _TASK_COLUMNS}))
+
+
 async def create_task(
+    db: Database, access: TokenClaims, data: TaskCreate, idempotency_key: str | None, idempotency_ttl_s: int
+) -> CreateResult:
+    """A new task of the caller's. Without an Idempotency-Key on PostgreSQL: one round trip that checks the
+    token and inserts. With one (or on SQLite): the check, then the task and its idempotency record in one
+    transaction."""
+    if idempotency_key is None and db.engine.dialect.name == "postgresql":
+        async with db.direct() as conn:
+            return CreateResult(task=await _create_in_one_statement(conn, access, data), replayed=False)
+    async with db.session() as session:
+        await auth_service.authorize_claims(session, access)
+        return await _create_in_transaction(session, access.sub, data, idempotency_key, idempotency_ttl_s)
+
+
+async def _create_in_transaction(
     session: AsyncSession, owner_id: int, data: TaskCreate, idempotency_key: str | None, idempotency_ttl_s: int
 ) -> CreateResult:
     now = datetime.now(UTC)
@@ -127,11 +190,37 @@ async def create_task(
 # --- read ----------------------------------------------------------------------------------------------
 
 
-async def get_task(session: AsyncSession, owner_id: int, task_id: int) -> Task:
-    task = (await session.exec(select(Task).where(Task.id == task_id, Task.owner_id == owner_id))).first()
-    if task is None:
+_TASK_BY_ID: AnySelect = sa.select(*Task.__table__.columns).where(  # type: ignore[attr-defined]
+    col(Task.id) == sa.bindparam("task_id", type_=sa.BigInteger),
+    col(Task.owner_id) == sa.bindparam("owner_id", type_=sa.BigInteger),
+)
+
+
+@lru_cache(maxsize=1)
+def _authenticated_get_statement() -> AnySelect:
+    """The access check and the task in one statement (PostgreSQL), as the list does: the check's row with
+    the task's columns, NULL when the caller has no such task. Zero rows: no such user."""
+    access = auth_service.ACCESS_CHECK.subquery("access")
+    task = _TASK_BY_ID.lateral("task")
+    return sa.select(access, task).select_from(access.outerjoin(task, sa.true()))
+
+
+async def get_task(conn: DirectConnection, access: TokenClaims, task_id: int) -> dict[str, Any]:
+    """The caller's task as a dict of column values; the token is checked against revocation in the same
+    round trip on PostgreSQL (the route takes it unchecked: deps.UncheckedAccessClaims)."""
+    params = {"task_id": task_id, "owner_id": access.sub, **auth_service.access_params(access)}
+    if conn.dialect == "postgresql":
+        fetched = await fetch_mappings(conn, _authenticated_get_statement(), params)
+        auth_service.check_access(fetched[0] if fetched else None)
+        row: Mapping[str, Any] | None = fetched[0] if fetched[0]["id"] is not None else None
+    else:  # SQLite (a local run) has no LATERAL: two statements
+        checked = await fetch_mappings(conn, auth_service.ACCESS_CHECK, auth_service.access_params(access))
+        auth_service.check_access(checked[0] if checked else None)
+        found = await fetch_mappings(conn, _TASK_BY_ID, params)
+        row = found[0] if found else None
+    if row is None:
         raise not_found("Task")
-    return task
+    return _as_task_dict({name: row[name] for name in _TASK_COLUMNS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +349,7 @@ _TASK_COLUMNS = tuple(c.name for c in Task.__table__.columns)  # type: ignore[at
 
 
 async def list_tasks(
-    session: AsyncSession,
+    conn: DirectConnection,
     access: TokenClaims,
     filters: TaskFilters,
     sort: SortKey,
@@ -271,7 +360,7 @@ async def list_tasks(
     the next page. The caller's token is checked against revocation here, in the same round trip as the page
     on PostgreSQL (the route takes the token unchecked: deps.UncheckedAccessClaims)."""
     owner_id = access.sub
-    dialect = session.get_bind().dialect.name
+    dialect = conn.dialect
     cursor = decode_cursor(cursor_token, sort) if cursor_token else None
     cursor_kind: Literal["none", "value", "null-tail"] = "none"
     params: dict[str, Any] = {"owner_id": owner_id, "row_limit": limit + 1}
@@ -312,14 +401,14 @@ async def list_tasks(
     )
     if dialect == "postgresql":
         fetched = await fetch_mappings(
-            session, _authenticated_list_statement(shape), {**params, **auth_service.access_params(access)}
+            conn, _authenticated_list_statement(shape), {**params, **auth_service.access_params(access)}
         )
         auth_service.check_access(fetched[0] if fetched else None)
         page: Sequence[Mapping[str, Any]] = [row for row in fetched if row["id"] is not None]
     else:  # SQLite (a local run) has no LATERAL: two statements
-        checked = await fetch_mappings(session, auth_service.ACCESS_CHECK, auth_service.access_params(access))
+        checked = await fetch_mappings(conn, auth_service.ACCESS_CHECK, auth_service.access_params(access))
         auth_service.check_access(checked[0] if checked else None)
-        page = await fetch_mappings(session, _list_statement(shape), params)
+        page = await fetch_mappings(conn, _list_statement(shape), params)
     rows = [_as_task_dict({name: row[name] for name in _TASK_COLUMNS}) for row in page]
     next_cursor = None
     if len(rows) > limit:

@@ -147,3 +147,27 @@ def test_pool_replaces_connections_the_server_dropped(settings: Settings, db_eng
         for _ in range(3):
             assert client.get("/api/v1/tasks", headers=headers).status_code == 200
         assert client.get("/readyz").status_code == 200
+
+
+def test_a_connection_lost_under_a_read_is_discarded_not_pooled_again(settings: Settings, db_engine) -> None:  # type: ignore[no-untyped-def]
+    """Without the idle health check (a busy pool never idles), the request that meets a dropped connection
+    gets a 503; the dead connection must leave the pool, so that the next requests get a live one."""
+    import sqlalchemy as sa
+
+    app = create_app(settings.model_copy(update={"db_pool_ping_idle_s": 3600.0}))
+    with TestClient(app) as client:
+        headers = auth_headers(register_and_login(client, "lost@x.io"))
+        assert client.get("/api/v1/tasks", headers=headers).status_code == 200
+        with db_engine.begin() as conn:
+            killed = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'taskplatform-api' AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        assert killed >= 1
+        answers = [client.get("/api/v1/tasks", headers=headers) for _ in range(killed + 3)]
+        failed = [a for a in answers if a.status_code != 200]
+        assert len(failed) <= killed  # each dead connection fails at most one request
+        assert all(a.status_code == 503 and a.headers["content-type"] == "application/problem+json" for a in failed)
+        assert [a.status_code for a in answers[-3:]] == [200, 200, 200]

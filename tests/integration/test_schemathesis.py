@@ -10,7 +10,8 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import positive_data_acceptance
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance
+from schemathesis.core.parameters import ParameterLocation
 from support import TEST_JWT_SECRET, LiveServer, register_and_login
 
 from taskplatform.api.config import Settings
@@ -24,6 +25,25 @@ _spec = create_app(
     Settings(environment="test", jwt_secret=TEST_JWT_SECRET, database_url="sqlite://")  # type: ignore[arg-type]
 ).openapi()
 schema = schemathesis.openapi.from_dict(_spec)
+
+
+def _is_free_text(parameter_schema: dict) -> bool:
+    """A string (or list of strings) with no enum and no format: any text a query string carries is valid."""
+    for choice in parameter_schema.get("anyOf", [parameter_schema]):
+        choice = choice.get("items", choice)
+        if choice.get("type") == "string" and "enum" not in choice and "format" not in choice:
+            return True
+    return False
+
+
+# Per path and method: the query parameters whose every serialised value is valid text.
+FREE_TEXT_QUERY = {
+    (path, method.upper()): {
+        p["name"] for p in operation.get("parameters", []) if p["in"] == "query" and _is_free_text(p["schema"])
+    }
+    for path, operations in _spec["paths"].items()
+    for method, operation in operations.items()
+}
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +83,14 @@ def test_api_conforms_to_its_schema(
         # A fresh session per logout example, so logging out does not starve the other operations of a token.
         login = http.post("/api/v1/auth/login", data={"username": "fuzz@x.io", "password": PASSWORD})
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    case.call_and_validate(
-        base_url=server.base_url,
-        headers=headers,
-        # Some schema-valid requests are rightly refused for reasons no schema can express: a made-up cursor
-        # (400, cursors are opaque), an If-Match that names another version (412), an email on a reserved
-        # domain such as .test (422). Those paths have their own tests; every other check stays on.
-        excluded_checks=[positive_data_acceptance],
-    )
+    # Some schema-valid requests are rightly refused for reasons no schema can express: a made-up cursor
+    # (400, cursors are opaque), an If-Match that names another version (412), an email on a reserved
+    # domain such as .test (422). Those paths have their own tests; every other check stays on.
+    excluded = [positive_data_acceptance]
+    negative = {location for location, info in case.meta.components.items() if info.mode.is_negative}
+    if negative == {ParameterLocation.QUERY} and set(case.query or {}) & FREE_TEXT_QUERY[(case.path, case.method)]:
+        # A query string is text: a "negative" value for a free-text parameter (`tag=true`, meant as a
+        # boolean) arrives as a valid string and is rightly accepted. Schemathesis 4.32 still reports those
+        # for arrays of strings (its issues #2312, #4600). The list's parameter validation has its own tests.
+        excluded.append(negative_data_rejection)
+    case.call_and_validate(base_url=server.base_url, headers=headers, excluded_checks=excluded)

@@ -33,8 +33,14 @@ def test_quick_local_run_on_sqlite(sqlite_settings: Settings) -> None:
             "/api/v1/tasks", params={"limit": 2, "sort": "title", "cursor": page["next_cursor"]}, headers=headers
         ).json()
         assert [t["title"] for t in page["items"] + rest["items"]] == ["a", "b", "c"]
+        first = page["items"][0]
+        one = client.get(f"/api/v1/tasks/{first['id']}", headers=headers)
+        assert (one.status_code, one.json(), one.headers["etag"]) == (200, first, f'"{first["id"]}.1"')
+        assert client.get("/api/v1/tasks/999", headers=headers).status_code == 404
         assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
         assert client.get("/api/v1/users/me", headers=headers).status_code == 401
+        assert client.get(f"/api/v1/tasks/{first['id']}", headers=headers).status_code == 401
+        assert client.post("/api/v1/tasks", json={"title": "late"}, headers=headers).status_code == 401
 
 
 def test_sqlite_list_filters_and_cursors(sqlite_settings: Settings) -> None:

@@ -237,12 +237,15 @@ def test_method_not_allowed_lists_every_method_of_the_path(client: TestClient) -
     assert client.put("/api/v1/tasks").headers["allow"] == "GET, POST"
 
 
-def test_the_list_is_one_round_trip_and_still_refuses_revoked_disabled_and_deleted_callers(
+@pytest.mark.parametrize("operation", ["list", "get", "create"])
+def test_hot_routes_are_one_round_trip_and_still_refuse_revoked_disabled_and_deleted_callers(
     client: TestClient,
-    db_engine,
+    db_engine,  # type: ignore[no-untyped-def]
     monkeypatch,  # type: ignore[no-untyped-def]
+    operation: str,
 ) -> None:
-    """The revocation check is folded into the page query; every refusal of the separate check still holds."""
+    """The revocation check is folded into the list's page query, the task's read and the insert: one statement
+    each, and every refusal of the separate check still holds (a refused create inserts nothing)."""
     import sqlalchemy as sa
 
     from taskplatform.api.services import auth as auth_service
@@ -252,32 +255,68 @@ def test_the_list_is_one_round_trip_and_still_refuses_revoked_disabled_and_delet
     statements: list[object] = []
     real_fetch = sql.fetch_mappings
 
-    async def counting_fetch(session, statement, params):  # type: ignore[no-untyped-def]
+    async def counting_fetch(source, statement, params):  # type: ignore[no-untyped-def]
         statements.append(statement)
-        return await real_fetch(session, statement, params)
+        return await real_fetch(source, statement, params)
 
-    for service in (auth_service, task_service):  # every read of the hot path goes through fetch_mappings
+    for service in (auth_service, task_service):  # every statement of these routes goes through fetch_mappings
         monkeypatch.setattr(service, "fetch_mappings", counting_fetch)
     tokens = register_and_login(client, "fold@x.io")
     headers = auth_headers(tokens)
     empty = client.get("/api/v1/tasks", headers=headers)
     assert (empty.status_code, empty.json()["items"]) == (200, [])  # the NULL page row is no task
-    for i in range(3):
-        create(client, headers, title=f"t{i}")
+    tasks = [create(client, headers, title=f"t{i}", tags=["x", "ü"]) for i in range(3)]
+
+    def call(headers: dict[str, str]):  # type: ignore[no-untyped-def]
+        if operation == "list":
+            return client.get("/api/v1/tasks", params={"sort": "title", "limit": 2}, headers=headers)
+        if operation == "get":
+            return client.get(f"/api/v1/tasks/{tasks[1]['id']}", headers=headers)
+        return client.post("/api/v1/tasks", json={"title": "new", "priority": "high", "tags": ["a"]}, headers=headers)
+
+    def task_count() -> int:
+        with db_engine.begin() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM tasks")).scalar_one())
+
     statements.clear()
-    page = client.get("/api/v1/tasks", params={"sort": "title", "limit": 2}, headers=headers)
-    assert [t["title"] for t in page.json()["items"]] == ["t0", "t1"] and page.json()["next_cursor"]
-    assert len(statements) == 1  # the access check and the page in one statement
+    answer = call(headers)
+    assert len(statements) == 1  # the access check and the work in one statement
+    if operation == "list":
+        assert [t["title"] for t in answer.json()["items"]] == ["t0", "t1"] and answer.json()["next_cursor"]
+    elif operation == "get":
+        assert (answer.status_code, answer.json()) == (200, tasks[1])
+        assert answer.headers["etag"] == f'"{tasks[1]["id"]}.1"'
+        assert client.get("/api/v1/tasks/999999", headers=headers).status_code == 404
+    else:
+        created = answer.json()
+        assert (answer.status_code, created["title"], created["priority"], created["tags"]) == (
+            201,
+            "new",
+            "high",
+            ["a"],
+        )
+        assert answer.headers["location"] == f"/api/v1/tasks/{created['id']}"
+        assert client.get(f"/api/v1/tasks/{created['id']}", headers=headers).json() == created
+    before = task_count()
 
     login = client.post("/api/v1/auth/login", data={"username": "fold@x.io", "password": "correct horse"})
     second = {"Authorization": f"Bearer {login.json()['access_token']}"}  # another session of the same user
     assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
-    revoked = client.get("/api/v1/tasks", headers=headers)
+    revoked = call(headers)
     assert revoked.status_code == 401 and revoked.json()["detail"] == "The token has been revoked."
     with db_engine.begin() as conn:
         conn.execute(sa.text("UPDATE users SET is_active = false WHERE email = 'fold@x.io'"))
-    disabled = client.get("/api/v1/tasks", headers=second)
+    disabled = call(second)
     assert disabled.status_code == 401 and disabled.json()["detail"] == "The account is disabled."
+    assert task_count() == before  # nothing was written by a refused create
     with db_engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM users WHERE email = 'fold@x.io'"))
-    assert client.get("/api/v1/tasks", headers=second).status_code == 401
+    assert call(second).status_code == 401
+
+
+def test_a_create_with_an_idempotency_key_is_refused_for_a_revoked_token(client: TestClient) -> None:
+    """That create takes the transactional path, which checks the token in a round trip of its own."""
+    headers = auth_headers(register_and_login(client, "idem-revoked@x.io"))
+    assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    refused = client.post("/api/v1/tasks", json={"title": "x"}, headers={**headers, "Idempotency-Key": "k1"})
+    assert refused.status_code == 401 and refused.json()["detail"] == "The token has been revoked."

@@ -112,3 +112,46 @@ def test_refresh_token_is_not_accepted_as_access_token(settings: Settings) -> No
 def test_garbage_is_rejected(settings: Settings) -> None:
     with pytest.raises(TokenError):
         decode_token(settings, "not.a.jwt", "access")
+
+
+def test_a_verified_token_is_served_from_the_cache_until_it_expires(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskplatform.api import security
+
+    token, claims = encode_token(settings, user_id=7, family_id="f" * 32, token_type="access")
+    assert decode_token(settings, token, "access") == claims
+    verifications: list[str] = []
+    real_verify = security._verify
+    monkeypatch.setattr(security, "_verify", lambda s, t: verifications.append(t) or real_verify(s, t))
+    assert decode_token(settings, token, "access") == claims  # the signature is not checked again
+    assert verifications == []
+    with pytest.raises(TokenError, match="expected a refresh token"):
+        decode_token(settings, token, "refresh")  # the type is still checked on a hit
+
+    later = claims.exp + timedelta(seconds=1)
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
+            return later
+
+    monkeypatch.setattr(security, "datetime", Clock)
+    with pytest.raises(TokenError, match="expired"):
+        decode_token(settings, token, "access")  # expiry is checked against the clock on a hit
+    assert all(key[0] != token for key in security._verified)  # and the entry is gone
+
+
+def test_the_cache_is_per_key_and_bounded(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskplatform.api import security
+
+    token, _ = encode_token(settings, user_id=7, family_id="f" * 32, token_type="access")
+    decode_token(settings, token, "access")
+    other = settings.model_copy(update={"jwt_secret": settings.jwt_secret.__class__("y" * 40)})
+    with pytest.raises(TokenError):
+        decode_token(other, token, "access")  # a hit under one key says nothing for another
+    monkeypatch.setattr(security, "VERIFIED_TOKEN_CACHE_SIZE", 3)
+    for user_id in range(10):
+        fresh, _ = encode_token(settings, user_id=user_id, family_id="f" * 32, token_type="access")
+        decode_token(settings, fresh, "access")
+    assert len(security._verified) <= 3
