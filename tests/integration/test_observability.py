@@ -1,4 +1,6 @@
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -128,11 +130,13 @@ def test_log_file_rotates(settings: Settings, tmp_path: Path, log_format: str) -
     assert not (tmp_path / "api.log.3").exists()
 
 
-def test_pool_replaces_connections_the_server_dropped(settings: Settings, db_engine) -> None:  # type: ignore[no-untyped-def]
-    """A failover or idle timeout kills pooled connections; the next requests must not see it."""
+@contextlib.contextmanager
+def _dropped_pool(settings: Settings, db_engine, ping_idle_s: float) -> Iterator[tuple[TestClient, dict, int]]:  # type: ignore[no-untyped-def]
+    """An API whose pooled connections the server has just ended, as a failover or an administrator does:
+    the client, a user's headers, and how many connections were ended."""
     import sqlalchemy as sa
 
-    app = create_app(settings.model_copy(update={"db_pool_ping_idle_s": 0.0}))
+    app = create_app(settings.model_copy(update={"db_pool_ping_idle_s": ping_idle_s}))
     with TestClient(app) as client:
         headers = auth_headers(register_and_login(client, "pool@x.io"))
         assert client.get("/api/v1/tasks", headers=headers).status_code == 200
@@ -144,6 +148,12 @@ def test_pool_replaces_connections_the_server_dropped(settings: Settings, db_eng
                 )
             ).scalar_one()
         assert killed >= 1
+        yield client, headers, int(killed)
+
+
+def test_pool_replaces_connections_the_server_dropped(settings: Settings, db_engine) -> None:  # type: ignore[no-untyped-def]
+    """With the idle health check on every checkout, the next requests do not see it at all."""
+    with _dropped_pool(settings, db_engine, ping_idle_s=0.0) as (client, headers, _):
         for _ in range(3):
             assert client.get("/api/v1/tasks", headers=headers).status_code == 200
         assert client.get("/readyz").status_code == 200
@@ -152,20 +162,7 @@ def test_pool_replaces_connections_the_server_dropped(settings: Settings, db_eng
 def test_a_connection_lost_under_a_read_is_discarded_not_pooled_again(settings: Settings, db_engine) -> None:  # type: ignore[no-untyped-def]
     """Without the idle health check (a busy pool never idles), the request that meets a dropped connection
     gets a 503; the dead connection must leave the pool, so that the next requests get a live one."""
-    import sqlalchemy as sa
-
-    app = create_app(settings.model_copy(update={"db_pool_ping_idle_s": 3600.0}))
-    with TestClient(app) as client:
-        headers = auth_headers(register_and_login(client, "lost@x.io"))
-        assert client.get("/api/v1/tasks", headers=headers).status_code == 200
-        with db_engine.begin() as conn:
-            killed = conn.execute(
-                sa.text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = 'taskplatform-api' AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
-        assert killed >= 1
+    with _dropped_pool(settings, db_engine, ping_idle_s=3600.0) as (client, headers, killed):
         answers = [client.get("/api/v1/tasks", headers=headers) for _ in range(killed + 3)]
         failed = [a for a in answers if a.status_code != 200]
         assert len(failed) <= killed  # each dead connection fails at most one request
