@@ -206,7 +206,7 @@ async def ping(engine: AsyncEngine) -> None:
 
 class Database:
     """The app's engine behind its pool gate, for routes that open a connection themselves (`async with
-    db.direct()`): a plain dependency, where a yield dependency costs FastAPI ~40 µs per request in its
+    db.direct()`): a plain dependency, where a yield dependency costs FastAPI tens of µs per request in its
     exit-stack and cancel-scope handling, on the hottest routes."""
 
     def __init__(self, engine: AsyncEngine, gate: PoolGate) -> None:

@@ -101,9 +101,9 @@ def encode_token(
 
 
 # Verified tokens by (token, key, algorithm, issuer): a client sends the same access token with every
-# request for its lifetime, and the signature check plus claim parsing cost ~100 µs of CPU each time
-# (docs/benchmarks.md). A hit still checks expiry against the clock and the type asked for; revocation is
-# the database's part on every request either way. Bounded: the oldest entry goes first.
+# request for its lifetime, and python-jose's signature check plus claim parsing cost ~30 µs of CPU each
+# time against well under 1 µs for a hit (timeit). A hit still checks expiry against the clock and the type
+# asked for; revocation is the database's part on every request either way. Bounded: oldest entry first out.
 VERIFIED_TOKEN_CACHE_SIZE = 4096
 _verified: dict[tuple[str, str, str, str], TokenClaims] = {}
 
