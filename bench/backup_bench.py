@@ -44,6 +44,7 @@ from e2ecluster import (  # noqa: E402
     create_namespace,
     helm_binary,
     install_chart,
+    platform_manifest,
     platform_ready,
     s3_server,
     s3server_image,
@@ -69,17 +70,9 @@ RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory"
 RESTORE_FLAGS = RESTORE_SCRIPT.split("pg_restore ", 1)[1].split(" --dbname", 1)[0]
 
 
-def platform_manifest(name: str, database: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "taskplatform.io/v1alpha1",
-        "kind": "TaskPlatform",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "api": {"image": API_IMAGE, "replicas": 1, "resources": RESOURCES},
-            "database": {"image": POSTGRES_IMAGE, "storage": {"size": "8Gi"}, "pvcRetentionPolicy": "Delete",
-                         "resources": RESOURCES, **database},
-        },
-    }  # fmt: skip
+def bench_platform(name: str, database: dict[str, Any]) -> dict[str, Any]:
+    return platform_manifest(name, namespace=NAMESPACE, database=database, api_resources=RESOURCES,
+                             database_resources=RESOURCES, storage="8Gi")  # fmt: skip
 
 
 def psql_in_pod(cluster: LocalCluster, platform_name: str, script: str) -> str:
@@ -118,7 +111,7 @@ def fresh_database_restore(cluster: LocalCluster, kube: Kube, dump: str) -> floa
     """pg_restore run directly in a freshly started platform's database pod, as the operator's restore meets
     one (a new server: no recycled WAL segments, a cold cache), from the same dump copied there."""
     target = "direct-target"
-    assert cluster.apply(platform_manifest(target, {})).returncode == 0
+    assert cluster.apply(bench_platform(target, {})).returncode == 0
     pod = f"{Names(target).database}-0"
 
     def settled() -> bool:  # the database serving and its schema Job done: nothing else running there
@@ -207,7 +200,7 @@ def operator_restore(cluster: LocalCluster, kube: Kube, name: str, backup: str) 
     """Seconds from the restore Job existing with the new database ready to its containers' exit."""
     job = restore_job_name(name)
     timeline = Timeline(kube, job, ("Pod", f"{Names(name).database}-0"))
-    assert cluster.apply(platform_manifest(name, {"restoreFrom": {"backup": backup}})).returncode == 0
+    assert cluster.apply(bench_platform(name, {"restoreFrom": {"backup": backup}})).returncode == 0
     deadline = time.monotonic() + 3600
     while time.monotonic() < deadline:
         timeline.poll()
@@ -245,7 +238,7 @@ def main() -> None:
         s3 = {"endpoint": S3_ENDPOINT, "bucket": BUCKET, "tls": False, "credentialsSecretRef": {"name": S3_SECRET}}
 
         volume = {"backup": {"volume": {"size": "4Gi"}, "retention": 10}}
-        assert cluster.apply(platform_manifest(SOURCE, volume)).returncode == 0
+        assert cluster.apply(bench_platform(SOURCE, volume)).returncode == 0
         wait_for(lambda: platform_ready(get(cluster, "tp", SOURCE)), f"TaskPlatform {SOURCE} Ready", 600)
         seeding = time.perf_counter()
         seed(cluster, args.users, args.tasks)

@@ -36,6 +36,7 @@ from e2ecluster import (  # noqa: E402
     create_namespace,
     helm_binary,
     install_chart,
+    platform_manifest,
     platform_ready,
     ready,
 )  # fmt: skip
@@ -51,20 +52,16 @@ LIST_PATH = "/api/v1/tasks?limit=20"
 POD_CPU = "400m"
 
 
-def platform_manifest(namespace: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "taskplatform.io/v1alpha1",
-        "kind": "TaskPlatform",
-        "metadata": {"name": PLATFORM, "namespace": namespace},
-        "spec": {
-            # The API pods and the wrk pod request the same CPU, so under contention they weigh the same, as
-            # the API process and wrk do on the host in the direct run; 3 API pods + wrk still fit on 2 cores.
-            "api": {"image": API_IMAGE, "replicas": replicas,
-                    "resources": {"requests": {"cpu": POD_CPU, "memory": "128Mi"}, "limits": {"memory": "1Gi"}}},
-            "database": {"image": POSTGRES_IMAGE, "storage": {"size": "1Gi"}, "pvcRetentionPolicy": "Delete",
-                         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}},
-        },
-    }  # fmt: skip
+def bench_platform(namespace: str, replicas: int) -> dict[str, Any]:
+    # The API pods and the wrk pod request the same CPU, so under contention they weigh the same, as the API
+    # process and wrk do on the host in the direct run; 3 API pods + wrk still fit on 2 cores.
+    return platform_manifest(
+        PLATFORM,
+        namespace=namespace,
+        replicas=replicas,
+        api_resources={"requests": {"cpu": POD_CPU, "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
+        database_resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+    )
 
 
 def ready_condition(cluster: LocalCluster, namespace: str) -> bool:
@@ -75,7 +72,7 @@ def ready_condition(cluster: LocalCluster, namespace: str) -> bool:
 def apply_to_ready(cluster: LocalCluster, namespace: str, replicas: int) -> float:
     create_namespace(cluster, namespace)
     start = time.perf_counter()
-    result = cluster.apply(platform_manifest(namespace, replicas))
+    result = cluster.apply(bench_platform(namespace, replicas))
     assert result.returncode == 0, result.stderr
     wait_for(lambda: ready_condition(cluster, namespace), "the TaskPlatform Ready", 300)
     return time.perf_counter() - start

@@ -138,6 +138,34 @@ def s3_server(image: str, access_key: str, secret_key: str) -> list[dict[str, An
     ]  # fmt: skip
 
 
+# Burstable (requests only): the node cannot lower a Guaranteed pod's oom_score_adj (docs/e2e.md).
+E2E_RESOURCES: dict[str, Any] = {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}}
+
+
+def platform_manifest(
+    name: str,
+    *,
+    namespace: str | None = None,
+    replicas: int = 1,
+    database: dict[str, Any] | None = None,
+    api_resources: dict[str, Any] = E2E_RESOURCES,
+    database_resources: dict[str, Any] = E2E_RESOURCES,
+    storage: str = "1Gi",
+) -> dict[str, Any]:
+    """A TaskPlatform of the project's images whose PVC goes with it; `database` adds to spec.database."""
+    metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return {
+        "apiVersion": "taskplatform.io/v1alpha1",
+        "kind": "TaskPlatform",
+        "metadata": metadata,
+        "spec": {
+            "api": {"image": API_IMAGE, "replicas": replicas, "resources": api_resources},
+            "database": {"image": POSTGRES_IMAGE, "storage": {"size": storage}, "pvcRetentionPolicy": "Delete",
+                         "resources": database_resources, **(database or {})},
+        },
+    }  # fmt: skip
+
+
 class E2E:
     """The cluster, the namespace the suite works in, and the client pod's requests."""
 
@@ -172,6 +200,23 @@ class E2E:
 
     def pods(self, component: str, instance: str) -> list[dict[str, Any]]:
         return list(self.get("pods", "-l", selector_string(instance, component))["items"])
+
+    def call(self, *requests: dict[str, Any]) -> list[dict[str, Any]]:
+        """HTTP requests made from the client pod (incluster.py's `requests` plan); their answers."""
+        return list(self.in_cluster({"requests": list(requests)}))
+
+    def wait_platform_ready(self, name: str, timeout_s: float = 240) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            found = self.get("taskplatform", name)
+            return found if platform_ready(found) else None
+
+        return dict(wait_for(check, f"TaskPlatform {name} Ready", timeout_s))
+
+    def wait_serving(self, base_url: str) -> None:
+        """Until the API answers through its Service. Ready pods reach the Service's endpoints, and
+        kube-proxy's rules, a moment later (seen on a freshly booted machine: refused right after Ready)."""
+        wait_for(lambda: self.call({"method": "GET", "url": f"{base_url}/readyz"})[0]["status"] == 200,
+                 "the API answering through its Service")  # fmt: skip
 
 
 def ready(pod: dict[str, Any]) -> bool:

@@ -13,14 +13,12 @@ from typing import Any
 
 import pytest
 from e2ecluster import (
-    API_IMAGE,
     E2E,
-    POSTGRES_IMAGE,
     S3_ENDPOINT,
     S3_SECRET,
     S3_SERVICE,
     condition,
-    platform_ready,
+    platform_manifest,
     s3_server,
 )
 from kubecluster import wait_for
@@ -37,24 +35,10 @@ ACCESS_KEY, SECRET_KEY = "taskplatform", secrets.token_urlsafe(24)
 PASSWORD = "backup and restore 1"
 # Task contents as users write them: RTL, emoji, combining marks, an empty and a large description.
 TITLES = ["plain", "עברית ومرحبا", "emoji 🧪🚀", "e\u0301\u0301 combining", "empty description"]
-SMALL = {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}}
 
 
 def s3_location() -> dict[str, Any]:
     return {"endpoint": S3_ENDPOINT, "bucket": BUCKET, "tls": False, "credentialsSecretRef": {"name": S3_SECRET}}
-
-
-def platform(name: str, database: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "taskplatform.io/v1alpha1",
-        "kind": "TaskPlatform",
-        "metadata": {"name": name},
-        "spec": {
-            "api": {"image": API_IMAGE, "replicas": 1, "resources": SMALL},
-            "database": {"image": POSTGRES_IMAGE, "storage": {"size": "1Gi"}, "pvcRetentionPolicy": "Delete",
-                         "resources": SMALL, **database},
-        },
-    }  # fmt: skip
 
 
 def backup(name: str) -> dict[str, Any]:
@@ -81,19 +65,10 @@ def api(name: str) -> str:
     return f"http://{Names(name).api}"
 
 
-def call(e2e: E2E, *requests: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(e2e.in_cluster({"requests": list(requests)}))
-
-
-def wait_platform(e2e: E2E, name: str, timeout_s: float = 300) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        found = e2e.get("taskplatform", name)
-        return found if platform_ready(found) else None
-
-    found = wait_for(check, f"TaskPlatform {name} Ready", timeout_s)
-    wait_for(lambda: call(e2e, {"method": "GET", "url": f"{api(name)}/readyz"})[0]["status"] == 200,
-             f"{name}'s API answering through its Service")  # fmt: skip
-    return dict(found)
+def wait_platform(e2e: E2E, name: str) -> dict[str, Any]:
+    found = e2e.wait_platform_ready(name, timeout_s=300)
+    e2e.wait_serving(api(name))
+    return found
 
 
 def wait_backup(e2e: E2E, name: str, timeout_s: float = 240) -> dict[str, Any]:
@@ -109,11 +84,11 @@ def wait_backup(e2e: E2E, name: str, timeout_s: float = 240) -> dict[str, Any]:
 def seed(e2e: E2E, base: str) -> list[str]:
     emails = [f"owner{i}@example.com" for i in range(2)]
     for email in emails:
-        [registered] = call(e2e, {"method": "POST", "url": f"{base}/api/v1/auth/register",
+        [registered] = e2e.call({"method": "POST", "url": f"{base}/api/v1/auth/register",
                                   "json": {"email": email, "password": PASSWORD}})  # fmt: skip
         assert registered["status"] == 201, registered
         headers = login(e2e, base, email)
-        created = call(e2e, *[
+        created = e2e.call(*[
             {"method": "POST", "url": f"{base}/api/v1/tasks", "headers": headers,
              "json": {"title": title, "description": "" if i == len(TITLES) - 1 else title * 200,
                       "tags": [title.split()[0]], "priority": "high"}}
@@ -124,7 +99,7 @@ def seed(e2e: E2E, base: str) -> list[str]:
 
 
 def login(e2e: E2E, base: str, email: str) -> dict[str, str]:
-    [answer] = call(e2e, {"method": "POST", "url": f"{base}/api/v1/auth/login",
+    [answer] = e2e.call({"method": "POST", "url": f"{base}/api/v1/auth/login",
                           "form": {"username": email, "password": PASSWORD}})  # fmt: skip
     assert answer["status"] == 200, answer
     return {"Authorization": f"Bearer {answer['body']['access_token']}"}
@@ -134,8 +109,8 @@ def fingerprint(e2e: E2E, base: str, emails: list[str]) -> str:
     """Every task of every user, as the API returns it, hashed: equal only if the data is identical."""
     everything = []
     for email in emails:
-        [answer] = call(
-            e2e, {"method": "GET", "url": f"{base}/api/v1/tasks?limit=100", "headers": login(e2e, base, email)}
+        [answer] = e2e.call(
+            {"method": "GET", "url": f"{base}/api/v1/tasks?limit=100", "headers": login(e2e, base, email)}
         )
         assert answer["status"] == 200, answer
         everything.append(sorted(answer["body"]["items"], key=lambda task: task["id"]))
@@ -161,7 +136,7 @@ def test_backups_restore_into_new_platforms_and_a_corrupted_dump_restores_nothin
     # Until the Service routes (its rules follow the pod's readiness by a moment), the store is unreachable.
     wait_for(lambda: s3_answer(e2e, make_bucket=True).get("objects") == {}, "the bucket, empty", 120)
 
-    e2e.apply(platform(SOURCE, {"backup": {"s3": s3_location(), "retention": 2}}))
+    e2e.apply(platform_manifest(SOURCE, database={"backup": {"s3": s3_location(), "retention": 2}}))
     wait_platform(e2e, SOURCE)
     emails = seed(e2e, api(SOURCE))
     original = fingerprint(e2e, api(SOURCE), emails)
@@ -197,7 +172,7 @@ def test_backups_restore_into_new_platforms_and_a_corrupted_dump_restores_nothin
     # Restored platforms; the first also backs up on a schedule (every minute), which the operator then runs.
     every_minute = {"backup": {"schedule": "* * * * *", "s3": {**s3_location(), "prefix": "scheduled"}}}
     for restored, source, extra in (("from-s3", "src-3", every_minute), ("from-volume", "src-vol", {})):
-        e2e.apply(platform(restored, {"restoreFrom": {"backup": source}, **extra}))
+        e2e.apply(platform_manifest(restored, database={"restoreFrom": {"backup": source}, **extra}))
         found = wait_platform(e2e, restored)
         assert condition(found, ConditionType.DATABASE_RESTORED)["status"] == "True"  # type: ignore[index]
         assert fingerprint(e2e, api(restored), emails) == original, f"{restored} differs from the original"
@@ -214,7 +189,7 @@ def test_backups_restore_into_new_platforms_and_a_corrupted_dump_restores_nothin
     # A dump altered after it was taken: the restore fails with the reason, and no API pod ever starts.
     s3(e2e, corrupt=[f"{SOURCE}/src-3.dump", "tampered/src-3.dump"])
     location = {**s3_location(), "key": "tampered/src-3.dump"}
-    e2e.apply(platform("tampered", {"restoreFrom": {"s3": location, "sha256": sha_s3}}))
+    e2e.apply(platform_manifest("tampered", database={"restoreFrom": {"s3": location, "sha256": sha_s3}}))
 
     def degraded() -> dict[str, Any] | None:
         found = condition(e2e.get("taskplatform", "tampered"), ConditionType.DEGRADED)

@@ -10,7 +10,7 @@ from typing import Any
 
 import bcrypt
 import pytest
-from e2ecluster import API_IMAGE, CLIENT_POD, E2E, POSTGRES_IMAGE, condition, platform_ready, ready, wait_ready_pods
+from e2ecluster import CLIENT_POD, E2E, condition, platform_manifest, ready, wait_ready_pods
 from kubecluster import wait_for
 
 from taskplatform.operator.builders import API, API_PORT, DATA_MIGRATION, DATABASE, Names
@@ -25,60 +25,23 @@ LEGACY_PASSWORD = "legacy password 1"
 LEGACY_USERS, LEGACY_TASKS_EACH = 5, 40
 
 
-def platform_manifest() -> dict[str, Any]:
-    small = {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}}  # Burstable: docs/e2e.md
-    return {
-        "apiVersion": "taskplatform.io/v1alpha1",
-        "kind": "TaskPlatform",
-        "metadata": {"name": PLATFORM},
-        "spec": {
-            "api": {"image": API_IMAGE, "replicas": 2, "resources": small},
-            "database": {"image": POSTGRES_IMAGE, "storage": {"size": "1Gi"}, "pvcRetentionPolicy": "Delete",
-                         "resources": small},
-        },
-    }  # fmt: skip
-
-
-def wait_platform_ready(e2e: E2E, timeout_s: float = 240) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        platform = e2e.get("taskplatform", PLATFORM)
-        return platform if platform_ready(platform) else None
-
-    return wait_for(check, f"TaskPlatform {PLATFORM} Ready", timeout_s)
-
-
 def service_url(e2e: E2E) -> str:
     return f"http://{NAMES.api}.{e2e.namespace}.svc.cluster.local"
-
-
-def wait_serving(e2e: E2E) -> None:
-    """Until the API answers through its Service. Ready pods reach the Service's endpoints, and kube-proxy's
-    rules, a moment later (seen on a freshly booted machine: connection refused right after Ready)."""
-
-    def serving() -> bool:
-        [answer] = call(e2e, {"method": "GET", "url": f"{service_url(e2e)}/readyz"})
-        return answer["status"] == 200
-
-    wait_for(serving, "the API answering through its Service")
 
 
 def pod_url(pod: dict[str, Any]) -> str:
     return f"http://{pod['status']['podIP']}:{API_PORT}"
 
 
-def call(e2e: E2E, *requests: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(e2e.in_cluster({"requests": list(requests)}))
-
-
 def login(e2e: E2E, base: str, email: str, password: str) -> dict[str, str]:
-    [answer] = call(e2e, {"method": "POST", "url": f"{base}/api/v1/auth/login",
+    [answer] = e2e.call({"method": "POST", "url": f"{base}/api/v1/auth/login",
                           "form": {"username": email, "password": password}})  # fmt: skip
     assert answer["status"] == 200, answer
     return {"Authorization": f"Bearer {answer['body']['access_token']}"}
 
 
 def tasks(e2e: E2E, base: str, headers: dict[str, str]) -> list[dict[str, Any]]:
-    [answer] = call(e2e, {"method": "GET", "url": f"{base}/api/v1/tasks?limit=100", "headers": headers})
+    [answer] = e2e.call({"method": "GET", "url": f"{base}/api/v1/tasks?limit=100", "headers": headers})
     assert answer["status"] == 200, answer
     return list(answer["body"]["items"])
 
@@ -105,8 +68,8 @@ def probe_counts(e2e: E2E, pod: dict[str, Any]) -> dict[str, float]:
 
 
 def test_a_taskplatform_comes_up_with_postgresql_and_the_api_really_running(e2e: E2E) -> None:
-    e2e.apply(platform_manifest())
-    platform = wait_platform_ready(e2e)
+    e2e.apply(platform_manifest(PLATFORM, replicas=2))
+    platform = e2e.wait_platform_ready(PLATFORM)
 
     [database] = wait_ready_pods(e2e, DATABASE, PLATFORM, 1)
     claim = e2e.get("pvc", NAMES.database_claim)
@@ -121,20 +84,19 @@ def test_a_taskplatform_comes_up_with_postgresql_and_the_api_really_running(e2e:
 
 def test_the_api_serves_through_its_service_and_logout_holds_on_every_replica(e2e: E2E) -> None:
     base = service_url(e2e)
-    wait_serving(e2e)
-    [registered] = call(e2e, {"method": "POST", "url": f"{base}/api/v1/auth/register",
+    e2e.wait_serving(service_url(e2e))
+    [registered] = e2e.call({"method": "POST", "url": f"{base}/api/v1/auth/register",
                               "json": {"email": "ada@example.com", "password": PASSWORD}})  # fmt: skip
     assert registered["status"] == 201, registered
     headers = login(e2e, base, "ada@example.com", PASSWORD)
-    created = call(e2e, *({"method": "POST", "url": f"{base}/api/v1/tasks", "headers": headers,
+    created = e2e.call(*({"method": "POST", "url": f"{base}/api/v1/tasks", "headers": headers,
                            "json": {"title": f"task {n}", "tags": ["e2e"]}} for n in range(3)))  # fmt: skip
     assert [answer["status"] for answer in created] == [201, 201, 201], created
     assert sorted(task["title"] for task in tasks(e2e, base, headers)) == ["task 0", "task 1", "task 2"]
 
     first, second = wait_ready_pods(e2e, API, PLATFORM, 2)
     fresh = login(e2e, base, "ada@example.com", PASSWORD)
-    before, logout, after = call(
-        e2e,
+    before, logout, after = e2e.call(
         {"method": "GET", "url": f"{pod_url(second)}/api/v1/tasks", "headers": fresh},
         {"method": "POST", "url": f"{pod_url(first)}/api/v1/auth/logout", "headers": fresh},
         {"method": "GET", "url": f"{pod_url(second)}/api/v1/tasks", "headers": fresh},
@@ -148,7 +110,7 @@ def test_scaling_and_losing_pods_fails_no_request_and_loses_no_task(e2e: E2E) ->
     base = service_url(e2e)
     e2e.kubectl("scale", f"taskplatform/{PLATFORM}", "--replicas=3")
     pods = wait_ready_pods(e2e, API, PLATFORM, 3)
-    wait_serving(e2e)
+    e2e.wait_serving(service_url(e2e))
 
     # A client loops through the Service (new connection each time) while one API pod is replaced.
     loop = subprocess.Popen(e2e.client_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -181,8 +143,8 @@ def test_scaling_and_losing_pods_fails_no_request_and_loses_no_task(e2e: E2E) ->
     [database] = wait_ready_pods(e2e, DATABASE, PLATFORM, 1)
     assert database["metadata"]["uid"] != old_uid
     assert e2e.get("pvc", NAMES.database_claim)["spec"]["volumeName"] == volume
-    wait_platform_ready(e2e)
-    wait_serving(e2e)
+    e2e.wait_platform_ready(PLATFORM)
+    e2e.wait_serving(service_url(e2e))
     assert wait_for(lambda: tasks(e2e, base, login(e2e, base, "ada@example.com", PASSWORD)) == before,
                     "the same tasks after the database pod came back")  # fmt: skip
 
@@ -293,8 +255,8 @@ def test_a_deleted_credentials_secret_is_regenerated_and_both_workloads_roll_ont
         return len(pods) == 4 and all(ready(p) and p["metadata"]["uid"] not in old_pods for p in pods)
 
     wait_for(rolled, "every API and database pod replaced and Ready", 300)
-    wait_platform_ready(e2e)
-    wait_serving(e2e)
+    e2e.wait_platform_ready(PLATFORM)
+    e2e.wait_serving(service_url(e2e))
     base = service_url(e2e)  # the API reaches the database with the new password: a login reads the users table
     assert len(tasks(e2e, base, login(e2e, base, "ada@example.com", PASSWORD))) == 3
 
