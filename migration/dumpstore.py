@@ -151,9 +151,7 @@ class S3Store:
 
         try:
             return b"".join(self.get(key))
-        except DumpStoreError:
-            return None
-        except S3Error:
+        except (DumpStoreError, S3Error):
             return None
 
     def delete(self, key: str) -> None:

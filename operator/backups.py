@@ -392,16 +392,18 @@ class PlatformBackups:
         new_status.last_schedule_time = self.last_schedule_time or previous.last_schedule_time
 
 
-def _create_or_report(kube: Kube, manifest: Manifest, what: str, observed: status.PlatformObservation) -> bool:
-    """Create; a refusal (a policy, a quota) becomes Degraded ApplyFailed naming it. True unless refused."""
+def create_or_report(kube: Kube, manifest: Manifest, what: str, observed: status.PlatformObservation) -> str | None:
+    """Create; a refusal (a policy, a quota) becomes Degraded ApplyFailed naming it, never a silent wait.
+    None once created (or already there), else the refusal's message."""
     try:
         kube.create(manifest)
     except KubeError as exc:
         if exc.transient:
             raise
-        observed.problems.append(Observation(ConditionType.DEGRADED, "True", "ApplyFailed", f"{what}: {exc.message}"))
-        return False
-    return True
+        refusal = f"{what}: {exc.message}"
+        observed.problems.append(Observation(ConditionType.DEGRADED, "True", "ApplyFailed", refusal))
+        return refusal
+    return None
 
 
 def reconcile_platform_backups(
@@ -418,7 +420,7 @@ def reconcile_platform_backups(
     claim = backupjobs.backup_claim(owner, backup)
     if claim is not None and kube.get("PersistentVolumeClaim", owner.namespace, claim["metadata"]["name"]) is None:
         # Created once: a claim's spec is mostly immutable, and once made it is the user's data, not a child.
-        _create_or_report(kube, claim, f"backup volume {claim['metadata']['name']}", observed)
+        create_or_report(kube, claim, f"backup volume {claim['metadata']['name']}", observed)
     found = PlatformBackups()
     previous = TaskPlatformStatus.model_validate(platform.get("status") or {})
     created = parse_time(meta.get("creationTimestamp")) or now
@@ -427,7 +429,7 @@ def reconcile_platform_backups(
         decision = schedule_decision(backup.schedule, last_schedule, created, now)
         if decision.due is not None:
             due = scheduled_backup(owner, decision.due)  # already there when a pass repeats: create says so
-            if _create_or_report(kube, due, f"TaskPlatformBackup {due['metadata']['name']}", observed):
+            if create_or_report(kube, due, f"TaskPlatformBackup {due['metadata']['name']}", observed) is None:
                 found.last_schedule_time = rfc3339(decision.due)
         found.requeue_after_s = max((decision.next_time - now).total_seconds(), 0.0) + 1.0
     views = backups_of(kube, owner.namespace, owner.name)

@@ -13,7 +13,7 @@ from taskplatform.operator import backupjobs, backups, conditions, status
 from taskplatform.operator.backupjobs import Store
 from taskplatform.operator.builders import Owner, restore_job_name
 from taskplatform.operator.conditions import ConditionType, Event, Observation
-from taskplatform.operator.kube import Kube, KubeError, Manifest, newest_job_pod
+from taskplatform.operator.kube import Kube, Manifest, newest_job_pod
 from taskplatform.operator.models import RestoreSource, S3Location, TaskPlatformBackupStatus, TaskPlatformSpec
 
 
@@ -57,6 +57,9 @@ def reconcile_restore(
         observed.restore = _restored(previous.message)
         return True
     job_name = restore_job_name(owner.name)
+    restoring = Observation(
+        ConditionType.DATABASE_RESTORED, "False", "Restoring", f"Job {job_name} is restoring the database"
+    )
     job = kube.get("Job", owner.namespace, job_name)
     if job is None:
         resolved = resolve_source(kube, owner.namespace, source)
@@ -65,29 +68,23 @@ def reconcile_restore(
             observed.problems.append(Observation(ConditionType.DEGRADED, "True", "RestoreSourceInvalid", resolved))
             return False
         store, key, sha256 = resolved
-        try:
-            job = kube.create(backupjobs.restore_job(owner, spec, key, store, sha256)) or kube.get(
-                "Job", owner.namespace, job_name
-            )
-        except KubeError as exc:  # refused (a policy, a quota): reported, never a silent wait
-            if exc.transient:
-                raise
-            message = f"Job {job_name}: {exc.message}"
-            observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", "ApplyFailed", message)
-            observed.problems.append(Observation(ConditionType.DEGRADED, "True", "ApplyFailed", message))
+        manifest = backupjobs.restore_job(owner, spec, key, store, sha256)
+        refusal = backups.create_or_report(kube, manifest, f"Job {job_name}", observed)
+        if refusal is not None:
+            observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", "ApplyFailed", refusal)
             return False
         events.append(Event("Normal", "RestoreStarted", f"Job {job_name} restores {key}"))
-    pod = newest_job_pod(kube, owner.namespace, job_name) if job is not None else None
+        observed.restore = restoring  # just created: nothing has run yet
+        return False
+    pod = newest_job_pod(kube, owner.namespace, job_name)
     outcome = backups.outcome(job, pod)
     if outcome == "Complete":
         observed.restore = _restored(f"restored by Job {job_name}")
         return True
-    if outcome == "Failed" and job is not None:
+    if outcome == "Failed":
         reason = backups.failure_reason(job, pod, backupjobs.RESTORE_CONTAINER)
         observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", "RestoreFailed", reason)
         observed.problems.append(Observation(ConditionType.DEGRADED, "True", "RestoreFailed", f"restore: {reason}"))
         return False
-    observed.restore = Observation(
-        ConditionType.DATABASE_RESTORED, "False", "Restoring", f"Job {job_name} is restoring the database"
-    )
+    observed.restore = restoring
     return False
