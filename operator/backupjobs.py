@@ -18,6 +18,7 @@ from taskplatform.operator.builders import (
     DB_PORT,
     DB_UID,
     DB_USER,
+    PASSWORD_KEY,
     RESTORE,
     Manifest,
     Names,
@@ -137,7 +138,7 @@ def _pg_env(platform: str) -> list[dict[str, Any]]:
         {"name": "PGPORT", "value": str(DB_PORT)},
         {"name": "PGUSER", "value": DB_USER},
         {"name": "PGDATABASE", "value": DB_NAME},
-        {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": names.secret, "key": "postgres-password"}}},
+        {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": names.secret, "key": PASSWORD_KEY}}},
         {"name": "PGCONNECT_TIMEOUT", "value": "10"},
     ]
 

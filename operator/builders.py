@@ -23,6 +23,8 @@ DB_NAME = "taskplatform"
 API_UID = 10001  # the API image's numeric USER (Dockerfile.api)
 DB_UID = 999  # the postgres user of the official image and of the locally built one
 DATA_VOLUME = "data"  # the StatefulSet's volumeClaimTemplate
+# The keys of the credentials Secret (a user's own JWT Secret uses JWT_SECRET_KEY too).
+PASSWORD_KEY, DATABASE_URL_KEY, JWT_SECRET_KEY = "postgres-password", "database-url", "jwt-secret"
 # The `app.kubernetes.io/component` of each kind of pod; the database admits connections from DATABASE_CLIENTS.
 DATABASE = "database"
 API = "api"
@@ -137,9 +139,9 @@ def credentials_secret(owner: Owner, credentials: Credentials) -> Manifest:
         "metadata": _metadata(owner, Names(owner.name).secret, "credentials"),
         "type": "Opaque",
         "data": {
-            "postgres-password": _b64(credentials.db_password),
-            "database-url": _b64(database_url(owner, credentials.db_password)),
-            "jwt-secret": _b64(credentials.jwt_secret),
+            PASSWORD_KEY: _b64(credentials.db_password),
+            DATABASE_URL_KEY: _b64(database_url(owner, credentials.db_password)),
+            JWT_SECRET_KEY: _b64(credentials.jwt_secret),
         },
     }
 
@@ -249,7 +251,7 @@ def database_statefulset(
                                 {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
                                 {
                                     "name": "POSTGRES_PASSWORD",
-                                    "valueFrom": {"secretKeyRef": {"name": names.secret, "key": "postgres-password"}},
+                                    "valueFrom": {"secretKeyRef": {"name": names.secret, "key": PASSWORD_KEY}},
                                 },
                             ],
                             "resources": _resources(db.resources),
@@ -272,13 +274,13 @@ def database_statefulset(
 def _api_env(owner: Owner, spec: TaskPlatformSpec) -> list[dict[str, Any]]:
     names = Names(owner.name)
     jwt_ref = (
-        {"name": spec.auth.secret_ref.name, "key": "jwt-secret"}
+        {"name": spec.auth.secret_ref.name, "key": JWT_SECRET_KEY}
         if spec.auth.secret_ref
-        else {"name": names.secret, "key": "jwt-secret"}
+        else {"name": names.secret, "key": JWT_SECRET_KEY}
     )
     env: list[dict[str, Any]] = [
         {"name": "ENVIRONMENT", "value": "prod"},
-        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": names.secret, "key": "database-url"}}},
+        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": names.secret, "key": DATABASE_URL_KEY}}},
         {"name": "JWT_SECRET", "valueFrom": {"secretKeyRef": jwt_ref}},
         {"name": "ACCESS_TOKEN_TTL_S", "value": str(spec.auth.access_token_ttl_seconds)},
         {"name": "REFRESH_TOKEN_TTL_S", "value": str(spec.auth.refresh_token_ttl_seconds)},
@@ -536,7 +538,7 @@ def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: Tas
         "env": [
             {"name": "SOURCE_URI", "valueFrom": {"secretKeyRef": {"name": spec.source_secret_ref.name, "key": "uri"}}},
             {"name": "SOURCE_DB", "value": spec.source_database},
-            {"name": "TARGET_URL", "valueFrom": {"secretKeyRef": {"name": platform.secret, "key": "database-url"}}},
+            {"name": "TARGET_URL", "valueFrom": {"secretKeyRef": {"name": platform.secret, "key": DATABASE_URL_KEY}}},
             {"name": "PROGRESS_INTERVAL", "value": "2"},
             # The outcome as JSON in the pod's status: the operator reads the final counts from there.
             {"name": "SUMMARY_FILE", "value": "/dev/termination-log"},

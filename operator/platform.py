@@ -68,7 +68,7 @@ def ensure_credentials(kube: Kube, owner: Owner, result: Result) -> Credentials:
         existing = kube.get("Secret", owner.namespace, name)  # created meanwhile by another reconcile
         if existing is None:
             raise RuntimeError(f"Secret {name} disappeared while being created")
-    password, jwt = _decoded(existing, "postgres-password"), _decoded(existing, "jwt-secret")
+    password, jwt = _decoded(existing, builders.PASSWORD_KEY), _decoded(existing, builders.JWT_SECRET_KEY)
     if password is None or jwt is None:
         # Someone removed a key: put back what is missing, keep what is there.
         fresh = generate_credentials()
@@ -77,7 +77,7 @@ def ensure_credentials(kube: Kube, owner: Owner, result: Result) -> Credentials:
         result.events.append(Event("Warning", "CredentialsRepaired", f"Secret {name} was missing keys"))
         return credentials
     credentials = Credentials(password, jwt)
-    if _decoded(existing, "database-url") != builders.database_url(owner, password):
+    if _decoded(existing, builders.DATABASE_URL_KEY) != builders.database_url(owner, password):
         kube.apply(builders.credentials_secret(owner, credentials))
     return credentials
 
@@ -87,7 +87,7 @@ def _secret_ref_problem(kube: Kube, namespace: str, spec: TaskPlatformSpec) -> O
         return None
     ref = spec.auth.secret_ref.name
     secret = kube.get("Secret", namespace, ref)
-    if secret is None or not _decoded(secret, "jwt-secret"):
+    if secret is None or not _decoded(secret, builders.JWT_SECRET_KEY):
         return Observation(
             ConditionType.DEGRADED, "True", "SecretRefInvalid", f"Secret {ref} with a `jwt-secret` key not found"
         )
