@@ -30,7 +30,7 @@ from taskplatform.operator.builders import (
     labels,
     restore_job_name,
 )
-from taskplatform.operator.models import BackupSpec, S3Location, TaskPlatformSpec
+from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL, BackupSpec, S3Location, TaskPlatformSpec
 
 STREAM_DIR = "/stream"
 FIFO = f"{STREAM_DIR}/dump"
@@ -43,6 +43,8 @@ JOB_DEADLINE_S = 6 * 3600
 # The label tying a TaskPlatformBackup to its platform, and the one marking those the schedule started.
 PLATFORM_LABEL = "taskplatform.io/platform"
 SCHEDULED_LABEL = "taskplatform.io/scheduled"
+# On a backup Job's pod: the TaskPlatformBackup it serves, so that the pod's changes reach that backup's pass.
+BACKUP_LABEL = "taskplatform.io/backup"
 # The containers' roles; the operator reads each one's termination message by name.
 DUMP_CONTAINER = "pg-dump"
 RESTORE_CONTAINER = "pg-restore"
@@ -52,10 +54,16 @@ TRANSFER_CONTAINER = "transfer"
 # side waits for it. pg_dump's exit status is written after the stream closes: the uploader completes the
 # upload only on 0.
 WAIT_FOR_FIFO = f'until [ -p "{FIFO}" ]; do sleep 0.1; done'
-DUMP_SCRIPT = (
-    f'{WAIT_FOR_FIFO}; pg_dump --format=custom --no-password > "{FIFO}"; status=$?; '
-    f'echo "$status" > "{STATUS_FILE}.tmp" && mv "{STATUS_FILE}.tmp" "{STATUS_FILE}"; exit "$status"'
-)
+
+
+def dump_script(compression_level: int) -> str:
+    return (
+        f'{WAIT_FOR_FIFO}; pg_dump --format=custom --compress={compression_level:d} --no-password > "{FIFO}"; '
+        f'status=$?; echo "$status" > "{STATUS_FILE}.tmp" && mv "{STATUS_FILE}.tmp" "{STATUS_FILE}"; '
+        'exit "$status"'
+    )
+
+
 # One transaction: a stream that ends early (a failed or corrupted download) leaves the database untouched.
 RESTORE_SCRIPT = (
     f"{WAIT_FOR_FIFO}; until pg_isready --quiet --timeout=5; do sleep 0.2; done; "
@@ -134,7 +142,8 @@ def backup_claim(owner: Owner, backup: BackupSpec) -> Manifest | None:
 def _pg_env(platform: str) -> list[dict[str, Any]]:
     names = Names(platform)
     return [
-        {"name": "PGHOST", "value": names.database},
+        # The pod itself: a restore's new database is reached the moment it accepts connections (builders).
+        {"name": "PGHOST", "value": names.database_pod_host},
         {"name": "PGPORT", "value": str(DB_PORT)},
         {"name": "PGUSER", "value": DB_USER},
         {"name": "PGDATABASE", "value": DB_NAME},
@@ -152,6 +161,7 @@ def _stream_job(
     database: dict[str, Any],
     transfer_args: list[str],
     store: Store,
+    pod_labels: dict[str, str],
 ) -> Manifest:
     stream_mount = {"name": "stream", "mountPath": STREAM_DIR}
     as_database = {**_RESTRICTED_CONTAINER, "runAsUser": DB_UID, "runAsGroup": DB_UID}
@@ -186,7 +196,7 @@ def _stream_job(
             "activeDeadlineSeconds": JOB_DEADLINE_S,
             "ttlSecondsAfterFinished": 7 * 86400,
             "template": {
-                "metadata": {"labels": labels(platform, component)},
+                "metadata": {"labels": {**labels(platform, component), **pod_labels}},
                 "spec": {
                     "restartPolicy": "Never",
                     "securityContext": _pod_security(API_UID),
@@ -207,8 +217,10 @@ def backup_job(
     args = ["upload", "--key", key, "--status-file", STATUS_FILE]
     for old in prune:
         args += ["--prune", old]
-    dump = {"name": DUMP_CONTAINER, "command": ["sh", "-c", DUMP_SCRIPT]}
-    return _stream_job(owner, platform, backup_job_name(owner.name), BACKUP, spec, dump, args, store)
+    level = spec.database.backup.compression_level if spec.database.backup else DEFAULT_COMPRESSION_LEVEL
+    dump = {"name": DUMP_CONTAINER, "command": ["sh", "-c", dump_script(level)]}
+    pod_labels = {BACKUP_LABEL: owner.name}
+    return _stream_job(owner, platform, backup_job_name(owner.name), BACKUP, spec, dump, args, store, pod_labels)
 
 
 def restore_job(owner: Owner, spec: TaskPlatformSpec, key: str, store: Store, sha256: str | None) -> Manifest:
@@ -217,4 +229,4 @@ def restore_job(owner: Owner, spec: TaskPlatformSpec, key: str, store: Store, sh
     if sha256:
         args += ["--sha256", sha256]
     restore = {"name": RESTORE_CONTAINER, "command": ["sh", "-c", RESTORE_SCRIPT]}
-    return _stream_job(owner, owner.name, restore_job_name(owner.name), RESTORE, spec, restore, args, store)
+    return _stream_job(owner, owner.name, restore_job_name(owner.name), RESTORE, spec, restore, args, store, {})

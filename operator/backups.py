@@ -8,7 +8,8 @@ only after its own dump is stored: it deletes the dumps beyond `retention`, and 
 their TaskPlatformBackups.
 
 RBAC this needs: taskplatformbackups get/list/watch/create/delete, taskplatformbackups/status patch;
-taskplatforms get; jobs get/list/watch/create; pods list; persistentvolumeclaims create; events create.
+taskplatforms get; jobs get/list/watch/create; pods list/watch (handlers.py watches the backup and restore
+pods); persistentvolumeclaims create; events create.
 """
 
 from __future__ import annotations

@@ -75,9 +75,20 @@ class Names:
         return f"{self.platform}-api"
 
     @property
+    def database_pod(self) -> str:
+        """The StatefulSet's one pod."""
+        return f"{self.database}-0"
+
+    @property
+    def database_pod_host(self) -> str:
+        """The database pod's own DNS name (through the headless Service), resolvable as soon as the pod has an
+        address: for a client that must not wait for the pod's readiness and the Service's routing."""
+        return f"{self.database_pod}.{self.database_headless}"
+
+    @property
     def database_claim(self) -> str:
         """The volume claim the StatefulSet controller makes for its one pod."""
-        return f"{DATA_VOLUME}-{self.database}-0"
+        return f"{DATA_VOLUME}-{self.database_pod}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,18 +107,22 @@ class Credentials:
 CREDENTIALS_ANNOTATION = "taskplatform.io/credentials-digest"
 
 
+INSTANCE_LABEL = "app.kubernetes.io/instance"  # the platform's name
+COMPONENT_LABEL = "app.kubernetes.io/component"  # one of the components above
+MANAGED_BY = {"app.kubernetes.io/managed-by": "taskplatform-operator"}  # on everything the operator creates
+
+
 def labels(platform: str, component: str) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": "taskplatform",
-        "app.kubernetes.io/instance": platform,
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/managed-by": "taskplatform-operator",
+        INSTANCE_LABEL: platform,
+        COMPONENT_LABEL: component,
+        **MANAGED_BY,
     }
 
 
 def selector(platform: str, component: str) -> dict[str, str]:
-    full = labels(platform, component)
-    return {k: full[k] for k in ("app.kubernetes.io/instance", "app.kubernetes.io/component")}
+    return {INSTANCE_LABEL: platform, COMPONENT_LABEL: component}
 
 
 def selector_string(platform: str, component: str) -> str:
@@ -178,7 +193,15 @@ def database_services(owner: Owner) -> list[Manifest]:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _metadata(owner, names.database_headless, DATABASE),
-        "spec": {"clusterIP": "None", "selector": selector(owner.name, DATABASE), "ports": [port]},
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector(owner.name, DATABASE),
+            "ports": [port],
+            # The pod's name resolves before it is Ready: a restore connects as soon as PostgreSQL accepts
+            # connections, instead of after the next readiness probe and the ClusterIP's routing update (kube-proxy
+            # applies those at most once a second). Clients of the database proper use the ClusterIP Service.
+            "publishNotReadyAddresses": True,
+        },
     }
     client = {
         "apiVersion": "v1",

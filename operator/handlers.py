@@ -21,8 +21,16 @@ from kubernetes.config import ConfigException
 from pydantic import ValidationError
 
 from taskplatform.operator import backups, conditions, metrics
+from taskplatform.operator.backupjobs import BACKUP_LABEL
 from taskplatform.operator.backups import reconcile_backup
-from taskplatform.operator.builders import restore_job_name
+from taskplatform.operator.builders import (
+    BACKUP,
+    COMPONENT_LABEL,
+    INSTANCE_LABEL,
+    MANAGED_BY,
+    RESTORE,
+    restore_job_name,
+)
 from taskplatform.operator.conditions import ConditionType, Event
 from taskplatform.operator.datamigration import reconcile_migration
 from taskplatform.operator.kube import Kube, KubeError, Manifest, load_api_client, newest_job_pod
@@ -39,7 +47,6 @@ class _PassResult(Protocol):
 
 
 R = TypeVar("R", bound=_PassResult)
-MANAGED = {"app.kubernetes.io/managed-by": "taskplatform-operator"}
 # (apiVersion, plural) of everything a TaskPlatform or DataMigration owns.
 CHILDREN = [
     ("v1", "secrets"),
@@ -51,6 +58,9 @@ CHILDREN = [
     ("autoscaling/v2", "horizontalpodautoscalers"),
     ("networking.k8s.io/v1", "networkpolicies"),
 ]
+# The pods of backup and restore Jobs, watched so that their containers' exit is acted on at once (the
+# Job controller marks the Job complete a second or two later); the poll every JOB_POLL_S stays the fallback.
+STREAM_POD_COMPONENTS = (BACKUP, RESTORE)
 RESYNC_INTERVAL_S = 300.0
 RECHECK_S = 5.0
 MIGRATION_POLL_S = 5.0
@@ -214,6 +224,13 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     settings.posting.level = logging.WARNING  # kopf's own per-handler chatter stays in the log
     settings.watching.server_timeout = 300
+    # Selected by the API server: the operator receives its own children only, not every Secret or pod.
+    managed = ",".join(f"{key}={value}" for key, value in MANAGED_BY.items())
+    for api_version, plural in CHILDREN:
+        settings.watching.label_selectors[api_version, plural] = managed
+    settings.watching.label_selectors["v1", "pods"] = (
+        f"{managed},{COMPONENT_LABEL} in ({','.join(STREAM_POD_COMPONENTS)})"
+    )
     if os.environ.get("TASKPLATFORM_EXACT_NAMESPACES") == "1":
         # Only named namespaces: no need to watch the cluster's CRDs and namespaces, nor the permission to.
         settings.scanning.disabled = True
@@ -294,7 +311,19 @@ async def child_changed(body: kopf.Body, namespace: str | None, **_: Any) -> Non
 
 
 for _api_version, _plural in CHILDREN:
-    kopf.on.event(_api_version, _plural, labels=MANAGED)(child_changed)
+    kopf.on.event(_api_version, _plural, labels=MANAGED_BY)(child_changed)
+
+
+@kopf.on.event("v1", "pods", labels=MANAGED_BY)
+async def stream_pod_changed(labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+    """A backup or restore pod changed (scheduled, started, its containers exited): that backup's pass, or the
+    restore's watch, runs now instead of at its next poll."""
+    namespace = namespace or ""
+    component = labels.get(COMPONENT_LABEL)
+    if component == BACKUP and BACKUP_LABEL in labels:
+        runtime().backups.enqueue((namespace, labels[BACKUP_LABEL]))
+    elif component == RESTORE and INSTANCE_LABEL in labels:
+        runtime().restores.enqueue((namespace, labels[INSTANCE_LABEL]))
 
 
 @kopf.on.probe(id="runners")

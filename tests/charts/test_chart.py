@@ -57,7 +57,7 @@ OPERATOR_RULES = {
     ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch", "delete"},
     ("batch", "jobs"): {"get", "list", "watch", "create"},
     ("", "persistentvolumeclaims"): {"get", "patch", "create"},  # operator/storage.py; the backup volume
-    ("", "pods"): {"list"},
+    ("", "pods"): {"list", "watch"},
     ("", "pods/log"): {"get"},
     ("", "events"): {"create"},
     ("events.k8s.io", "events"): {"create"},

@@ -24,7 +24,8 @@ from sqlmodel import Session
 
 from taskplatform.api.migrate import alembic_config, upgrade_head
 from taskplatform.api.models import Task, User
-from taskplatform.operator.backupjobs import DUMP_SCRIPT, FIFO, RESTORE_SCRIPT, STATUS_FILE, STREAM_DIR
+from taskplatform.operator.backupjobs import FIFO, RESTORE_SCRIPT, STATUS_FILE, STREAM_DIR, dump_script
+from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL
 
 # Rows shaped as users write them: RTL, emoji, combining marks, empty and large descriptions.
 TITLES = ["plain", "עברית ومرحبا", "emoji 🧪🚀", "e\u0301\u0301", "", "x" * 100_000]
@@ -108,11 +109,17 @@ class Pipe:
         database_code = database_side.wait(120)
         return database_code, transfer_code, json.loads(summary.read_text())
 
-    def backup(self, database: str, key: str, prune: list[str] = ()) -> tuple[int, int, dict[str, object]]:  # type: ignore[assignment]
+    def backup(
+        self,
+        database: str,
+        key: str,
+        prune: list[str] = (),
+        level: int = DEFAULT_COMPRESSION_LEVEL,  # type: ignore[assignment]
+    ) -> tuple[int, int, dict[str, object]]:
         args = ["upload", "--key", key, "--status-file", STATUS_FILE]
         for old in prune:
             args += ["--prune", old]
-        return self._run(database, DUMP_SCRIPT, args)
+        return self._run(database, dump_script(level), args)
 
     def restore(self, database: str, key: str, sha256: str | None = None) -> tuple[int, int, dict[str, object]]:
         return self._run(
@@ -153,6 +160,22 @@ def test_backup_and_restore_round_trip(store: tuple[Pipe, object], pg: Throwaway
     # Without an explicit checksum, the sidecar's is used.
     again = _database(pg)
     assert pipe.restore(again, key)[2]["verified"] is True
+
+
+def test_every_compression_level_restores_the_same_content(pg: ThrowawayPostgres, source: str, tmp_path: Path) -> None:
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    pipe = Pipe(pg, tmp_path, ["--dir", str(volume)], {})
+    sizes = {}
+    for level in (0, 9):
+        key = f"levels/{level}.dump"
+        dumped, uploaded, summary = pipe.backup(source, key, level=level)
+        assert (dumped, uploaded) == (0, 0), summary
+        sizes[level] = summary["sizeBytes"]
+        target = _database(pg)
+        assert pipe.restore(target, key)[:2] == (0, 0)
+        assert content(pg, target) == content(pg, source)
+    assert sizes[0] > sizes[9]  # the level reached pg_dump
 
 
 def test_a_corrupted_dump_restores_nothing(store: tuple[Pipe, object], pg: ThrowawayPostgres, source: str) -> None:

@@ -13,10 +13,11 @@ import pytest
 from taskplatform.operator import backupjobs, backups, restore
 from taskplatform.operator.backupjobs import DUMP_CONTAINER, TRANSFER_CONTAINER, Store
 from taskplatform.operator.backups import BackupView, backup_health, reconcile_backup, schedule_decision, to_prune
-from taskplatform.operator.builders import DATABASE_CLIENTS, Owner, database_network_policy
+from taskplatform.operator.builders import DATABASE_CLIENTS, Owner, database_network_policy, database_services
 from taskplatform.operator.conditions import ConditionType, Observation, newly_failing, rfc3339
 from taskplatform.operator.kube import KubeError
 from taskplatform.operator.models import (
+    DEFAULT_COMPRESSION_LEVEL,
     BackupSpec,
     Condition,
     RestoreSource,
@@ -72,7 +73,11 @@ def test_a_backup_job_pairs_pg_dump_with_the_uploader_over_a_pipe() -> None:
     env = {e["name"]: e for e in transfer["env"]}
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "s3-keys", "key": "secret-access-key"}
     pg_env = {e["name"]: e for e in dump["env"]}
-    assert pg_env["PGHOST"]["value"] == "demo-db"
+    # The database pod's own name: it resolves before the pod is Ready (the headless Service publishes it), so a
+    # restore starts as soon as PostgreSQL accepts connections.
+    assert pg_env["PGHOST"]["value"] == "demo-db-0.demo-db-headless"
+    headless, _ = database_services(Owner("TaskPlatform", "demo", "apps", "u-2"))
+    assert headless["metadata"]["name"] == "demo-db-headless" and headless["spec"]["publishNotReadyAddresses"] is True
     assert pg_env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "demo-credentials"
     # No secret value in the manifest itself, and the pod is labelled as the database's client it is.
     assert "secretAccessKey" not in json.dumps(job)
@@ -80,6 +85,16 @@ def test_a_backup_job_pairs_pg_dump_with_the_uploader_over_a_pipe() -> None:
     assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] in DATABASE_CLIENTS
     assert job["metadata"]["ownerReferences"][0]["kind"] == "TaskPlatformBackup"
     assert job["spec"]["backoffLimit"] == 0 and job["spec"]["activeDeadlineSeconds"] > 0
+    assert f"--compress={DEFAULT_COMPRESSION_LEVEL} " in dump["command"][-1]
+
+
+def test_the_backup_compression_level_reaches_pg_dump() -> None:
+    platform_spec = spec({"s3": S3, "compressionLevel": 9})
+    assert platform_spec.database.backup is not None
+    store = Store.of(platform_spec.database.backup, "demo")
+    job = backupjobs.backup_job(Owner("TaskPlatformBackup", "b", "apps", "u-1"), "demo", platform_spec, "k", store, [])
+    dump = next(c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == DUMP_CONTAINER)
+    assert "pg_dump --format=custom --compress=9 " in dump["command"][-1]
 
 
 def test_a_volume_destination_mounts_the_backup_claim_which_outlives_the_platform() -> None:

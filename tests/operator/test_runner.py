@@ -1,10 +1,15 @@
 """KeyedRunner: one pass at a time per key, bursts coalesced, failures retried, earlier schedules win."""
 
 import asyncio
+import re
 
+import kopf
 import pytest
+from kopf._cogs.structs.references import Resource
 
 from taskplatform.operator import handlers
+from taskplatform.operator.backupjobs import BACKUP_LABEL
+from taskplatform.operator.builders import API, BACKUP, RESTORE, labels
 from taskplatform.operator.handlers import Key, KeyedRunner
 
 KEY: Key = ("ns", "demo")
@@ -117,3 +122,58 @@ def test_an_earlier_schedule_supersedes_a_later_one() -> None:
         return passes
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_a_backup_or_restore_pod_change_runs_its_owners_pass_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pods of backup and restore Jobs are watched: their change reaches the backup's pass (by the pod's
+    backup label) or the restore's watch (by its platform), without waiting for the next poll."""
+
+    async def scenario() -> dict[str, list[Key]]:
+        seen: dict[str, list[Key]] = {"backups": [], "restores": []}
+
+        def recorder(name: str) -> KeyedRunner:
+            async def work(key: Key) -> float | None:
+                seen[name].append(key)
+                return None
+
+            return KeyedRunner(work, name)
+
+        runtime = type("FakeRuntime", (), {"backups": recorder("backups"), "restores": recorder("restores")})()
+        monkeypatch.setattr(handlers, "_runtime", runtime)
+        backup_pod = {**labels("demo", BACKUP), BACKUP_LABEL: "nightly-1"}
+        await handlers.stream_pod_changed(labels=backup_pod, namespace="apps")
+        await handlers.stream_pod_changed(labels=labels("restored", RESTORE), namespace="apps")
+        await handlers.stream_pod_changed(labels=labels("demo", API), namespace="apps")  # not a stream pod
+        await _settle()
+        return seen
+
+    assert asyncio.run(scenario()) == {"backups": [("apps", "nightly-1")], "restores": [("apps", "restored")]}
+
+
+def _matches(selector: str, pod_labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector of `key=value` and `key in (a,b)` terms, as the API server applies it."""
+    terms = re.findall(r"([\w./-]+)\s*(?:=([\w.-]+)|\s+in\s+\(([^)]*)\))", selector)
+    assert terms and all(value or choices for _, value, choices in terms), selector
+    return all(
+        pod_labels.get(key) in ([value] if value else [c.strip() for c in choices.split(",")])
+        for key, value, choices in terms
+    )
+
+
+def test_watches_are_selected_by_the_api_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the operator's own children reach it, and of pods only the backup and restore Jobs' ones: the API
+    server filters (kopf's own `labels=` filters only after receiving every object of the kind)."""
+    monkeypatch.setattr(handlers, "load_api_client", lambda: None)
+    monkeypatch.setattr(handlers, "_runtime", handlers._runtime)  # startup sets it; put back afterwards
+    settings = kopf.OperatorSettings()
+    asyncio.run(handlers.startup(settings=settings))
+    pods = Resource(group="", version="v1", plural="pods")
+    (pod_selector,) = settings.watching.label_selectors.collect(pods)
+    assert _matches(pod_selector, {**labels("demo", BACKUP), BACKUP_LABEL: "nightly"})
+    assert _matches(pod_selector, labels("demo", RESTORE))
+    assert not _matches(pod_selector, labels("demo", API))  # API pods change all the time: not wanted
+    assert not _matches(pod_selector, {"app.kubernetes.io/component": BACKUP})  # not the operator's
+    secrets = Resource(group="", version="v1", plural="secrets")
+    (secret_selector,) = settings.watching.label_selectors.collect(secrets)
+    assert _matches(secret_selector, labels("demo", "credentials"))
+    assert not _matches(secret_selector, {"kubernetes.io/service-account.name": "default"})
