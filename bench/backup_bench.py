@@ -13,6 +13,9 @@ sizes differ with their compression level):
 - direct: pg_dump to a file on the database volume, pg_restore from it into a new database, over the local
   socket, timed inside the pod.
 
+Direct and operator runs alternate, `--repeat` pairs each way (3 by default), and the medians are the figures:
+a single run of either varies by ±10% between runs minutes apart, as much as the changes being measured.
+
 Results go to docs/benchmarks.md; the last line printed is the summary the issue asks for.
 """
 
@@ -23,12 +26,13 @@ import json
 import os
 import platform
 import secrets
+import statistics
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -69,6 +73,9 @@ BUCKET = "backups"
 DATA_DIR = "/var/lib/postgresql/data"
 RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}}
 # The restore flags of the Job (backupjobs.RESTORE_SCRIPT), so the direct run does the same work.
+# After a platform turns Ready, what its pods still do at start-up (the API's first connections, the
+# kubelet's probes settling) is over within a few seconds.
+SETTLE_S = 5.0
 RESTORE_FLAGS = RESTORE_SCRIPT.split("pg_restore ", 1)[1].split(" --dbname", 1)[0]
 
 
@@ -109,21 +116,21 @@ def timed_in_pod(cluster: LocalCluster, script: str, platform_name: str = SOURCE
     return int(psql_in_pod(cluster, platform_name, timed).splitlines()[-1]) / 1e9
 
 
-def fresh_database_restore(cluster: LocalCluster, kube: Kube, dump: str) -> float:
+def fresh_database_restore(cluster: LocalCluster, kube: Kube, dump: str, target: str) -> float:
     """pg_restore run directly in a freshly started platform's database pod, as the operator's restore meets
     one (a new server: no recycled WAL segments, a cold cache), from the same dump copied there."""
-    target = "direct-target"
     assert cluster.apply(bench_platform(target, {})).returncode == 0
     pod = f"{Names(target).database}-0"
 
-    def settled() -> bool:  # the database serving and its schema Job done: nothing else running there
-        database = kube.get("Pod", NAMESPACE, pod) or {}
-        ready = any(c["type"] == "Ready" and c["status"] == "True"
-                    for c in (database.get("status") or {}).get("conditions") or [])  # fmt: skip
-        jobs = kube.list("Job", NAMESPACE, f"app.kubernetes.io/instance={target}")
-        return ready and bool(jobs) and all((j.get("status") or {}).get("succeeded") for j in jobs)
+    def settled() -> bool:
+        # The platform Ready (its database serving, its schema Job done, its API pods started) and its API
+        # pods past their start-up: nothing else competes for the cores, as in the operator's restore, which
+        # runs before any API pod exists.
+        platform = get(cluster, "tp", target)
+        return bool(platform) and platform_ready(platform)
 
-    wait_for(settled, f"{target}'s database and schema Job", 300)
+    wait_for(settled, f"{target} Ready", 300)
+    time.sleep(SETTLE_S)
     kubectl = [str(cluster.bin / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), "-n", NAMESPACE, "exec"]
     source = subprocess.Popen([*kubectl, f"{Names(SOURCE).database}-0", "-c", "postgres", "--", "cat", dump],
                               stdout=subprocess.PIPE)  # fmt: skip
@@ -134,6 +141,14 @@ def fresh_database_restore(cluster: LocalCluster, kube: Kube, dump: str) -> floa
     seconds = timed_in_pod(cluster, f"pg_restore {RESTORE_FLAGS} -d direct_restore < {dump}", target)
     cluster.kubectl("delete", "tp", target, "-n", NAMESPACE, "--wait=true", "--timeout=300s")
     return seconds
+
+
+Run = TypeVar("Run", bound=tuple[Any, ...])
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run of median time (the lower of the two middle ones for an even count: a run that happened)."""
+    return sorted(runs, key=lambda run: float(run[0]))[(len(runs) - 1) // 2]
 
 
 def get(cluster: LocalCluster, *what: str) -> dict[str, Any]:
@@ -234,6 +249,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="pairs of direct and operator runs, each way (medians reported)"
+    )
     args = parser.parse_args()
 
     cluster = LocalCluster(node="local")
@@ -261,38 +279,40 @@ def main() -> None:
         database_mb = int(psql_in_pod(cluster, SOURCE, "psql -tA -d \"$POSTGRES_DB\" -c "
                                       "\"SELECT pg_database_size(current_database())\"")) / 1e6  # fmt: skip
 
-        # Direct, in the database pod: the same pg_dump and pg_restore, local socket, to and from its volume.
-        # pg_dump as a user runs it (its default zlib level, 6), and at the level the backup Job uses.
+        # Direct and through the operator, in turns (the machine's drift between runs falls on both alike), each
+        # pair `--repeat` times; medians are the figures. Direct: in the database pod, local socket, to and from its
+        # volume; pg_dump as a user runs it (its default zlib level, 6) and at the level the backup Job uses.
+        # Through the operator: the first backup also binds the new volume, so it is reported on its own.
         dump, job_level_dump = f"{DATA_DIR}/direct.dump", f"{DATA_DIR}/direct-level.dump"
-        pg_dump_s = timed_in_pod(cluster, f'pg_dump --format=custom -d "$POSTGRES_DB" > {dump}')
-        dump_mb = int(psql_in_pod(cluster, SOURCE, f"stat -c %s {dump}")) / 1e6
-        level_dump_s = timed_in_pod(
-            cluster,
-            f'pg_dump --format=custom --compress={DEFAULT_COMPRESSION_LEVEL} -d "$POSTGRES_DB" > {job_level_dump}',
-        )
-        level_dump_mb = int(psql_in_pod(cluster, SOURCE, f"stat -c %s {job_level_dump} && rm {job_level_dump}")) / 1e6
-        psql_in_pod(cluster, SOURCE, 'createdb -O "$POSTGRES_USER" direct_restore')
-        warm_restore_s = timed_in_pod(cluster, f"pg_restore {RESTORE_FLAGS} -d direct_restore < {dump}")
-        psql_in_pod(cluster, SOURCE, "dropdb direct_restore")
-        pg_restore_s = fresh_database_restore(cluster, kube, dump)
-        psql_in_pod(cluster, SOURCE, f"rm {dump}")
-        print(
-            f"direct: pg_dump {pg_dump_s:.1f} s, pg_restore {pg_restore_s:.1f} s into a fresh server "
-            f"({warm_restore_s:.1f} s into the running source server), dump {dump_mb:.1f} MB",
-            flush=True,
-        )
-
-        # Through the operator: to the volume (the first backup also binds the new volume; the second is what
-        # every later one costs), then (destination switched) to the S3 store.
         first_backup_s, _, first_timeline = operator_backup(cluster, kube, "to-volume-first")
         print(f"operator backup to the new volume: {first_backup_s:.1f} s ({first_timeline.report()})", flush=True)
-        backup_s, on_volume, volume_timeline = operator_backup(cluster, kube, "to-volume")
+        pg_dump_runs: list[float] = []
+        level_dump_runs: list[float] = []
+        backups_to_volume: list[tuple[float, dict[str, Any], Timeline]] = []
+        for run in range(1, args.repeat + 1):
+            pg_dump_runs.append(timed_in_pod(cluster, f'pg_dump --format=custom -d "$POSTGRES_DB" > {dump}'))
+            level_dump_runs.append(timed_in_pod(
+                cluster,
+                f'pg_dump --format=custom --compress={DEFAULT_COMPRESSION_LEVEL} -d "$POSTGRES_DB" > {job_level_dump}',
+            ))  # fmt: skip
+            backups_to_volume.append(operator_backup(cluster, kube, f"to-volume-{run}"))
+            backup_run_s, on_volume, run_timeline = backups_to_volume[-1]
+            print(
+                f"run {run}: pg_dump {pg_dump_runs[-1]:.1f} s (level {DEFAULT_COMPRESSION_LEVEL}: "
+                f"{level_dump_runs[-1]:.1f} s); operator backup to volume {backup_run_s:.1f} s "
+                f"({run_timeline.report()}; stream {run_timeline.transfer_seconds():.1f}), "
+                f"{on_volume['sizeBytes'] / 1e6:.1f} MB",
+                flush=True,
+            )
+        dump_mb = int(psql_in_pod(cluster, SOURCE, f"stat -c %s {dump}")) / 1e6
+        level_dump_mb = int(psql_in_pod(cluster, SOURCE, f"stat -c %s {job_level_dump} && rm {job_level_dump}")) / 1e6
+        pg_dump_s, level_dump_s = statistics.median_low(pg_dump_runs), statistics.median_low(level_dump_runs)
+        # The run of median time stands for the rest in the breakdown.
+        backup_s, on_volume, volume_timeline = median_run(backups_to_volume)
+        backup_runs = [run[0] for run in backups_to_volume]
         volume_stream_s = volume_timeline.transfer_seconds()
-        print(
-            f"operator backup to volume: {backup_s:.1f} s ({volume_timeline.report()}; stream "
-            f"{volume_stream_s:.1f}), {on_volume['sizeBytes'] / 1e6:.1f} MB",
-            flush=True,
-        )
+        last_volume_backup = f"to-volume-{args.repeat}"
+
         script = (
             "import os; from minio import Minio; "
             "Minio(os.environ['E'], os.environ['A'], os.environ['S'], secure=False).make_bucket(os.environ['B'])"
@@ -315,14 +335,28 @@ def main() -> None:
             flush=True,
         )
 
-        # Restores: from the volume (the headline) and from S3, each into a new TaskPlatform.
-        restore_s, restore_timeline = operator_restore(cluster, kube, "restored-volume", "to-volume")
-        print(
-            f"operator restore from volume: {restore_s:.1f} s ({restore_timeline.report()}; stream "
-            f"{restore_timeline.transfer_seconds():.1f})",
-            flush=True,
-        )
-        cluster.kubectl("delete", "tp", "restored-volume", "-n", NAMESPACE, "--wait=true", "--timeout=300s")
+        # Restores into a new TaskPlatform: direct (pg_restore in a fresh platform's pod) and from the volume in
+        # turns, then once from S3; the same into the running source server once, for comparison.
+        psql_in_pod(cluster, SOURCE, 'createdb -O "$POSTGRES_USER" direct_restore')
+        warm_restore_s = timed_in_pod(cluster, f"pg_restore {RESTORE_FLAGS} -d direct_restore < {dump}")
+        psql_in_pod(cluster, SOURCE, "dropdb direct_restore")
+        pg_restore_runs: list[float] = []
+        restores_from_volume: list[tuple[float, Timeline]] = []
+        for run in range(1, args.repeat + 1):
+            pg_restore_runs.append(fresh_database_restore(cluster, kube, dump, f"direct-target-{run}"))
+            restores_from_volume.append(operator_restore(cluster, kube, f"restored-volume-{run}", last_volume_backup))
+            restore_run_s, run_timeline = restores_from_volume[-1]
+            print(
+                f"run {run}: pg_restore into a fresh server {pg_restore_runs[-1]:.1f} s; operator restore from "
+                f"volume {restore_run_s:.1f} s ({run_timeline.report()}; stream {run_timeline.transfer_seconds():.1f})",
+                flush=True,
+            )
+            cluster.kubectl("delete", "tp", f"restored-volume-{run}", "-n", NAMESPACE, "--wait=true", "--timeout=300s")
+        psql_in_pod(cluster, SOURCE, f"rm {dump}")
+        pg_restore_s = statistics.median_low(pg_restore_runs)
+        restore_s, _ = median_run(restores_from_volume)
+        restore_runs = [run[0] for run in restores_from_volume]
+        print(f"pg_restore into the running source server: {warm_restore_s:.1f} s", flush=True)
         s3_restore_s, s3_restore_timeline = operator_restore(cluster, kube, "restored-s3", "to-s3")
         print(
             f"operator restore from S3: {s3_restore_s:.1f} s ({s3_restore_timeline.report()}; stream "
@@ -338,50 +372,54 @@ def main() -> None:
     backup_mb_s, pg_dump_mb_s = database_mb / backup_s, database_mb / pg_dump_s
     restore_mb_s, pg_restore_mb_s = database_mb / restore_s, database_mb / pg_restore_s
     size_mb, s3_size_mb = on_volume["sizeBytes"] / 1e6, in_s3["sizeBytes"] / 1e6
-    rows = [
-        ("pg_dump, directly in the database pod (its default level, 6)", dump_mb, pg_dump_s, 1.0),
+    rows: list[tuple[str, float, float, float, list[float]]] = [
+        ("pg_dump, directly in the database pod (its default level, 6)", dump_mb, pg_dump_s, 1.0, pg_dump_runs),
         (f"pg_dump at the Job's level ({DEFAULT_COMPRESSION_LEVEL}), directly", level_dump_mb, level_dump_s,
-         pg_dump_s / level_dump_s),
+         pg_dump_s / level_dump_s, level_dump_runs),
         ("backup Job -> the new volume (first backup: binds the volume)", size_mb, first_backup_s,
-         pg_dump_s / first_backup_s),
-        ("backup Job -> volume (TaskPlatformBackup)", size_mb, backup_s, pg_dump_s / backup_s),
-        ("backup Job -> S3 (versitygw pod)", s3_size_mb, s3_backup_s, pg_dump_s / s3_backup_s),
-        ("... volume, the stream only (pg_dump start to stored)", size_mb, volume_stream_s,
-         pg_dump_s / volume_stream_s),
-        ("pg_restore, directly in a fresh platform's database pod", dump_mb, pg_restore_s, 1.0),
+         pg_dump_s / first_backup_s, []),
+        ("backup Job -> volume (TaskPlatformBackup)", size_mb, backup_s, pg_dump_s / backup_s, backup_runs),
+        ("backup Job -> S3 (versitygw pod)", s3_size_mb, s3_backup_s, pg_dump_s / s3_backup_s, []),
+        ("... volume, the stream only (pg_dump start to stored; the median run)", size_mb, volume_stream_s,
+         pg_dump_s / volume_stream_s, []),
+        ("pg_restore, directly in a fresh platform's database pod", dump_mb, pg_restore_s, 1.0, pg_restore_runs),
         ("pg_restore, directly into the running source server", dump_mb, warm_restore_s,
-         pg_restore_s / warm_restore_s),
-        ("restore Job <- volume (restoreFrom)", size_mb, restore_s, pg_restore_s / restore_s),
-        ("restore Job <- S3", s3_size_mb, s3_restore_s, pg_restore_s / s3_restore_s),
+         pg_restore_s / warm_restore_s, []),
+        ("restore Job <- volume (restoreFrom)", size_mb, restore_s, pg_restore_s / restore_s, restore_runs),
+        ("restore Job <- S3", s3_size_mb, s3_restore_s, pg_restore_s / s3_restore_s, []),
     ]  # fmt: skip
     startup = volume_timeline.seen["containers exited"] - volume_stream_s
     table = "\n".join(
-        f"| {name} | {mb:.1f} | {s:.1f} | {database_mb / s:.1f} | {ratio:.2f} |" for name, mb, s, ratio in rows
+        f"| {name} | {mb:.1f} | {s:.1f} | {', '.join(f'{r:.1f}' for r in runs or [s])} | "
+        f"{database_mb / s:.1f} | {ratio:.2f} |"
+        for name, mb, s, ratio, runs in rows
     )
     doc = f"""## Backup and restore (`make bench-backup`)
 
 {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {cpu_model()}, {os.cpu_count()} cores. Command:
-`make bench-backup BENCH_ARGS="--tasks {args.tasks} --users {args.users}"`. A TaskPlatform on the real local
-node (docs/e2e.md) holding {args.tasks:,} tasks of {args.users:,} users (database {database_mb:.0f} MB with its
-indexes). Direct runs: `pg_dump --format=custom` (at its default zlib level, 6, as a user runs it, and at the
-backup Job's level, {DEFAULT_COMPRESSION_LEVEL}) to a file on the database volume, and `pg_restore
-{RESTORE_FLAGS}` from it into a new database, over the local socket, timed inside the pod: the restore baseline
-is the one into a freshly started platform's server (the dump copied there), which is what the operator's
+`make bench-backup BENCH_ARGS="--tasks {args.tasks} --users {args.users}"` ({args.repeat} runs each way). A
+TaskPlatform on the real local node (docs/e2e.md) holding {args.tasks:,} tasks of {args.users:,} users (database
+{database_mb:.0f} MB with its indexes). Direct runs: `pg_dump --format=custom` (at its default zlib level, 6, as a
+user runs it, and at the backup Job's level, {DEFAULT_COMPRESSION_LEVEL}) to a file on the database volume, and
+`pg_restore {RESTORE_FLAGS}` from it into a new database, over the local socket, timed inside the pod: the restore
+baseline is the one into a freshly started platform's server (the dump copied there), which is what the operator's
 restore meets; the same into the running source server is shown too (a warm server, recycled WAL). Operator runs: a
 TaskPlatformBackup from apply to Completed (Job start, pg_dump over the pod network, the named pipe, SHA-256,
 the store); a new TaskPlatform with `restoreFrom`, timed from the restore Job existing with the new database
 accepting connections (PostgreSQL's own log line) to the exit of its containers (what the operator acts on).
 MB/s are of the database ({database_mb:.0f} MB) per second of the run, so each ratio is the direct run's time
 over the run's time, against the direct run of the same direction at pg_dump's default level: the dumps'
-sizes differ with their level.
+sizes differ with their level. The direct and the operator's runs alternate, {args.repeat} pairs each way (the
+direct runs alone vary by ±10% from one to the next); the seconds are their medians, each run is listed.
 
-| run | dump MB | seconds | database MB/s | ratio |
-|---|---:|---:|---:|---:|
+| run | dump MB | seconds (median) | each run, in order | database MB/s | ratio |
+|---|---:|---:|---|---:|---:|
 {table}
 
-Where the operator's backup to the volume spent its {backup_s:.1f} s (seconds after apply when each step was first
-seen): {volume_timeline.report()}. Its stream (pg_dump's start to the dump stored) took {volume_stream_s:.1f} s; the
-{startup:.1f} s before it are the Job's pod starting (sandbox, network, two containers, the uploader's Python).
+Where the operator's median backup to the volume spent its {backup_s:.1f} s (seconds after apply when each step was
+first seen): {volume_timeline.report()}. Its stream (pg_dump's start to the dump stored) took
+{volume_stream_s:.1f} s; the {startup:.1f} s before it are the Job's pod starting (sandbox, network, two containers,
+the uploader's Python).
 The first backup into the new volume took {first_backup_s:.1f} s ({first_timeline.report()}): a volume of a
 `WaitForFirstConsumer` class is bound when the first pod using it is scheduled.
 """

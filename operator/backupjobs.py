@@ -201,7 +201,10 @@ def _stream_job(
                     "restartPolicy": "Never",
                     "securityContext": _pod_security(API_UID),
                     "enableServiceLinks": False,
-                    "containers": [database, transfer],
+                    # The transfer container first: the kubelet creates a pod's containers one after the other
+                    # (~0.3 s each here), so its Python starts while the database container is being created,
+                    # and the pipe exists by the time pg_dump / pg_restore looks for it.
+                    "containers": [transfer, database],
                     "volumes": [{"name": "stream", "emptyDir": {}}, *store.volumes()],
                 },
             },

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from taskplatform.operator import backupjobs, backups, restore
-from taskplatform.operator.backupjobs import DUMP_CONTAINER, TRANSFER_CONTAINER, Store
+from taskplatform.operator.backupjobs import DUMP_CONTAINER, RESTORE_CONTAINER, TRANSFER_CONTAINER, Store
 from taskplatform.operator.backups import BackupView, backup_health, reconcile_backup, schedule_decision, to_prune
 from taskplatform.operator.builders import DATABASE_CLIENTS, Owner, database_network_policy, database_services
 from taskplatform.operator.conditions import ConditionType, Observation, newly_failing, rfc3339
@@ -95,6 +95,18 @@ def test_the_backup_compression_level_reaches_pg_dump() -> None:
     job = backupjobs.backup_job(Owner("TaskPlatformBackup", "b", "apps", "u-1"), "demo", platform_spec, "k", store, [])
     dump = next(c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == DUMP_CONTAINER)
     assert "pg_dump --format=custom --compress=9 " in dump["command"][-1]
+
+
+def test_the_transfer_container_is_created_before_the_database_client() -> None:
+    # The kubelet creates containers in order; the uploader's start-up then overlaps the second creation.
+    platform_spec = spec({"s3": S3})
+    assert platform_spec.database.backup is not None
+    store = Store.of(platform_spec.database.backup, "demo")
+    owner = Owner("TaskPlatformBackup", "b", "apps", "u-1")
+    backup = backupjobs.backup_job(owner, "demo", platform_spec, "k", store, [])
+    restoring = backupjobs.restore_job(Owner("TaskPlatform", "demo", "apps", "u-1"), platform_spec, "k", store, None)
+    for job, client in ((backup, DUMP_CONTAINER), (restoring, RESTORE_CONTAINER)):
+        assert [c["name"] for c in job["spec"]["template"]["spec"]["containers"]] == [TRANSFER_CONTAINER, client]
 
 
 def test_a_volume_destination_mounts_the_backup_claim_which_outlives_the_platform() -> None:
