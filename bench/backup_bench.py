@@ -72,10 +72,10 @@ SOURCE = "bench"
 BUCKET = "backups"
 DATA_DIR = "/var/lib/postgresql/data"
 RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}}
-# The restore flags of the Job (backupjobs.RESTORE_SCRIPT), so the direct run does the same work.
 # After a platform turns Ready, what its pods still do at start-up (the API's first connections, the
 # kubelet's probes settling) is over within a few seconds.
 SETTLE_S = 5.0
+# The restore flags of the Job (backupjobs.RESTORE_SCRIPT), so the direct run does the same work.
 RESTORE_FLAGS = RESTORE_SCRIPT.split("pg_restore ", 1)[1].split(" --dbname", 1)[0]
 
 
@@ -116,7 +116,7 @@ def timed_in_pod(cluster: LocalCluster, script: str, platform_name: str = SOURCE
     return int(psql_in_pod(cluster, platform_name, timed).splitlines()[-1]) / 1e9
 
 
-def fresh_database_restore(cluster: LocalCluster, kube: Kube, dump: str, target: str) -> float:
+def fresh_database_restore(cluster: LocalCluster, dump: str, target: str) -> float:
     """pg_restore run directly in a freshly started platform's database pod, as the operator's restore meets
     one (a new server: no recycled WAL segments, a cold cache), from the same dump copied there."""
     assert cluster.apply(bench_platform(target, {})).returncode == 0
@@ -343,7 +343,7 @@ def main() -> None:
         pg_restore_runs: list[float] = []
         restores_from_volume: list[tuple[float, Timeline]] = []
         for run in range(1, args.repeat + 1):
-            pg_restore_runs.append(fresh_database_restore(cluster, kube, dump, f"direct-target-{run}"))
+            pg_restore_runs.append(fresh_database_restore(cluster, dump, f"direct-target-{run}"))
             restores_from_volume.append(operator_restore(cluster, kube, f"restored-volume-{run}", last_volume_backup))
             restore_run_s, run_timeline = restores_from_volume[-1]
             print(
