@@ -87,7 +87,7 @@ def bench_platform(name: str, database: dict[str, Any]) -> dict[str, Any]:
 def psql_in_pod(cluster: LocalCluster, platform_name: str, script: str) -> str:
     """A shell script in the database container (psql, pg_dump… talk to the local socket as the owner)."""
     environment = 'export PGUSER="$POSTGRES_USER" PGHOST=/var/run/postgresql'
-    result = cluster.kubectl("exec", "-n", NAMESPACE, f"{Names(platform_name).database}-0", "-c", "postgres", "--",
+    result = cluster.kubectl("exec", "-n", NAMESPACE, Names(platform_name).database_pod, "-c", "postgres", "--",
                              "sh", "-c", f"{environment}; {script}")  # fmt: skip
     return result.stdout.strip()
 
@@ -120,7 +120,7 @@ def fresh_database_restore(cluster: LocalCluster, dump: str, target: str) -> flo
     """pg_restore run directly in a freshly started platform's database pod, as the operator's restore meets
     one (a new server: no recycled WAL segments, a cold cache), from the same dump copied there."""
     assert cluster.apply(bench_platform(target, {})).returncode == 0
-    pod = f"{Names(target).database}-0"
+    pod = Names(target).database_pod
 
     def settled() -> bool:
         # The platform Ready (its database serving, its schema Job done, its API pods started) and its API
@@ -132,7 +132,7 @@ def fresh_database_restore(cluster: LocalCluster, dump: str, target: str) -> flo
     wait_for(settled, f"{target} Ready", 300)
     time.sleep(SETTLE_S)
     kubectl = [str(cluster.bin / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), "-n", NAMESPACE, "exec"]
-    source = subprocess.Popen([*kubectl, f"{Names(SOURCE).database}-0", "-c", "postgres", "--", "cat", dump],
+    source = subprocess.Popen([*kubectl, Names(SOURCE).database_pod, "-c", "postgres", "--", "cat", dump],
                               stdout=subprocess.PIPE)  # fmt: skip
     subprocess.run([*kubectl, "-i", pod, "-c", "postgres", "--", "sh", "-c", f"cat > {dump}"], stdin=source.stdout,
                    check=True)  # fmt: skip

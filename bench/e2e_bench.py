@@ -179,7 +179,7 @@ def main() -> None:
                             headers={"Authorization": f"Bearer {token}"}).raise_for_status()  # fmt: skip
 
         # The same API directly on the host: the pod's command and settings, the same PostgreSQL (its pod address).
-        database_pod_ip = cluster.kubectl("get", "pod", f"{NAMES.database}-0", "-n", namespace, "-o",
+        database_pod_ip = cluster.kubectl("get", "pod", NAMES.database_pod, "-n", namespace, "-o",
                                           "jsonpath={.status.podIP}").stdout  # fmt: skip
         database_url = secret_value(cluster, namespace, "database-url").replace(
             f"{NAMES.database}.{namespace}.svc", database_pod_ip

@@ -48,7 +48,7 @@ def tasks(e2e: E2E, base: str, headers: dict[str, str]) -> list[dict[str, Any]]:
 
 def database_count(e2e: E2E, table: str) -> int:
     query = f"SELECT count(*) FROM {table}"  # noqa: S608 (a table name of this file, not input)
-    result = e2e.kubectl("exec", f"{NAMES.database}-0", "-c", "postgres", "--", "sh", "-c",
+    result = e2e.kubectl("exec", NAMES.database_pod, "-c", "postgres", "--", "sh", "-c",
                          f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "{query}"')  # fmt: skip
     return int(result.stdout.strip())
 
@@ -138,8 +138,8 @@ def test_scaling_and_losing_pods_fails_no_request_and_loses_no_task(e2e: E2E) ->
     headers = login(e2e, base, "ada@example.com", PASSWORD)
     before = tasks(e2e, base, headers)
     volume = e2e.get("pvc", NAMES.database_claim)["spec"]["volumeName"]
-    old_uid = e2e.get("pod", f"{NAMES.database}-0")["metadata"]["uid"]
-    e2e.kubectl("delete", "pod", f"{NAMES.database}-0", "--wait=true")
+    old_uid = e2e.get("pod", NAMES.database_pod)["metadata"]["uid"]
+    e2e.kubectl("delete", "pod", NAMES.database_pod, "--wait=true")
     [database] = wait_ready_pods(e2e, DATABASE, PLATFORM, 1)
     assert database["metadata"]["uid"] != old_uid
     assert e2e.get("pvc", NAMES.database_claim)["spec"]["volumeName"] == volume
