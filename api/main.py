@@ -20,7 +20,7 @@ from taskplatform.api.errors import install_error_handlers
 from taskplatform.api.logging_setup import configure_logging
 from taskplatform.api.observability import Metrics, PoolCollector, RequestContextMiddleware
 from taskplatform.api.routes import auth, health, tasks, users
-from taskplatform.api.routes.common import problems
+from taskplatform.api.routes.common import REF_TEMPLATE, problems, query_model_components
 from taskplatform.api.schemas import Problem
 
 
@@ -72,9 +72,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            problem = Problem.model_json_schema(ref_template=REF_TEMPLATE)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(problem.pop("$defs", {}))
+            for name, sub_schema in query_model_components().items():
+                components.setdefault(name, sub_schema)
             components["Problem"] = problem
             for operations in schema.get("paths", {}).values():
                 for operation in operations.values():

@@ -154,6 +154,40 @@ class TaskPublic(BaseModel):
     updated_at: datetime
 
 
+SortKey = Literal[
+    "created_at",
+    "-created_at",
+    "updated_at",
+    "-updated_at",
+    "due_date",
+    "-due_date",
+    "priority",
+    "-priority",
+    "title",
+    "-title",
+]
+
+
+class TaskListQuery(BaseModel):
+    """The task list's query parameters (routes.common.QueryParameters parses and publishes them)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: list[TaskStatus] | None = Field(None, description="Any of these statuses.")
+    priority: list[TaskPriority] | None = Field(None, description="Any of these priorities.")
+    tag: list[Annotated[str, StringConstraints(min_length=1, max_length=TAG_MAX, pattern=NO_NUL)]] | None = Field(
+        None, description="Tasks carrying all of these tags."
+    )
+    due_after: UtcDatetime | None = Field(None, description="due_date >= this.")
+    due_before: UtcDatetime | None = Field(None, description="due_date < this.")
+    q: Annotated[str, StringConstraints(min_length=1, max_length=TITLE_MAX, pattern=NO_NUL)] | None = Field(
+        None, description="Text in the title."
+    )
+    sort: SortKey = Field("-created_at", description="Sort key; '-' for descending.")
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=1024, description="next_cursor of the previous page.")
+
+
 class TaskPage(BaseModel):
     items: list[TaskPublic]
     next_cursor: str | None = Field(

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
 from taskplatform.api.deps import (
     API_PREFIX,
@@ -12,10 +12,9 @@ from taskplatform.api.deps import (
     SettingsDep,
     UncheckedAccessClaims,
 )
-from taskplatform.api.limits import TAG_MAX, TITLE_MAX
-from taskplatform.api.models import Task, TaskPriority, TaskStatus
-from taskplatform.api.routes.common import problems
-from taskplatform.api.schemas import NO_NUL, TaskCreate, TaskPage, TaskPublic, TaskUpdate, UtcDatetime
+from taskplatform.api.models import Task
+from taskplatform.api.routes.common import PublishedJSON, QueryParameters, problems
+from taskplatform.api.schemas import NO_NUL, TaskCreate, TaskListQuery, TaskPage, TaskPublic, TaskUpdate
 from taskplatform.api.services import tasks as task_service
 
 router = APIRouter(prefix=f"{API_PREFIX}/tasks", tags=["tasks"])
@@ -62,36 +61,28 @@ async def create_task(
     return result.task
 
 
-@router.get("", response_model=TaskPage, responses=problems(400, 401, 422))
+list_query = QueryParameters(TaskListQuery)
+
+
+@router.get("", response_model=TaskPage, responses=problems(400, 401, 422), openapi_extra=list_query.openapi_extra)
 async def list_tasks(
     request: Request,
-    response: Response,
     access: UncheckedAccessClaims,  # revocation is checked in the page query itself: one round trip
     db: DatabaseDep,
-    status: Annotated[list[TaskStatus] | None, Query(description="Any of these statuses.")] = None,
-    priority: Annotated[list[TaskPriority] | None, Query(description="Any of these priorities.")] = None,
-    tag: Annotated[
-        list[Annotated[str, Query(min_length=1, max_length=TAG_MAX, pattern=NO_NUL)]] | None,
-        Query(description="Tasks carrying all of these tags."),
-    ] = None,
-    due_after: Annotated[UtcDatetime | None, Query(description="due_date >= this.")] = None,
-    due_before: Annotated[UtcDatetime | None, Query(description="due_date < this.")] = None,
-    q: Annotated[
-        str | None, Query(min_length=1, max_length=TITLE_MAX, pattern=NO_NUL, description="Text in the title.")
-    ] = None,
-    sort: Annotated[task_service.SortKey, Query(description="Sort key; '-' for descending.")] = "-created_at",
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page.")] = None,
-) -> dict[str, Any]:
+    query: Annotated[TaskListQuery, Depends(list_query)],
+) -> PublishedJSON:
     filters = task_service.TaskFilters(
-        status=status, priority=priority, tags=tag, due_after=due_after, due_before=due_before, q=q
+        status=query.status,
+        priority=query.priority,
+        tags=query.tag,
+        due_after=query.due_after,
+        due_before=query.due_before,
+        q=query.q,
     )
     async with db.direct() as conn:
-        rows, next_cursor = await task_service.list_tasks(conn, access, filters, sort, limit, cursor)
-    if next_cursor:
-        response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
-    # Plain dicts: FastAPI validates them once against TaskPage (validating here too would double the cost).
-    return {"items": rows, "next_cursor": next_cursor}
+        rows, next_cursor = await task_service.list_tasks(conn, access, filters, query.sort, query.limit, query.cursor)
+    headers = {"Link": f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'} if next_cursor else None
+    return PublishedJSON({"items": rows, "next_cursor": next_cursor}, headers=headers)
 
 
 @router.get(
@@ -103,16 +94,14 @@ async def get_task(
     task_id: TaskId,
     access: UncheckedAccessClaims,  # revocation is checked in the task's query itself: one round trip
     db: DatabaseDep,
-    response: Response,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
-) -> dict[str, Any] | Response:
+) -> Response:
     async with db.direct() as conn:
         task = await task_service.get_task(conn, access, task_id)
     etag = task_service.etag_for(task_id, task["version"])
     if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
         return Response(status_code=304, headers={"ETag": etag})
-    response.headers["ETag"] = etag
-    return task
+    return PublishedJSON(task, headers={"ETag": etag})
 
 
 @router.patch("/{task_id}", response_model=TaskPublic, responses=problems(401, 404, 412, 422))

@@ -20,23 +20,11 @@ from taskplatform.api.db import Database
 from taskplatform.api.errors import ApiError, not_found
 from taskplatform.api.models import RANK_PRIORITY, IdempotencyRecord, Task, TaskPriority, TaskStatus
 from taskplatform.api.pagination import Cursor, decode_cursor, encode_cursor
-from taskplatform.api.schemas import TaskCreate, TaskPublic, TaskUpdate
+from taskplatform.api.schemas import SortKey, TaskCreate, TaskPublic, TaskUpdate
 from taskplatform.api.security import TokenClaims
 from taskplatform.api.services import auth as auth_service
 from taskplatform.api.services.sql import AnySelect, DirectConnection, fetch_mappings
 
-SortKey = Literal[
-    "created_at",
-    "-created_at",
-    "updated_at",
-    "-updated_at",
-    "due_date",
-    "-due_date",
-    "priority",
-    "-priority",
-    "title",
-    "-title",
-]
 _NULLABLE_SORTS = {"due_date"}
 
 
@@ -128,7 +116,7 @@ async def _create_in_one_statement(conn: DirectConnection, access: TokenClaims, 
     # One statement outside an explicit transaction: atomic and committed on its own.
     fetched = await fetch_mappings(conn, _authenticated_insert_statement(), params)
     auth_service.check_access(fetched[0] if fetched else None)
-    return TaskPublic.model_validate(_as_task_dict({name: fetched[0][name] for name in _TASK_COLUMNS}))
+    return TaskPublic.model_validate(_public_task(fetched[0]))
 
 
 async def create_task(
@@ -220,7 +208,7 @@ async def get_task(conn: DirectConnection, access: TokenClaims, task_id: int) ->
         row = found[0] if found else None
     if row is None:
         raise not_found("Task")
-    return _as_task_dict({name: row[name] for name in _TASK_COLUMNS})
+    return _public_task(row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,8 +310,13 @@ def _cursor_value(sort: str, cursor: Cursor) -> Any:
         raise ApiError(400, "invalid-cursor", "The cursor is malformed; start again without one.") from exc
 
 
-def _as_task_dict(row: Mapping[str, Any]) -> dict[str, Any]:
-    task = dict(row)
+# What a task response carries, in its order: the table's columns but the internal ones (legacy_id).
+PUBLIC_TASK_FIELDS = tuple(TaskPublic.model_fields)
+
+
+def _public_task(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A task row (its columns among others) as the published task: TaskPublic's fields, the priority by name."""
+    task = {name: row[name] for name in PUBLIC_TASK_FIELDS}
     priority = task["priority"]
     if isinstance(priority, int):  # a rank straight from the database (asyncpg path)
         task["priority"] = RANK_PRIORITY[priority]
@@ -343,9 +336,6 @@ def _authenticated_list_statement(shape: _ListShape) -> AnySelect:
     else:
         order = [column.asc().nulls_last(), by_id.asc()]
     return sa.select(access, page).select_from(access.outerjoin(page, sa.true())).order_by(*order)
-
-
-_TASK_COLUMNS = tuple(c.name for c in Task.__table__.columns)  # type: ignore[attr-defined]
 
 
 async def list_tasks(
@@ -409,7 +399,7 @@ async def list_tasks(
         checked = await fetch_mappings(conn, auth_service.ACCESS_CHECK, auth_service.access_params(access))
         auth_service.check_access(checked[0] if checked else None)
         page = await fetch_mappings(conn, _list_statement(shape), params)
-    rows = [_as_task_dict({name: row[name] for name in _TASK_COLUMNS}) for row in page]
+    rows = [_public_task(row) for row in page]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
