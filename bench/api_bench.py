@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import functools
 import json
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +50,28 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     non_2xx: int
+
+
+@dataclass
+class CpuSplit:
+    """Where the machine's CPU went during one wrk run, in µs per request served."""
+
+    server: float  # the server under test (uvicorn and its workers)
+    postgres: float  # the postmaster and its backends
+    wrk: float
+    idle: float  # cores x wall time, less the three above (and anything else running)
+
+
+def with_cpu_split(run: Callable[[], WrkResult], server_pid: int, postmaster_pid: int) -> tuple[WrkResult, CpuSplit]:
+    before = (tree_cpu_s(server_pid), tree_cpu_s(postmaster_pid), children_cpu_s())
+    start = time.perf_counter()
+    result = run()
+    wall = time.perf_counter() - start
+    after = (tree_cpu_s(server_pid), tree_cpu_s(postmaster_pid), children_cpu_s())
+    server, postgres, wrk = (a - b for a, b in zip(after, before, strict=True))
+    requests = result.rps * wall
+    idle = (os.cpu_count() or 1) * wall - server - postgres - wrk
+    return result, CpuSplit(*(1e6 * x / requests for x in (server, postgres, wrk, idle)))
 
 
 def _ms(value: str) -> float:
@@ -210,14 +235,25 @@ def main() -> None:
             # Short warm-up so that pools, caches and the JIT-less interpreter's imports are all hot.
             for target in (f"{base}/api/v1/tasks?limit=20", f"http://127.0.0.1:{ceiling_port}/ceiling"):
                 run_wrk("warmup", target, seconds=3, connections=16, threads=2, headers=auth)
-            results = [
-                run_wrk("ceiling", f"http://127.0.0.1:{ceiling_port}/ceiling", headers={}, **common),
-                run_wrk("db-floor", f"http://127.0.0.1:{ceiling_port}/db-floor", headers={}, **common),
-                run_wrk("list", f"{base}/api/v1/tasks?limit=20", headers=auth, **common),
-                run_wrk("create", f"{base}/api/v1/tasks", headers=auth, script=Path(lua.name), **common),
-                run_wrk("get", one_task, headers=auth, **common),
-                run_wrk("healthz", f"{base}/healthz", headers={}, **common),
+            postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
+            runs = [
+                (ceiling, "ceiling", f"http://127.0.0.1:{ceiling_port}/ceiling", {}, None),
+                (ceiling, "db-floor", f"http://127.0.0.1:{ceiling_port}/db-floor", {}, None),
+                (api, "list", f"{base}/api/v1/tasks?limit=20", auth, None),
+                (api, "create", f"{base}/api/v1/tasks", auth, Path(lua.name)),
+                (api, "get", one_task, auth, None),
+                (api, "healthz", f"{base}/healthz", {}, None),
             ]
+            measured = [
+                with_cpu_split(
+                    functools.partial(run_wrk, name, url, headers=headers, script=script, **common),
+                    server.pid,
+                    postmaster,
+                )
+                for server, name, url, headers, script in runs
+            ]
+            results = [result for result, _ in measured]
+            cpu = {result.name: split for result, split in measured}
             os.unlink(lua.name)
         finally:
             for proc in (api, ceiling):
@@ -235,6 +271,9 @@ def main() -> None:
         for r in results
     )
     listed = by_name["list"]
+    cpu_rows = "\n".join(
+        f"| {name} | {c.server:,.0f} | {c.postgres:,.0f} | {c.wrk:,.0f} | {c.idle:,.0f} |" for name, c in cpu.items()
+    )
     section = f"""## API throughput (`make bench-api`)
 
 - Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
@@ -251,6 +290,13 @@ def main() -> None:
 |---|---:|---:|---:|---:|---:|---:|
 {rows}
 
+Where the two cores went during each run, in CPU µs per request (the server under test is the ceiling app
+for its two rows, the API for the others; idle is what no process used):
+
+| endpoint | server | PostgreSQL | wrk | idle |
+|---|---:|---:|---:|---:|
+{cpu_rows}
+
 Goals (the db-floor is the honest bound for a request that must touch the database): list >= 0.80 of the
 db-floor, create >= 0.60, list p99 <= 2.5 x p50. Result: list {list_floor:.2f}, create {create_floor:.2f},
 get {get_floor:.2f}; list p99/p50 = {listed.p99_ms / listed.p50_ms:.1f}.
@@ -264,6 +310,36 @@ get {get_floor:.2f}; list p99/p50 = {listed.p99_ms / listed.p50_ms:.1f}.
         f"create_floor={create_floor:.2f} get_floor={get_floor:.2f} list_p50_ms={listed.p50_ms:.1f} "
         f"list_p99_ms={listed.p99_ms:.1f}"
     )
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()  # the fields after "(comm)"
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process, its reaped children and its live children (a postmaster and its backends,
+    uvicorn and its workers)."""
+    fields = _stat(pid)
+    total = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime, stime, cutime, cstime
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                child = _stat(int(entry.name))
+            except (OSError, ValueError):
+                continue
+            if int(child[1]) == pid:
+                total += int(child[11]) + int(child[12])
+    return total / _TICK
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's reaped children (a finished wrk, a finished migration)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def memory_gib() -> int:

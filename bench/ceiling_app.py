@@ -2,9 +2,11 @@
 
 - GET /ceiling: a fixed JSON body (the very page of tasks the real list endpoint returned): the
   framework ceiling.
-- GET /db-floor: the same two round trips the real list endpoint makes (the token/revocation check and
-  the page query), straight through an asyncpg pool with bound parameters, serialized from the rows.
-  It separates what the database round trips cost from what the platform's own layers add.
+- GET /db-floor: the list endpoint's database work as two plain queries (the token/revocation check and
+  the page, in the order the list asks for), straight through an asyncpg pool with bound parameters,
+  serialized from the rows. The list itself sends the two as one statement (one round trip); the floor
+  keeps the issue's definition. It separates what the database costs from what the platform's own layers
+  add.
 """
 
 import json
@@ -29,7 +31,7 @@ WHERE u.id = $1
 """
 PAGE_SQL = """
 SELECT id, owner_id, title, description, status, priority, due_date, tags, version, created_at, updated_at
-FROM tasks WHERE owner_id = $1 ORDER BY created_at DESC NULLS LAST, id DESC LIMIT 21
+FROM tasks WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT 21
 """
 
 

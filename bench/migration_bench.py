@@ -27,7 +27,7 @@ from pymongo import MongoClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from api_bench import cpu_model, memory_gib, pg_version, write_doc  # noqa: E402
+from api_bench import children_cpu_s, cpu_model, memory_gib, pg_version, tree_cpu_s, write_doc  # noqa: E402
 from mongoserver import ThrowawayMongo  # noqa: E402
 from pgcluster import ThrowawayPostgres  # noqa: E402
 
@@ -93,29 +93,6 @@ def copy_ceiling(dsn: str, rows: int, batch_size: int) -> float:
     return rate
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str]:
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2 :].split()  # the fields after "(comm)"
-
-
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds of a process, its reaped children and its live children (a postmaster and its backends)."""
-    fields = _stat(pid)
-    total = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime, stime, cutime, cstime
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                child = _stat(int(entry.name))
-            except (OSError, ValueError):
-                continue
-            if int(child[1]) == pid:
-                total += int(child[11]) + int(child[12])
-    return total / _TICK
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=500_000)
@@ -140,11 +117,11 @@ def main() -> None:
                    "--progress", "json", "--progress-interval", "5"]  # fmt: skip
         postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
         assert mongo.process is not None
-        cpu_before = (tree_cpu_s(postmaster), tree_cpu_s(mongo.process.pid), _children_cpu_s())
+        cpu_before = (tree_cpu_s(postmaster), tree_cpu_s(mongo.process.pid), children_cpu_s())
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - start
-        cpu_after = (tree_cpu_s(postmaster), tree_cpu_s(mongo.process.pid), _children_cpu_s())
+        cpu_after = (tree_cpu_s(postmaster), tree_cpu_s(mongo.process.pid), children_cpu_s())
         pg_cpu, source_cpu, migrate_cpu = (after - before for after, before in zip(cpu_after, cpu_before, strict=True))
         if result.returncode != 0:
             raise SystemExit(f"migration failed: {result.stderr[-2000:]}")
@@ -190,11 +167,6 @@ where the source is not the bound), RSS < 300 MB.
         f"migration-bench: docs={docs} rate={rate:.0f} read_ceiling={read_rate:.0f} copy_ceiling={copy_rate:.0f} "
         f"ratio={ratio:.2f} rss_mb={rss_mb:.0f}"
     )
-
-
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

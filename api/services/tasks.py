@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -25,7 +25,8 @@ from taskplatform.api.security import TokenClaims
 from taskplatform.api.services import auth as auth_service
 from taskplatform.api.services.sql import AnySelect, DirectConnection, fetch_mappings
 
-_NULLABLE_SORTS = {"due_date"}
+# The sort keys whose column may be NULL (NULLs come last in either direction).
+_NULLABLE_SORTS = {name for name in (key.lstrip("-") for key in get_args(SortKey)) if Task.__table__.c[name].nullable}  # type: ignore[attr-defined]
 
 
 def etag_for(task_id: int, version: int) -> str:
@@ -284,15 +285,31 @@ def _list_statement(shape: _ListShape) -> AnySelect:
         after_id = c.id < sa.bindparam("last_id") if descending else c.id > sa.bindparam("last_id")
         clauses.append(sa.and_(column.is_(None), after_id))
     elif shape.cursor == "value":
-        value = sa.bindparam("last_value", type_=column.type)
-        beyond = column < value if descending else column > value
-        tie = sa.and_(column == value, c.id < sa.bindparam("last_id") if descending else c.id > sa.bindparam("last_id"))
-        clause = sa.or_(beyond, tie)
+        # A row comparison, which PostgreSQL takes as where to start reading the (owner_id, column, id) index.
+        key = sa.tuple_(column, c.id)
+        last = sa.tuple_(sa.bindparam("last_value", type_=column.type), sa.bindparam("last_id"))
+        clause = key < last if descending else key > last
         if name in _NULLABLE_SORTS:
             clause = sa.or_(clause, column.is_(None))
         clauses.append(clause)
-    order = [column.desc().nulls_last(), c.id.desc()] if descending else [column.asc().nulls_last(), c.id.asc()]
-    return sa.select(*table.columns).where(*clauses).order_by(*order).limit(sa.bindparam("row_limit"))
+    published = [table.c[name] for name in PUBLIC_TASK_FIELDS]
+    return (
+        sa.select(*published)
+        .where(*clauses)
+        .order_by(*_page_order(shape.sort, column, c.id))
+        .limit(sa.bindparam("row_limit"))
+    )
+
+
+def _page_order(sort: SortKey, column: Any, by_id: Any) -> list[Any]:
+    """(sort column, id) in the sort's direction, NULLs last. NULLS LAST is spelled only for a nullable column:
+    on a NOT NULL one, `DESC NULLS LAST` keeps PostgreSQL from reading the (owner_id, column, id) index
+    backwards, and it sorts all of the owner's rows for every page instead."""
+    descending = sort.startswith("-")
+    key = column.desc() if descending else column.asc()
+    if sort.lstrip("-") in _NULLABLE_SORTS:
+        key = key.nulls_last()
+    return [key, by_id.desc() if descending else by_id.asc()]
 
 
 def _cursor_value(sort: str, cursor: Cursor) -> Any:
@@ -329,12 +346,7 @@ def _authenticated_list_statement(shape: _ListShape) -> AnySelect:
     page's rows (a NULL page row when the page is empty), in the page's order. Zero rows: no such user."""
     access = auth_service.ACCESS_CHECK.subquery("access")
     page = _list_statement(shape).lateral("page")
-    name = shape.sort.lstrip("-")
-    column, by_id = page.c[name], page.c.id
-    if shape.sort.startswith("-"):
-        order = [column.desc().nulls_last(), by_id.desc()]
-    else:
-        order = [column.asc().nulls_last(), by_id.asc()]
+    order = _page_order(shape.sort, page.c[shape.sort.lstrip("-")], page.c.id)
     return sa.select(access, page).select_from(access.outerjoin(page, sa.true())).order_by(*order)
 
 

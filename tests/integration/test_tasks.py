@@ -1,8 +1,11 @@
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 from fastapi.testclient import TestClient
 from support import auth_headers, register_and_login
+
+from taskplatform.api.schemas import SortKey
 
 PROBLEM = "application/problem+json"
 
@@ -165,10 +168,7 @@ def test_filters(client: TestClient, alice: dict[str, str]) -> None:
     assert titles(q="_") == set()
 
 
-@pytest.mark.parametrize(
-    "sort",
-    ["created_at", "-created_at", "updated_at", "due_date", "-due_date", "priority", "-priority", "title"],
-)
+@pytest.mark.parametrize("sort", get_args(SortKey))
 def test_every_sort_pages_through_each_task_exactly_once(client: TestClient, alice: dict[str, str], sort: str) -> None:
     priorities = ["low", "medium", "high", "urgent"]
     for i in range(23):
