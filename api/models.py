@@ -96,6 +96,7 @@ class Task(SQLModel, table=True):
         sa.Index("ix_tasks_owner_updated", "owner_id", "updated_at", "id"),
         sa.Index("ix_tasks_owner_due", "owner_id", "due_date", "id"),
         sa.Index("ix_tasks_owner_priority", "owner_id", "priority", "id"),
+        sa.Index("ix_tasks_owner_title", "owner_id", "title", "id"),
         sa.Index("ix_tasks_owner_status", "owner_id", "status"),
         # PostgreSQL only (migration 0001): tag containment (tags @> '["x"]') and substring title search.
         sa.Index("ix_tasks_tags", "tags", postgresql_using="gin", postgresql_ops={"tags": "jsonb_path_ops"}).ddl_if(
@@ -125,6 +126,16 @@ class Task(SQLModel, table=True):
     legacy_id: str | None = Field(default=None, max_length=LEGACY_ID_MAX, sa_column_kwargs={"unique": True})
 
     owner: User | None = Relationship(back_populates="tasks", sa_relationship_kwargs={"lazy": "raise"})
+
+
+# Keyset pagination reads one (owner_id, sort column, id) index per sort key, forwards or backwards. A
+# descending due_date sort keeps NULLs last, which the ascending index read backwards cannot give (NULLs
+# would come first): it has an index in that order of its own (PostgreSQL; SQLite has no NULLS LAST in
+# an index and sorts).
+_tasks = Task.__table__.c  # type: ignore[attr-defined]
+sa.Index("ix_tasks_owner_due_desc", _tasks.owner_id, _tasks.due_date.desc().nulls_last(), _tasks.id.desc()).ddl_if(
+    dialect="postgresql"
+)
 
 
 class TokenFamily(SQLModel, table=True):
