@@ -237,7 +237,7 @@ class _ListShape:
     due_after: bool
     due_before: bool
     title_search: bool
-    sort: str
+    sort: SortKey
     cursor: Literal["none", "value", "null-tail"]
 
 
