@@ -35,11 +35,16 @@ FROM tasks WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT 21
 """
 
 
+async def _no_reset(_: asyncpg.Connection) -> None:
+    """asyncpg resets every connection it takes back (RESET ALL, UNLISTEN, CLOSE ALL...: a round trip of its
+    own); these two read-only statements leave nothing to reset, and the floor makes only them."""
+
+
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     global pool
     if _DSN:
-        pool = await asyncpg.create_pool(_DSN, min_size=4, max_size=20)
+        pool = await asyncpg.create_pool(_DSN, min_size=4, max_size=20, reset=_no_reset)
     yield
     if pool is not None:
         await pool.close()
