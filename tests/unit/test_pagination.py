@@ -3,9 +3,11 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from starlette.requests import Request
 
 from taskplatform.api.errors import ApiError
 from taskplatform.api.pagination import Cursor, decode_cursor, encode_cursor
+from taskplatform.api.routes.tasks import next_page_link
 from taskplatform.api.services.tasks import etag_for, parse_if_match
 
 
@@ -60,3 +62,24 @@ def test_if_match_parsing(header: str | None, expected: object) -> None:
 def test_etag_is_quoted_and_changes_with_version() -> None:
     assert etag_for(7, 1) == '"7.1"'
     assert etag_for(7, 1) != etag_for(7, 2)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"",
+        b"limit=5",
+        b"status=todo&status=done&limit=5&cursor=old",
+        b"cursor=old&q=%D7%A9%D7%9C%D7%95%D7%9D+%F0%9F%8E%89&tag=a%26b&tag=",
+        b"due_after=2030-01-01T00%3A00%3A00%2B02%3A00&sort=-title",
+    ],
+)
+def test_next_page_link_is_starlettes_include_query_params(query: bytes) -> None:
+    scope = {
+        "type": "http", "method": "GET", "scheme": "https", "path": "/api/v1/tasks", "root_path": "",
+        "query_string": query, "headers": [(b"host", b"api.example.com:8443")], "server": ("10.0.0.1", 8000),
+    }  # fmt: skip
+    request = Request(scope)
+    cursor = encode_cursor(Cursor(sort="-created_at", value=datetime(2030, 5, 1, tzinfo=UTC), last_id=9))
+    expected = f'<{request.url.include_query_params(cursor=cursor)}>; rel="next"'
+    assert next_page_link(request, cursor) == expected
