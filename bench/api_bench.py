@@ -284,7 +284,8 @@ def main() -> None:
   {args.users} seeded users x {args.tasks_per_user} tasks plus the bench user's {args.tasks_per_user};
   wrk {wrk_threads} threads, {args.connections} connections, {args.seconds} s per endpoint;
   the ceiling is bare FastAPI + uvicorn ({args.workers} workers) returning the same 20-task JSON page;
-  db-floor is that bare app making the list endpoint's two queries through a raw asyncpg pool.
+  db-floor is that bare app making the list endpoint's database work as two plain queries (token check,
+  page) through a raw asyncpg pool that does not reset connections on release (since 2026-11-29).
 
 | endpoint | req/s | p50 ms | p99 ms | ratio to ceiling | ratio to db-floor | non-2xx |
 |---|---:|---:|---:|---:|---:|---:|
