@@ -26,7 +26,8 @@ from taskplatform.api.services import auth as auth_service
 from taskplatform.api.services.sql import AnySelect, DirectConnection, fetch_mappings
 
 # The sort keys whose column may be NULL (NULLs come last in either direction).
-_NULLABLE_SORTS = {name for name in (key.lstrip("-") for key in get_args(SortKey)) if Task.__table__.c[name].nullable}  # type: ignore[attr-defined]
+_TASK_COLUMNS: Any = Task.__table__.c  # type: ignore[attr-defined]
+_NULLABLE_SORTS = {name for name in (key.lstrip("-") for key in get_args(SortKey)) if _TASK_COLUMNS[name].nullable}
 
 
 def etag_for(task_id: int, version: int) -> str:
