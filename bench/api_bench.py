@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import sqlalchemy as sa
@@ -62,13 +63,25 @@ class CpuSplit:
     idle: float  # cores x wall time, less the three above (and anything else running)
 
 
-def with_cpu_split(run: Callable[[], WrkResult], server_pid: int, postmaster_pid: int) -> tuple[WrkResult, CpuSplit]:
-    before = (tree_cpu_s(server_pid), tree_cpu_s(postmaster_pid), children_cpu_s())
+Result = TypeVar("Result")
+
+
+def cpu_during(run: Callable[[], Result], *pids: int) -> tuple[Result, float, list[float]]:
+    """run()'s result, its wall seconds, and the CPU seconds used meanwhile by each process tree in `pids`,
+    then (last) by this process's children that finished meanwhile."""
+
+    def meter() -> list[float]:
+        return [*(tree_cpu_s(pid) for pid in pids), children_cpu_s()]
+
+    before = meter()
     start = time.perf_counter()
     result = run()
     wall = time.perf_counter() - start
-    after = (tree_cpu_s(server_pid), tree_cpu_s(postmaster_pid), children_cpu_s())
-    server, postgres, wrk = (a - b for a, b in zip(after, before, strict=True))
+    return result, wall, [after - earlier for after, earlier in zip(meter(), before, strict=True)]
+
+
+def with_cpu_split(run: Callable[[], WrkResult], server_pid: int, postmaster_pid: int) -> tuple[WrkResult, CpuSplit]:
+    result, wall, (server, postgres, wrk) = cpu_during(run, server_pid, postmaster_pid)
     requests = result.rps * wall
     idle = (os.cpu_count() or 1) * wall - server - postgres - wrk
     return result, CpuSplit(*(1e6 * x / requests for x in (server, postgres, wrk, idle)))
@@ -235,7 +248,6 @@ def main() -> None:
             # Short warm-up so that pools, caches and the JIT-less interpreter's imports are all hot.
             for target in (f"{base}/api/v1/tasks?limit=20", f"http://127.0.0.1:{ceiling_port}/ceiling"):
                 run_wrk("warmup", target, seconds=3, connections=16, threads=2, headers=auth)
-            postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
             runs = [
                 (ceiling, "ceiling", f"http://127.0.0.1:{ceiling_port}/ceiling", {}, None),
                 (ceiling, "db-floor", f"http://127.0.0.1:{ceiling_port}/db-floor", {}, None),
@@ -248,7 +260,7 @@ def main() -> None:
                 with_cpu_split(
                     functools.partial(run_wrk, name, url, headers=headers, script=script, **common),
                     server.pid,
-                    postmaster,
+                    pg.postmaster_pid,
                 )
                 for server, name, url, headers, script in runs
             ]

@@ -27,7 +27,7 @@ from pymongo import MongoClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from api_bench import children_cpu_s, cpu_model, memory_gib, pg_version, tree_cpu_s, write_doc  # noqa: E402
+from api_bench import cpu_during, cpu_model, memory_gib, pg_version, write_doc  # noqa: E402
 from mongoserver import ThrowawayMongo  # noqa: E402
 from pgcluster import ThrowawayPostgres  # noqa: E402
 
@@ -115,14 +115,12 @@ def main() -> None:
         command = [sys.executable, "-m", "taskplatform.migration.cli", "--source-uri", mongo.uri,
                    "--source-db", "legacy", "--target-url", url, "--batch-size", str(args.batch_size),
                    "--progress", "json", "--progress-interval", "5"]  # fmt: skip
-        postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
         assert mongo.process is not None
-        cpu_before = (tree_cpu_s(postmaster), tree_cpu_s(mongo.process.pid), children_cpu_s())
-        start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        elapsed = time.perf_counter() - start
-        cpu_after = (tree_cpu_s(postmaster), tree_cpu_s(mongo.process.pid), children_cpu_s())
-        pg_cpu, source_cpu, migrate_cpu = (after - before for after, before in zip(cpu_after, cpu_before, strict=True))
+        result, elapsed, (pg_cpu, source_cpu, migrate_cpu) = cpu_during(
+            lambda: subprocess.run(command, capture_output=True, text=True, check=False),
+            pg.postmaster_pid,
+            mongo.process.pid,
+        )
         if result.returncode != 0:
             raise SystemExit(f"migration failed: {result.stderr[-2000:]}")
         rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

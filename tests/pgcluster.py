@@ -114,6 +114,11 @@ class ThrowawayPostgres:
                     raise
                 time.sleep(0.1)
 
+    @property
+    def postmaster_pid(self) -> int:
+        """The server's process (its backends are its children), from the pid file it writes."""
+        return int((self.datadir / "postmaster.pid").read_text().split()[0])
+
     def dsn(self, dbname: str) -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
 

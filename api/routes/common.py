@@ -45,7 +45,7 @@ class QueryParameters(Generic[QueryModel]):
     is validated in one pass, with the same semantics (a list field takes every repetition, any other field
     the last one, unknown names are ignored) and the same errors (422, a field path under "query"). The
     route publishes the parameters from the same model: `openapi_extra=query.openapi_extra`, with the
-    model's sub-schemas added to the document's components by `components()`.
+    model's sub-schemas (`components`) added to the document's components.
     """
 
     def __init__(self, model: type[QueryModel]) -> None:
@@ -54,7 +54,7 @@ class QueryParameters(Generic[QueryModel]):
         self._names = frozenset(model.model_fields)
         schema = model.model_json_schema(ref_template=REF_TEMPLATE)
         required = set(schema.get("required", ()))
-        self._defs: dict[str, Any] = schema.get("$defs", {})
+        self.components: dict[str, Any] = schema.get("$defs", {})  # the schemas the parameters refer to
         self.openapi_extra: dict[str, Any] = {
             "parameters": [
                 {
@@ -81,17 +81,13 @@ class QueryParameters(Generic[QueryModel]):
                 [{**error, "loc": ("query", *error["loc"])} for error in exc.errors(include_url=False)]
             ) from None
 
-    def components(self) -> dict[str, Any]:
-        """The schemas the parameters refer to, for the document's components."""
-        return self._defs
-
 
 _QUERY_MODELS: list[QueryParameters[Any]] = []
 
 
 def query_model_components() -> dict[str, Any]:
     """Every query model's sub-schemas (enums and the like), for the OpenAPI document's components."""
-    return {name: schema for query in _QUERY_MODELS for name, schema in query.components().items()}
+    return {name: schema for query in _QUERY_MODELS for name, schema in query.components.items()}
 
 
 class PublishedJSON(Response):

@@ -23,8 +23,9 @@ LIMIT = 20
 
 
 @pytest.fixture(scope="module")
-def seeded(pg: ThrowawayPostgres) -> Iterator[tuple[str, int, sa.Table]]:
-    """Two owners with many tasks each (NULL and repeated due dates, repeated titles), analyzed."""
+def seeded(pg: ThrowawayPostgres) -> Iterator[tuple[sa.Engine, str, int, sa.Table]]:
+    """Two owners with many tasks each (NULL and repeated due dates, repeated titles), analyzed: the engine,
+    the database's libpq URL (for asyncpg), the first owner's id and the tasks table as stored."""
     url = pg.create_database("list_plans")
     upgrade_head(url)
     engine = sa.create_engine(url)
@@ -59,7 +60,7 @@ def seeded(pg: ThrowawayPostgres) -> Iterator[tuple[str, int, sa.Table]]:
             ],
         )
         conn.execute(sa.text("ANALYZE"))
-    yield url.replace("postgresql+psycopg2", "postgresql"), owners[0], tasks
+    yield engine, engine.url.set(drivername="postgresql").render_as_string(hide_password=False), owners[0], tasks
     engine.dispose()
 
 
@@ -83,8 +84,10 @@ async def _explain(dsn: str, statement: Any, params: dict[str, Any]) -> dict[str
 
 @pytest.mark.parametrize("cursor", ["none", "value"])
 @pytest.mark.parametrize("sort", get_args(SortKey))
-def test_a_page_reads_its_rows_not_the_owners(seeded: tuple[str, int, sa.Table], sort: str, cursor: str) -> None:
-    dsn, owner, tasks = seeded
+def test_a_page_reads_its_rows_not_the_owners(
+    seeded: tuple[sa.Engine, str, int, sa.Table], sort: str, cursor: str
+) -> None:
+    engine, dsn, owner, tasks = seeded
     shape = task_service._ListShape(
         dialect="postgresql", statuses=False, priorities=False, tag_count=0, due_after=False,
         due_before=False, title_search=False, sort=sort, cursor=cursor,  # type: ignore[arg-type]
@@ -93,15 +96,14 @@ def test_a_page_reads_its_rows_not_the_owners(seeded: tuple[str, int, sa.Table],
         "jti": "j" * 32, "family_id": "f" * 32, "user_id": owner, "owner_id": owner, "row_limit": LIMIT + 1,
     }  # fmt: skip
     if cursor == "value":  # somewhere in the middle of the owner's tasks, on a non-NULL value
-        params["last_value"], params["last_id"] = _middle_row(dsn, tasks, owner, sort.lstrip("-"))
+        params["last_value"], params["last_id"] = _middle_row(engine, tasks, owner, sort.lstrip("-"))
     plan = asyncio.run(_explain(dsn, task_service._authenticated_list_statement(shape), params))
     assert plan["Actual Rows"] == LIMIT + 1
     assert _tasks_rows_read(plan) <= LIMIT + 1, plan
 
 
-def _middle_row(url: str, tasks: sa.Table, owner: int, column: str) -> tuple[Any, int]:
+def _middle_row(engine: sa.Engine, tasks: sa.Table, owner: int, column: str) -> tuple[Any, int]:
     """A row a third of the way along the sort, with a non-NULL value: pages remain in either direction."""
-    engine = sa.create_engine(url.replace("postgresql", "postgresql+psycopg2", 1))
     query = (
         sa.select(tasks.c[column], tasks.c.id)
         .where(tasks.c.owner_id == owner, tasks.c[column].is_not(None))
@@ -109,9 +111,6 @@ def _middle_row(url: str, tasks: sa.Table, owner: int, column: str) -> tuple[Any
         .offset(TASKS_PER_OWNER // 3)
         .limit(1)
     )
-    try:
-        with engine.connect() as conn:
-            value, task_id = conn.execute(query).one()
-    finally:
-        engine.dispose()
+    with engine.connect() as conn:
+        value, task_id = conn.execute(query).one()
     return value, task_id

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from taskplatform.api.models import RANK_PRIORITY
+from taskplatform.api.models import RANK_PRIORITY, Task
 from taskplatform.api.routes.common import PublishedJSON
 from taskplatform.api.schemas import TaskPage, TaskPublic
 from taskplatform.api.services.tasks import PUBLIC_TASK_FIELDS, _public_task
@@ -59,8 +59,6 @@ def test_a_page_is_the_models_bytes(cursor: str | None) -> None:
 
 
 def test_the_published_fields_are_the_tables_but_internal_ones() -> None:
-    from taskplatform.api.models import Task
-
     columns = [c.name for c in Task.__table__.columns]  # type: ignore[attr-defined]
     assert [c for c in columns if c in PUBLIC_TASK_FIELDS] == list(PUBLIC_TASK_FIELDS)
     assert set(columns) - set(PUBLIC_TASK_FIELDS) == {"legacy_id"}
