@@ -23,6 +23,10 @@ from taskplatform.api.routes import auth, health, tasks, users
 from taskplatform.api.routes.common import REF_TEMPLATE, problems, query_model_components
 from taskplatform.api.schemas import Problem
 
+# The document reads from health and sign-in to the tasks; requests are matched the hot router first.
+PUBLISHED_ORDER = (health.router, auth.router, users.router, tasks.router)
+MATCHED_ORDER = (tasks.router, *(router for router in PUBLISHED_ORDER if router is not tasks.router))
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
@@ -58,20 +62,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, log_requests=settings.log_requests)
-    # Routers carry their full prefix themselves, so route templates (metric labels) are full paths.
-    routers = (health.router, auth.router, users.router, tasks.router)
-    for router in routers:
+    # Routers carry their full prefix themselves, so route templates (metric labels) are full paths. They are
+    # matched in the order they are included, and FastAPI tries every route of a router before the next one:
+    # the task routes, which take nearly all traffic, come first (4% of a list's CPU when they came last).
+    for router in MATCHED_ORDER:
         app.include_router(router)
     app.state.route_methods = [
         (route.path_regex, set(route.methods or ()))
-        for router in routers
+        for router in MATCHED_ORDER
         for route in router.routes
         if isinstance(route, APIRoute)
     ]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            published = [route for router in PUBLISHED_ORDER for route in router.routes]
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=published)
             problem = Problem.model_json_schema(ref_template=REF_TEMPLATE)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(problem.pop("$defs", {}))
