@@ -33,7 +33,7 @@ from mongoserver import ThrowawayMongo  # noqa: E402
 from pgcluster import ThrowawayPostgres  # noqa: E402
 
 from taskplatform.api.migrate import upgrade_head  # noqa: E402
-from taskplatform.migration.source import Position, read_batches  # noqa: E402
+from taskplatform.migration.source import Position, read_batches, source_client  # noqa: E402
 from taskplatform.migration.target import libpq_dsn  # noqa: E402
 
 HASH = "$2b$12$" + "N" * 53
@@ -70,14 +70,15 @@ def read_ceiling(client: MongoClient, batch_size: int) -> tuple[int, float]:
     return count, count / (time.perf_counter() - start)
 
 
-def own_read_ceiling(client: MongoClient, batch_size: int) -> tuple[float, float]:
-    """The migration's own read of the tasks (in `_id` order, which resuming needs: read_batches itself) with
-    nothing done with the documents: its rate, and the seconds until the first batch arrived."""
+def own_read_ceiling(uri: str, batch_size: int) -> tuple[float, float]:
+    """The migration's own read of the tasks (its client, in `_id` order, which resuming needs: read_batches
+    itself) with nothing done with the documents: its rate, and the seconds until the first batch arrived."""
     start = time.perf_counter()
     first_batch_s, count = 0.0, 0
-    for batch in read_batches(client.legacy.tasks, Position(), batch_size):
-        first_batch_s = first_batch_s or time.perf_counter() - start
-        count += len(batch.docs)
+    with source_client(uri) as client:
+        for batch in read_batches(client.legacy.tasks, Position(), batch_size):
+            first_batch_s = first_batch_s or time.perf_counter() - start
+            count += len(batch.docs)
     return count / (time.perf_counter() - start), first_batch_s
 
 
@@ -123,7 +124,7 @@ def main() -> None:
         seed_s = time.perf_counter() - t0
         docs = args.users + args.tasks
         read_n, read_rate = read_ceiling(client, args.batch_size)
-        own_read_rate, first_batch_s = own_read_ceiling(client, args.batch_size)
+        own_read_rate, first_batch_s = own_read_ceiling(mongo.uri, args.batch_size)
         copy_rate = copy_ceiling(libpq_dsn(url), args.tasks, args.batch_size)
 
         command = [sys.executable, "-m", "taskplatform.migration.cli", "--source-uri", mongo.uri,

@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg2
 from bson.errors import InvalidBSON
-from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
 from sqlalchemy.engine import make_url
@@ -27,6 +26,7 @@ from taskplatform.migration.collections import KINDS
 from taskplatform.migration.mapping import MappingError, load_mapping
 from taskplatform.migration.progress import Reporter
 from taskplatform.migration.runner import Migration, Options
+from taskplatform.migration.source import source_client
 from taskplatform.migration.target import Target
 from taskplatform.migration.verify import verify
 
@@ -125,11 +125,7 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
         db_name = args.source_db or parse_uri(args.source_uri).get("database") or "legacy"
     except (PyMongoError, ValueError) as exc:
         raise _Failure(f"invalid source URI: {exc}") from exc
-    # DATETIME_AUTO: a BSON date outside Python's years 1-9999 is valid in MongoDB; it decodes to DatetimeMS
-    # (the transform reports it) instead of failing the whole read.
-    client: MongoClient[dict[str, Any]] = MongoClient(
-        args.source_uri, serverSelectionTimeoutMS=5000, tz_aware=True, datetime_conversion="DATETIME_AUTO"
-    )
+    client = source_client(args.source_uri)
     try:
         client.admin.command("ping")
     except PyMongoError as exc:
