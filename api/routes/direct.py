@@ -46,37 +46,31 @@ def _is_async(call: Any) -> bool:
     return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(type(call).__call__)
 
 
-def _reads_only_the_request(dependant: Dependant) -> bool:
-    return (
-        not any(getattr(dependant, name) for name in _OWN_PARAMETERS)
-        and not any(getattr(dependant, name) is not None for name in _SPECIAL_PARAMETERS)
-        and not dependant.dependencies
-        and not dependant.own_oauth_scopes
+def _declares_parameters(dependant: Dependant) -> bool:
+    return any(getattr(dependant, name) for name in _OWN_PARAMETERS) or any(
+        getattr(dependant, name) is not None for name in _SPECIAL_PARAMETERS
     )
 
 
 def request_dependencies(route: APIRoute) -> list[RequestDependency] | None:
     """The route's dependencies in the order FastAPI solves them, when the route qualifies; else None."""
-    dependant = route.dependant
-    if dependant.call is None or not _is_async(dependant.call):
+    endpoint = route.dependant.call
+    if not inspect.iscoroutinefunction(endpoint) or _declares_parameters(route.dependant):
         return None
-    if any(getattr(dependant, name) for name in _OWN_PARAMETERS) or any(
-        getattr(dependant, name) is not None for name in _SPECIAL_PARAMETERS
-    ):
-        return None
-    returns = typing.get_type_hints(dependant.call).get("return")
+    returns = typing.get_type_hints(endpoint).get("return")
     if not (inspect.isclass(returns) and issubclass(returns, Response)):
-        return None
+        return None  # FastAPI would validate and serialize it against the response model
     plan: list[RequestDependency] = []
-    for dependency in dependant.dependencies:
+    for dependency in route.dependant.dependencies:
         call = dependency.call
         if (
             dependency.name is None  # a decorator-level dependency, run for its effect
             or call is None
+            or not _is_async(call)  # sync ones run in a thread; generators need FastAPI's exit stacks
             or dependency.request_param_name is None
-            or not _reads_only_the_request(dependency)
-            or not _is_async(call)
-            or inspect.isasyncgenfunction(call)
+            or _declares_parameters(dependency)
+            or dependency.dependencies
+            or dependency.own_oauth_scopes
             or dependency.scope is not None
             or any(call is seen for _, seen, _ in plan)  # FastAPI would share one result between them
         ):
