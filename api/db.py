@@ -11,9 +11,9 @@ import asyncio
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -22,7 +22,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from taskplatform.api.config import Settings
-from taskplatform.api.services.sql import CONNECTION_LOST_ERRORS, DirectConnection, open_direct_connection
+from taskplatform.api.services.sql import CONNECTION_LOST_ERRORS, DirectConnection, run_on_direct_connection
 
 # What a lost or unreachable database raises: SQLAlchemy's wrappers, and what asyncpg raises unwrapped
 # while a connection is being opened. The API answers these with 503 instead of 500.
@@ -33,6 +33,8 @@ DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     socket.gaierror,
     *CONNECTION_LOST_ERRORS,
 )
+
+T = TypeVar("T")
 
 _ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
 _SYNC_DRIVERS = {"postgresql": "psycopg2", "sqlite": "pysqlite"}
@@ -205,18 +207,19 @@ async def ping(engine: AsyncEngine) -> None:
 
 
 class Database:
-    """The app's engine behind its pool gate, for routes that open a connection themselves (`async with
-    db.direct()`): a plain dependency, where a yield dependency costs FastAPI tens of µs per request in its
+    """The app's engine behind its pool gate, for routes that take a connection themselves (`await
+    db.run(work)`): a plain dependency, where a yield dependency costs FastAPI tens of µs per request in its
     exit-stack and cancel-scope handling, on the hottest routes."""
 
     def __init__(self, engine: AsyncEngine, gate: PoolGate) -> None:
         self.engine = engine
         self.gate = gate
 
-    @asynccontextmanager
-    async def direct(self) -> AsyncIterator[DirectConnection]:
-        async with self.gate.slot(), open_direct_connection(self.engine) as conn:
-            yield conn
+    async def run(self, work: Callable[[DirectConnection], Awaitable[T]]) -> T:
+        """`work` (one statement, as a rule) on a pooled connection without an ORM session
+        (services.sql.DirectConnection)."""
+        async with self.gate.slot():
+            return await run_on_direct_connection(self.engine, work)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

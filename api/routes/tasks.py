@@ -90,8 +90,9 @@ async def list_tasks(
         due_before=query.due_before,
         q=query.q,
     )
-    async with db.direct() as conn:
-        rows, next_cursor = await task_service.list_tasks(conn, access, filters, query.sort, query.limit, query.cursor)
+    rows, next_cursor = await db.run(
+        lambda conn: task_service.list_tasks(conn, access, filters, query.sort, query.limit, query.cursor)
+    )
     headers = {"Link": next_page_link(request, next_cursor)} if next_cursor else None
     return PublishedJSON({"items": rows, "next_cursor": next_cursor}, headers=headers)
 
@@ -107,8 +108,7 @@ async def get_task(
     db: DatabaseDep,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
-    async with db.direct() as conn:
-        task = await task_service.get_task(conn, access, task_id)
+    task = await db.run(lambda conn: task_service.get_task(conn, access, task_id))
     etag = task_service.etag_for(task_id, task["version"])
     if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
         return Response(status_code=304, headers={"ETag": etag})

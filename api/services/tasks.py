@@ -128,8 +128,8 @@ async def create_task(
     token and inserts. With one (or on SQLite): the check, then the task and its idempotency record in one
     transaction."""
     if idempotency_key is None and db.engine.dialect.name == "postgresql":
-        async with db.direct() as conn:
-            return CreateResult(task=await _create_in_one_statement(conn, access, data), replayed=False)
+        task = await db.run(lambda conn: _create_in_one_statement(conn, access, data))
+        return CreateResult(task=task, replayed=False)
     async with db.session() as session:
         await auth_service.authorize_claims(session, access)
         return await _create_in_transaction(session, access.sub, data, idempotency_key, idempotency_ttl_s)
