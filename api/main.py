@@ -69,21 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Before them, the operations that can skip FastAPI's dependency solver (routes.direct), generated from
     # their declarations; the routes are built from a router's own dependencies, so only while the app adds
     # none of its own.
+    api_routes = [route for router in MATCHED_ORDER for route in router.routes if isinstance(route, APIRoute)]
     if not app.router.dependencies:
-        app.router.routes.extend(
-            direct
-            for router in MATCHED_ORDER
-            for route in router.routes
-            if isinstance(route, APIRoute) and (direct := direct_route(route)) is not None
-        )
+        app.router.routes.extend(direct for route in api_routes if (direct := direct_route(route)) is not None)
     for router in MATCHED_ORDER:
         app.include_router(router)
-    app.state.route_methods = [
-        (route.path_regex, set(route.methods or ()))
-        for router in MATCHED_ORDER
-        for route in router.routes
-        if isinstance(route, APIRoute)
-    ]
+    app.state.route_methods = [(route.path_regex, set(route.methods or ())) for route in api_routes]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

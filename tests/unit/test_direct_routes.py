@@ -38,20 +38,20 @@ async def page(request: Request, who: Annotated[str, Depends(token)], n: Annotat
     return Response(f"{who}:{n}:{request.url.path}", headers={"X-Seen": "1"}, media_type="text/plain")
 
 
-def _route(endpoint: Any, path: str = "/p", **kwargs: Any) -> APIRoute:
+def _routed(endpoint: Any, path: str = "/p", **kwargs: Any) -> tuple[APIRouter, APIRoute]:
     router = APIRouter()
     router.add_api_route(path, endpoint, methods=["GET"], **kwargs)
     route = router.routes[0]
     assert isinstance(route, APIRoute)
-    return route
+    return router, route
 
 
 def test_the_plan_is_the_dependencies_in_declaration_order() -> None:
-    plan = request_dependencies(_route(page))
+    plan = request_dependencies(_routed(page)[1])
     assert plan == [("who", token, "request"), ("n", limit, "request")]
 
 
-async def sync_dependency(request: Request) -> str:
+async def run_for_its_effect(request: Request) -> str:
     return "x"
 
 
@@ -134,12 +134,12 @@ async def same_dependency_twice(a: Annotated[str, Depends(token)], b: Annotated[
         (sync_endpoint, {}),
         (returns_a_model, {}),
         (same_dependency_twice, {}),  # FastAPI calls it once and shares the result
-        (page, {"dependencies": [Depends(sync_dependency)]}),  # run for its effect, without a parameter
+        (page, {"dependencies": [Depends(run_for_its_effect)]}),  # run for its effect, without a parameter
     ],
     ids=lambda value: getattr(value, "__name__", "kwargs"),
 )
 def test_declarations_it_cannot_reproduce_keep_fastapis_handler(endpoint: Any, kwargs: dict[str, Any]) -> None:
-    route = _route(endpoint, **kwargs)
+    _, route = _routed(endpoint, **kwargs)
     assert request_dependencies(route) is None
     assert direct_route(route) is None
 
@@ -168,10 +168,7 @@ def solver_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def _app(direct: bool) -> FastAPI:
     app = FastAPI()
-    router = APIRouter()
-    router.add_api_route("/p", page, methods=["GET"])
-    route = router.routes[0]
-    assert isinstance(route, APIRoute)
+    router, route = _routed(page)
     if direct:
         served = direct_route(route)
         assert served is not None
