@@ -215,8 +215,10 @@ class IdempotencyRecord(SQLModel, table=True):
 class MigrationCheckpoint(SQLModel, table=True):
     """Where the MongoDB migration of one collection stands, written in the same transaction as each batch.
 
-    `position` holds the BSON type bucket being read and the last `_id` done in it (extended JSON), since a
-    `$gt` on `_id` alone would skip the documents whose `_id` has another BSON type.
+    `position` holds the read order and the last `_id` done (extended JSON): in natural order with how many
+    documents of the scan were consumed up to it, in `_id` order with the BSON type bucket being read, since a
+    `$gt` on `_id` alone would skip the documents whose `_id` has another BSON type
+    (`taskplatform.migration.source.Position`).
     """
 
     __tablename__ = "migration_checkpoints"

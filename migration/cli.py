@@ -25,6 +25,7 @@ from taskplatform.api.migrate import upgrade_head
 from taskplatform.migration.collections import KINDS
 from taskplatform.migration.mapping import MappingError, load_mapping
 from taskplatform.migration.progress import Reporter
+from taskplatform.migration.read_order import ReadOrder
 from taskplatform.migration.runner import Migration, Options
 from taskplatform.migration.source import source_client
 from taskplatform.migration.target import Target
@@ -55,10 +56,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mapping", type=Path, default=env("MAPPING_FILE"), help="TOML file overriding names (docs/migration.md)"
     )
+    parser.add_argument(
+        "--read-order",
+        type=ReadOrder,
+        choices=list(ReadOrder),
+        default=env("READ_ORDER", ReadOrder.NATURAL.value),  # a string default goes through `type` too
+        help="natural: storage order, streamed from the first document; a resumed run starts a collection over "
+        "if it changed meanwhile. id: `_id` order, resumes exactly, but FerretDB sorts the whole collection "
+        "first. For collections that start; a resumed one keeps its order (env READ_ORDER)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="read, transform and validate; write nothing")
     parser.add_argument("--verify", action="store_true", help="after migrating, compare counts and content checksums")
     parser.add_argument("--verify-only", action="store_true", help="only verify a finished migration")
     mode = parser.add_mutually_exclusive_group()
+    # Without this, the first of the two flags' defaults would win: store_false's True, a restart on every run.
+    parser.set_defaults(restart=False)
     mode.add_argument("--resume", dest="restart", action="store_false", help="continue from the checkpoints (default)")
     mode.add_argument("--restart", dest="restart", action="store_true", help="forget checkpoints and rejects first")
     parser.add_argument(
@@ -146,7 +158,7 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
     try:
         with Reporter(interactive=progress, interval_s=args.progress_interval) as reporter:
             if not args.verify_only:
-                options = Options(args.batch_size, kinds, args.dry_run, args.restart, mapping)
+                options = Options(args.batch_size, kinds, args.dry_run, args.restart, args.read_order, mapping)
                 stats = Migration(client[db_name], target, options, reporter).run()
                 reporter.summary(stats, args.dry_run)
                 outcome["dryRun"] = args.dry_run

@@ -16,7 +16,8 @@ from pymongo.database import Database
 from taskplatform.migration.collections import KINDS, TASKS, USERS, Kind, Row
 from taskplatform.migration.mapping import Mapping
 from taskplatform.migration.progress import CollectionStats, Reporter
-from taskplatform.migration.source import Batch, Position, estimated_count, read_batches
+from taskplatform.migration.read_order import ReadOrder
+from taskplatform.migration.source import Batch, Position, PositionLost, estimated_count, read_batches
 from taskplatform.migration.target import Checkpoint, Counts, Rejected, Target
 from taskplatform.migration.transform import RejectError, TaskRow, UserRow, legacy_id, owner_reference
 
@@ -27,6 +28,7 @@ class Options:
     kinds: tuple[str, ...] = tuple(KINDS)
     dry_run: bool = False
     restart: bool = False
+    read_order: ReadOrder = ReadOrder.NATURAL  # for a collection that starts; a resumed one keeps its order
     mapping: Mapping = field(default_factory=Mapping)
 
 
@@ -103,6 +105,8 @@ class Migration:
             self.reporter.update(stats, force=True)
             return stats
         position = checkpoint.position if checkpoint else Position()
+        if not position.has_last:
+            position = Position(self.options.read_order)
         counts = checkpoint.counts if checkpoint else Counts()
         import_time = (checkpoint.started_at if checkpoint else None) or datetime.now(UTC)
         deferred = checkpoint.deferred_indexes if checkpoint else ()
@@ -115,14 +119,21 @@ class Migration:
             "start", collection=name, total=stats.total, resume_from=position.to_json(), deferred_indexes=deferred
         )
         started = time.monotonic()
-        for batch in _prefetch(read_batches(collection, position, self.options.batch_size)):
-            altered = self._batch(
-                kind, name, batch, counts, Checkpoint(batch.position, counts, False, import_time, deferred)
-            )
-            stats.read, stats.written, stats.rejected = counts.read, counts.written, counts.rejected
-            stats.altered += altered
-            self.reporter.update(stats)
-            position = batch.position
+        try:
+            for batch in _prefetch(read_batches(collection, position, self.options.batch_size)):
+                altered = self._batch(
+                    kind, name, batch, counts, Checkpoint(batch.position, counts, False, import_time, deferred)
+                )
+                stats.read, stats.written, stats.rejected = counts.read, counts.written, counts.rejected
+                stats.altered += altered
+                self.reporter.update(stats)
+                position = batch.position
+        except PositionLost as lost:  # raised before the first batch: nothing of this run was written yet
+            assert self.target is not None  # only a saved position can be lost
+            self.reporter.event("restart", collection=name, reason=str(lost))
+            # What was written stays and is upserted again, row for row; rejects and counts start over.
+            self.target.reset([name])
+            return self._run_collection(kind)
         counter.join()
         if self.target is not None:
             if deferred:

@@ -1,23 +1,36 @@
-"""Reading a legacy collection in `_id` order, resumable, across mixed `_id` types.
+"""Reading a legacy collection in batches, each carrying the position a killed run resumes from.
 
-MongoDB orders `_id` values of different BSON types by type first, and `{"_id": {"$gt": x}}` only
-matches values of x's own type class, so "everything after the last `_id`" would silently skip all
-documents whose `_id` has another type. The reader therefore walks one BSON type bucket at a time, in
-MongoDB's canonical order, with `{"_id": {"$type": bucket, "$gt": last}}` inside the bucket it resumes.
+Two read orders:
+
+- natural (the default): the collection's storage order, as a plain `find` and `mongodump` read it. Every
+  server streams it from the first document (FerretDB sorts any other order in memory, and sends nothing
+  until it has sorted the whole collection). The position is how many documents of that order
+  were consumed and the `_id` of the last one. A resumed run skips that many and checks that the document
+  before its start is still that one; if the source changed under it (a document deleted before the
+  position), the run cannot know what it missed and starts the collection over (`PositionLost`).
+- `_id`: exact resume even while the source changes, at the cost of that sort on servers without an ordered
+  `_id` index. MongoDB orders `_id` values of different BSON types by type first, and
+  `{"_id": {"$gt": x}}` only matches values of x's own type class, so "everything after the last `_id`"
+  would silently skip all documents whose `_id` has another type. This reader therefore walks one BSON
+  type bucket at a time, in MongoDB's canonical order, with `{"_id": {"$type": bucket, "$gt": last}}`
+  inside the bucket it resumes.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bson import Decimal128, ObjectId, Timestamp, json_util
+from bson.json_util import CANONICAL_JSON_OPTIONS
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
+
+from taskplatform.migration.read_order import ReadOrder
 
 # Every BSON type an `_id` can have (arrays cannot be one), in MongoDB's comparison order.
 ID_BUCKETS = ("null", "number", "string", "object", "binData", "objectId", "bool", "date", "timestamp")
@@ -30,27 +43,45 @@ def source_client(uri: str) -> MongoClient[dict[str, Any]]:
     return MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True, datetime_conversion="DATETIME_AUTO")
 
 
+class PositionLost(Exception):
+    """A natural-order position no longer names the same document: the source changed since it was saved."""
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
-    """The last `_id` fully written, as (bucket index, `_id`); bucket 0 with no `_id` is the start."""
+    """Where a read stopped: the last document fully written (`last_id`, when `has_last`) and, in natural
+    order, how many documents of the scan were consumed up to it; in `_id` order, its BSON type bucket.
+    A position without a last document is the start."""
 
+    order: ReadOrder = ReadOrder.NATURAL
     bucket: int = 0
+    consumed: int = 0
     last_id: Any = None
     has_last: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        last_id = _canonical(self.last_id) if self.has_last else None  # canonical: Int64 stays Int64
+        if self.order is ReadOrder.NATURAL:
+            return {"order": self.order.value, "consumed": self.consumed, "last_id": last_id}
         return {
+            "order": self.order.value,
             "bucket": self.bucket,
             "bucket_type": ID_BUCKETS[min(self.bucket, len(ID_BUCKETS) - 1)],
-            "last_id": json_util.dumps(self.last_id) if self.has_last else None,
+            "last_id": last_id,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Position:
+        """A saved position; `{}` (never saved, or reset) is the start. Positions saved before natural order
+        existed carry no `order` and are `_id` positions."""
         if not data:
             return cls()
         raw = data.get("last_id")
-        return cls(bucket=int(data["bucket"]), last_id=json_util.loads(raw) if raw else None, has_last=raw is not None)
+        last = {"last_id": json_util.loads(raw), "has_last": True} if raw is not None else {}
+        order = ReadOrder(data.get("order", ReadOrder.ID))
+        if order is ReadOrder.NATURAL:
+            return cls(order, consumed=int(data["consumed"]), **last)
+        return cls(order, bucket=int(data["bucket"]), **last)
 
 
 @dataclass(slots=True)
@@ -92,22 +123,52 @@ def resume_filter(start: Position) -> dict[str, Any]:
 
 
 def read_batches(collection: Collection[dict[str, Any]], start: Position, batch_size: int) -> Iterator[Batch]:
-    """Documents after `start` in `_id` order (one cursor: MongoDB sorts mixed `_id` types by type first),
-    in batches; each batch carries the position to checkpoint once it is written."""
-    cursor = collection.find(resume_filter(start), sort=[("_id", 1)], batch_size=batch_size)
-    batch = Batch()
+    """Documents after `start` in its order, in batches; each batch carries the position to checkpoint once it
+    is written. Natural order raises PositionLost, before the first batch, when `start` no longer holds."""
+    if start.order is ReadOrder.ID:
+        # One cursor: MongoDB sorts mixed `_id` types by type first.
+        cursor = collection.find(resume_filter(start), sort=[("_id", 1)], batch_size=batch_size)
+        try:
+            yield from _batched(cursor, batch_size, lambda _id, _: Position(ReadOrder.ID, bucket_of(_id), 0, _id, True))
+        finally:
+            cursor.close()
+        return
+    # No sort at all: FerretDB refuses an explicit `$natural` sort on an ordinary collection.
+    skipped = max(start.consumed - 1, 0)
+    cursor = collection.find({}, skip=skipped, batch_size=batch_size)
     try:
-        for doc in cursor:
-            batch.docs.append(doc)
-            if len(batch.docs) >= batch_size:
-                batch.position = Position(bucket_of(doc["_id"]), doc["_id"], True)
-                yield batch
-                batch = Batch()
+        if start.has_last:
+            before = next(cursor, None)
+            if before is None or _canonical(before["_id"]) != _canonical(start.last_id):
+                raise PositionLost(
+                    f"document {start.consumed} of {collection.name}'s natural order is no longer "
+                    f"{json_util.dumps(start.last_id)}: the collection changed since the interrupted run"
+                )
+            skipped += 1
+        yield from _batched(cursor, batch_size, lambda _id, n: Position(ReadOrder.NATURAL, 0, skipped + n, _id, True))
     finally:
         cursor.close()
+
+
+def _canonical(value: Any) -> str:
+    """BSON-exact identity of an `_id` (1 and 1.0, or {a, b} and {b, a}, are different `_id`s)."""
+    return json_util.dumps(value, json_options=CANONICAL_JSON_OPTIONS)
+
+
+def _batched(
+    docs: Iterable[dict[str, Any]], batch_size: int, position_after: Callable[[Any, int], Position]
+) -> Iterator[Batch]:
+    """`docs` in batches of `batch_size`; `position_after(_id, n)` is the position after the n-th document."""
+    batch, n = Batch(), 0
+    for doc in docs:
+        n += 1
+        batch.docs.append(doc)
+        if len(batch.docs) >= batch_size:
+            batch.position = position_after(doc["_id"], n)
+            yield batch
+            batch = Batch()
     if batch.docs:
-        last = batch.docs[-1]["_id"]
-        batch.position = Position(bucket_of(last), last, True)
+        batch.position = position_after(batch.docs[-1]["_id"], n)
         yield batch
 
 

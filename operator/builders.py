@@ -548,7 +548,8 @@ MAX_BACKUP_NAME = max_name_length(backup_child_names)
 def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: TaskPlatformSpec) -> Manifest:
     """The migration Job of a DataMigration: the API image's `taskplatform-migrate` against the platform's DB."""
     platform = Names(spec.target)
-    args = ["--batch-size", str(spec.batch_size), "--collections", ",".join(spec.collections), "--progress", "json"]
+    args = ["--batch-size", str(spec.batch_size), "--collections", ",".join(spec.collections),
+            "--read-order", spec.read_order.value, "--progress", "json"]  # fmt: skip
     if spec.dry_run:
         args.append("--dry-run")
     if spec.verify and not spec.dry_run:

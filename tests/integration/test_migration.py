@@ -10,12 +10,13 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import bson
 import pytest
 import sqlalchemy as sa
-from bson import ObjectId
+from bson import Binary, Int64, ObjectId, Timestamp
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from mongoserver import ThrowawayMongo
@@ -24,6 +25,8 @@ from pymongo.database import Database
 
 from taskplatform.migration.cli import main as migrate
 from taskplatform.migration.collections import TASKS
+from taskplatform.migration.read_order import ReadOrder
+from taskplatform.migration.source import Position, PositionLost, bucket_of, read_batches
 
 LEGACY_PASSWORD = "legacy-secret-1"
 HASH = bcrypt.hashpw(LEGACY_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -147,15 +150,22 @@ def test_every_legacy_variant_is_mapped_and_bad_documents_are_kept_with_reasons(
 
 
 def test_rerun_is_idempotent_and_restart_changes_nothing(
-    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine
-) -> None:
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine, capfd
+) -> None:  # type: ignore[no-untyped-def]
     name, db = source
     seed_variants(db)
     assert run(mongo, name, database_url) == 0
     first = counts(db_engine)
     with db_engine.connect() as conn:
         versions = dict(conn.execute(sa.text("SELECT legacy_id, version FROM tasks")).all())
+    capfd.readouterr()
     assert run(mongo, name, database_url) == 0
+    events = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    # A plain re-run resumes: both collections are complete, so it reads nothing.
+    assert [(e["event"], e["collection"]) for e in events if e["event"] in ("start", "skipped")] == [
+        ("skipped", "users"),
+        ("skipped", "tasks"),
+    ]
     assert run(mongo, name, database_url, "--restart") == 0
     assert counts(db_engine) == first
     with db_engine.connect() as conn:
@@ -222,8 +232,9 @@ def test_a_migrated_user_logs_in_with_the_old_password(
         assert wrong.status_code == 401
 
 
+@pytest.mark.parametrize("read_order", list(ReadOrder))
 def test_resume_after_kill_9_loses_and_duplicates_nothing(
-    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine, read_order: str
 ) -> None:
     name, db = source
     owners = [ObjectId() for _ in range(20)]
@@ -238,29 +249,39 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(
 
     command = [sys.executable, "-m", "taskplatform.migration.cli", "--source-uri", mongo.uri, "--source-db", name,
                "--target-url", database_url, "--batch-size", "40", "--progress", "json",
-               "--progress-interval", "0"]  # fmt: skip
+               "--progress-interval", "0", "--read-order", read_order]  # fmt: skip
     # Kill -9 once the run has written past a random point (read from its own progress lines, so the kill
     # always lands mid-run, whatever the machine's speed), four times; then let a fifth run finish.
     rng = random.Random(11)
+    saved: dict[str, Any] = {}  # the tasks' position the last killed run checkpointed
     for threshold in sorted(rng.sample(range(200, 2700), 4)):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert process.stderr is not None
         for line in process.stderr:
             event = json.loads(line)
+            if event["event"] == "start" and event["collection"] == "tasks":
+                resumed_from = event["resume_from"]
             if event["event"] == "progress" and event["collection"] == "tasks" and event["written"] >= threshold:
                 os.kill(process.pid, signal.SIGKILL)
                 break
         process.wait()
         assert process.returncode == -signal.SIGKILL
+        # Each run resumed where the previous one was killed; the first started at the beginning.
+        assert (resumed_from == saved) if saved else (resumed_from["last_id"] is None)
         with db_engine.connect() as conn:
-            read, done = conn.execute(
-                sa.text("SELECT read_count, done FROM migration_checkpoints WHERE collection = 'tasks'")
+            read, done, position = conn.execute(
+                sa.text("SELECT read_count, done, position FROM migration_checkpoints WHERE collection = 'tasks'")
             ).one()
         assert threshold <= read < 3000
         assert not done
+        assert position["order"] == read_order and position["last_id"] is not None
+        saved = position
         # An initial load into an empty table: its secondary indexes are deferred while it runs.
         assert secondary_indexes(db_engine) == set()
-    assert subprocess.run(command, capture_output=True, check=False).returncode == 0
+    last = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert last.returncode == 0
+    starts = [json.loads(line) for line in last.stderr.splitlines() if '"event": "start"' in line]
+    assert [e["resume_from"] for e in starts if e["collection"] == "tasks"] == [saved]
     assert secondary_indexes(db_engine) == TASK_INDEXES  # built once at the end
 
     with db_engine.connect() as conn:
@@ -352,22 +373,88 @@ def test_clear_errors_for_unreachable_source_target_and_bad_mapping(
     assert "collections.usres" in capsys.readouterr().err
 
 
+EVERY_ID_TYPE = [None, -3, 1.5, 7, Int64(8), "a", "b", {"k": 1}, Binary(b"\x01"), ObjectId(), ObjectId(), False, True,
+                 datetime(2020, 1, 1), Timestamp(5, 1)]  # fmt: skip
+
+
 def test_reader_resumes_after_any_document_across_every_id_type(source: tuple[str, Database]) -> None:
-    from bson import Binary, Timestamp
-
-    from taskplatform.migration.source import Position, bucket_of, read_batches
-
     _, db = source
-    ids = [None, -3, 1.5, 7, "a", "b", {"k": 1}, Binary(b"\x01"), ObjectId(), ObjectId(), False, True,
-           datetime(2020, 1, 1), Timestamp(5, 1)]  # fmt: skip
-    db.docs.insert_many([{"_id": i, "n": n} for n, i in enumerate(reversed(ids))])
-    everything = [d["_id"] for batch in read_batches(db.docs, Position(), 3) for d in batch.docs]
-    assert len(everything) == len(ids)
+    db.docs.insert_many([{"_id": i, "n": n} for n, i in enumerate(reversed(EVERY_ID_TYPE))])
+    everything = [d["_id"] for batch in read_batches(db.docs, Position(ReadOrder.ID), 3) for d in batch.docs]
+    assert len(everything) == len(EVERY_ID_TYPE)
     for k, last in enumerate(everything):
-        rest = [
-            d["_id"] for batch in read_batches(db.docs, Position(bucket_of(last), last, True), 2) for d in batch.docs
-        ]
+        after = Position(ReadOrder.ID, bucket_of(last), 0, last, True)
+        rest = [d["_id"] for batch in read_batches(db.docs, after, 2) for d in batch.docs]
         assert rest == everything[k + 1 :], f"resuming after {last!r}"
+
+
+def test_natural_reader_resumes_at_its_saved_position_and_notices_when_the_source_changed(
+    source: tuple[str, Database],
+) -> None:
+    _, db = source
+    db.docs.insert_many([{"_id": i, "n": n} for n, i in enumerate(EVERY_ID_TYPE)])
+    batches = list(read_batches(db.docs, Position(ReadOrder.NATURAL), 4))
+    everything = [d["_id"] for batch in batches for d in batch.docs]
+    assert len(everything) == len(EVERY_ID_TYPE)
+    assert [b.position.consumed for b in batches] == [4, 8, 12, 15]
+    assert batches[1].position.last_id == everything[7]
+    for k, last in enumerate(everything, start=1):
+        saved = Position.from_json(Position(ReadOrder.NATURAL, 0, k, last, True).to_json())  # as checkpointed
+        rest = [d["_id"] for batch in read_batches(db.docs, saved, 3) for d in batch.docs]
+        assert rest == everything[k:], f"resuming after document {k}"
+    # 7 and 7.0 are different `_id`s: a position naming one does not hold at the other.
+    with pytest.raises(PositionLost):
+        list(read_batches(db.docs, Position(ReadOrder.NATURAL, 0, 4, 7.0, True), 3))
+    # A document deleted before the position shifts every later one: the position no longer holds.
+    db.docs.delete_one({"_id": everything[1]})
+    with pytest.raises(PositionLost, match="document 5 of docs's natural order is no longer"):
+        list(read_batches(db.docs, Position(ReadOrder.NATURAL, 0, 5, everything[4], True), 3))
+    # So does a position past the end.
+    with pytest.raises(PositionLost):
+        list(read_batches(db.docs, Position(ReadOrder.NATURAL, 0, 15, everything[-1], True), 3))
+
+
+def test_a_resumed_run_whose_source_changed_starts_the_collection_over(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine, capfd
+) -> None:  # type: ignore[no-untyped-def]
+    name, db = source
+    owner = ObjectId()
+    db.users.insert_one({"_id": owner, "email": "o@x.io", "password": HASH})
+    db.tasks.insert_many([{"_id": ObjectId(), "owner": owner, "title": f"task {i}"} for i in range(30)])
+    assert run(mongo, name, database_url, "--collections", "users") == 0
+    # The checkpoint a run killed after 20 tasks leaves; then the source loses its 3rd task.
+    natural = [d["_id"] for d in db.tasks.find({}, {"_id": 1})]
+    killed_at = Position(ReadOrder.NATURAL, 0, 20, natural[19], True)
+    with db_engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO migration_checkpoints (collection, position, read_count, written_count, "
+                    "rejected_count, done, started_at, deferred_indexes, updated_at) "
+                    "VALUES ('tasks', :position, 20, 20, 0, false, now(), '[]', now())"),
+            {"position": json.dumps(killed_at.to_json())},
+        )  # fmt: skip
+    db.tasks.delete_one({"_id": natural[2]})
+    capfd.readouterr()
+    assert run(mongo, name, database_url, "--collections", "tasks") == 0
+    events = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    restarts = [e for e in events if e["event"] == "restart"]
+    assert len(restarts) == 1 and restarts[0]["collection"] == "tasks"
+    assert "no longer" in restarts[0]["reason"]
+    with db_engine.connect() as conn:
+        titles = set(conn.execute(sa.text("SELECT title FROM tasks")).scalars())
+        checkpoint = conn.execute(sa.text("SELECT read_count, written_count, done, position FROM "
+                                          "migration_checkpoints WHERE collection = 'tasks'")).one()  # fmt: skip
+    assert {f"task {i}" for i in range(30) if i != 2} <= titles  # every task the source still has
+    assert tuple(checkpoint)[:3] == (29, 29, True)
+    assert checkpoint.position["order"] == "natural" and checkpoint.position["consumed"] == 29
+
+
+def test_positions_saved_before_natural_order_resume_in_id_order() -> None:
+    old = {"bucket": 5, "bucket_type": "objectId", "last_id": '{"$oid": "650000000000000000000000"}'}
+    position = Position.from_json(old)
+    assert position == Position(ReadOrder.ID, 5, 0, ObjectId("650000000000000000000000"), True)
+    assert Position.from_json(position.to_json()) == position
+    assert Position.from_json({}) == Position()
+    assert not Position.from_json({}).has_last
 
 
 def test_the_summary_file_holds_the_outcome_for_a_job_status(

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from taskplatform.migration.read_order import ReadOrder
 from taskplatform.operator.builders import (
     CREDENTIALS_ANNOTATION,
     Credentials,
@@ -187,12 +188,17 @@ def test_api_deployment_is_a_pure_function_of_the_spec() -> None:
 def test_data_migration_job_runs_the_cli_against_the_platform_database() -> None:
     owner = Owner(kind="DataMigration", name="import-1", namespace="apps", uid="u-1")
     spec = DataMigrationSpec.model_validate(
-        {"target": "demo", "sourceSecretRef": {"name": "mongo"}, "batchSize": 2000, "collections": ["tasks"]}
-    )
+        {"target": "demo", "sourceSecretRef": {"name": "mongo"}, "batchSize": 2000, "collections": ["tasks"],
+         "readOrder": "id"}
+    )  # fmt: skip
     job = data_migration_job(owner, spec, TaskPlatformSpec())
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["taskplatform-migrate"]
-    assert container["args"] == ["--batch-size", "2000", "--collections", "tasks", "--progress", "json", "--verify"]
+    assert container["args"] == ["--batch-size", "2000", "--collections", "tasks", "--read-order", "id",
+                                 "--progress", "json", "--verify"]  # fmt: skip
+    unset = DataMigrationSpec.model_validate({"target": "demo", "sourceSecretRef": {"name": "mongo"}})
+    default = data_migration_job(owner, unset, TaskPlatformSpec())["spec"]["template"]["spec"]["containers"][0]
+    assert default["args"][4:6] == ["--read-order", ReadOrder.NATURAL]
     env = {e["name"]: e for e in container["env"]}
     assert env["SOURCE_URI"]["valueFrom"]["secretKeyRef"] == {"name": "mongo", "key": "uri"}
     assert env["TARGET_URL"]["valueFrom"]["secretKeyRef"] == {"name": "demo-credentials", "key": "database-url"}
