@@ -25,6 +25,7 @@ from taskplatform.api.migrate import upgrade_head
 from taskplatform.migration.collections import KINDS
 from taskplatform.migration.mapping import MappingError, load_mapping
 from taskplatform.migration.progress import Reporter
+from taskplatform.migration.read_order import DESCRIPTION as READ_ORDER_DESCRIPTION
 from taskplatform.migration.read_order import ReadOrder
 from taskplatform.migration.runner import Migration, Options
 from taskplatform.migration.source import source_client
@@ -61,9 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         type=ReadOrder,
         choices=list(ReadOrder),
         default=env("READ_ORDER", ReadOrder.NATURAL.value),  # a string default goes through `type` too
-        help="natural: storage order, streamed from the first document; a resumed run starts a collection over "
-        "if it changed meanwhile. id: `_id` order, resumes exactly, but FerretDB sorts the whole collection "
-        "first. For collections that start; a resumed one keeps its order (env READ_ORDER)",
+        help=f"{READ_ORDER_DESCRIPTION} (env READ_ORDER)",
     )
     parser.add_argument("--dry-run", action="store_true", help="read, transform and validate; write nothing")
     parser.add_argument("--verify", action="store_true", help="after migrating, compare counts and content checksums")

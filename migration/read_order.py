@@ -9,3 +9,12 @@ class ReadOrder(enum.StrEnum):
 
     NATURAL = "natural"
     ID = "id"
+
+
+# The choice as users read it, in the CLI's help and the DataMigration CRD alike.
+DESCRIPTION = (
+    "natural: the collections' storage order, streamed from the first document; a resumed run starts a "
+    "collection over if the source changed meanwhile. id: `_id` order, resumes exactly while the source "
+    "changes, but a server without an ordered `_id` index (FerretDB) sorts the whole collection before "
+    "sending anything. A resumed collection keeps the order it started with."
+)

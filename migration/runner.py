@@ -104,9 +104,10 @@ class Migration:
             self.reporter.event("skipped", collection=name, reason="already complete; --restart to run it again")
             self.reporter.update(stats, force=True)
             return stats
-        position = checkpoint.position if checkpoint else Position()
-        if not position.has_last:
-            position = Position(self.options.read_order)
+        # A collection that never wrote a batch starts in the order asked for; one that did keeps its own.
+        position = (
+            checkpoint.position if checkpoint and checkpoint.position.has_last else Position(self.options.read_order)
+        )
         counts = checkpoint.counts if checkpoint else Counts()
         import_time = (checkpoint.started_at if checkpoint else None) or datetime.now(UTC)
         deferred = checkpoint.deferred_indexes if checkpoint else ()

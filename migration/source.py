@@ -127,16 +127,12 @@ def read_batches(collection: Collection[dict[str, Any]], start: Position, batch_
     is written. Natural order raises PositionLost, before the first batch, when `start` no longer holds."""
     if start.order is ReadOrder.ID:
         # One cursor: MongoDB sorts mixed `_id` types by type first.
-        cursor = collection.find(resume_filter(start), sort=[("_id", 1)], batch_size=batch_size)
-        try:
+        with collection.find(resume_filter(start), sort=[("_id", 1)], batch_size=batch_size) as cursor:
             yield from _batched(cursor, batch_size, lambda _id, _: Position(ReadOrder.ID, bucket_of(_id), 0, _id, True))
-        finally:
-            cursor.close()
         return
     # No sort at all: FerretDB refuses an explicit `$natural` sort on an ordinary collection.
     skipped = max(start.consumed - 1, 0)
-    cursor = collection.find({}, skip=skipped, batch_size=batch_size)
-    try:
+    with collection.find({}, skip=skipped, batch_size=batch_size) as cursor:
         if start.has_last:
             before = next(cursor, None)
             if before is None or _canonical(before["_id"]) != _canonical(start.last_id):
@@ -146,8 +142,6 @@ def read_batches(collection: Collection[dict[str, Any]], start: Position, batch_
                 )
             skipped += 1
         yield from _batched(cursor, batch_size, lambda _id, n: Position(ReadOrder.NATURAL, 0, skipped + n, _id, True))
-    finally:
-        cursor.close()
 
 
 def _canonical(value: Any) -> str:

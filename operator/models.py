@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from taskplatform.migration.read_order import DESCRIPTION as READ_ORDER_DESCRIPTION
 from taskplatform.migration.read_order import ReadOrder
 
 GROUP = "taskplatform.io"
@@ -326,13 +327,7 @@ class DataMigrationSpec(CRModel):
         ["users", "tasks"], description="Which collections to migrate."
     )
     batch_size: int = Field(5000, ge=1, le=100000, description="Documents per transaction.")
-    read_order: ReadOrder = Field(
-        ReadOrder.NATURAL,
-        description="natural: the collections' storage order, streamed from the first document; a run resumed "
-        "after a failure starts a collection over if the source changed meanwhile. id: `_id` order, resumes "
-        "exactly while the source changes, but a server without an ordered `_id` index (FerretDB) sorts the "
-        "whole collection before sending anything.",
-    )
+    read_order: ReadOrder = Field(ReadOrder.NATURAL, description=READ_ORDER_DESCRIPTION)
     dry_run: bool = Field(False, description="Read, transform and validate only; write nothing.")
     verify: bool = Field(True, description="Compare counts and checksums after migrating.")
     pod_annotations: dict[str, str] = Field(
