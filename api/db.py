@@ -22,7 +22,13 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from taskplatform.api.config import Settings
-from taskplatform.api.services.sql import CONNECTION_LOST_ERRORS, DirectConnection, run_on_direct_connection
+from taskplatform.api.services.sql import (
+    CONNECTION_LOST_ERRORS,
+    LAST_USED,
+    AnySelect,
+    DirectConnection,
+    HeldConnections,
+)
 
 # What a lost or unreachable database raises: SQLAlchemy's wrappers, and what asyncpg raises unwrapped
 # while a connection is being opened. The API answers these with 503 instead of 500.
@@ -104,12 +110,12 @@ def install_idle_ping(engine: AsyncEngine, idle_s: float) -> None:
 
     @sa.event.listens_for(pool_events, "checkin")
     def _remember_checkin(_dbapi_conn: Any, record: Any) -> None:
-        record.info["checked_in_at"] = time.monotonic()
+        record.info[LAST_USED] = time.monotonic()
 
     @sa.event.listens_for(pool_events, "checkout")
     def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        checked_in_at = record.info.get("checked_in_at")
-        if checked_in_at is None or time.monotonic() - checked_in_at < idle_s:
+        last_used = record.info.get(LAST_USED)
+        if last_used is None or time.monotonic() - last_used < idle_s:
             return  # new connections and recently used ones need no ping
         try:
             engine.dialect.do_ping(dbapi_conn)
@@ -201,9 +207,12 @@ def pool_stats(engine: AsyncEngine) -> dict[str, int]:
     return {"in_use": int(checkedout()), "idle": int(checkedin())}
 
 
+_SELECT_ONE: AnySelect = sa.select(sa.literal_column("1"))
+
+
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
-        await conn.execute(sa.text("SELECT 1"))
+        await conn.execute(_SELECT_ONE)
 
 
 class Database:
@@ -211,18 +220,48 @@ class Database:
     db.run(work)`): a plain dependency, where a yield dependency costs FastAPI tens of µs per request in its
     exit-stack and cancel-scope handling, on the hottest routes."""
 
-    def __init__(self, engine: AsyncEngine, gate: PoolGate) -> None:
+    def __init__(self, engine: AsyncEngine, gate: PoolGate, settings: Settings) -> None:
         self.engine = engine
         self.gate = gate
+        self.held = (
+            HeldConnections(engine, settings.db_pool_ping_idle_s, settings.db_pool_recycle_s)
+            if engine.dialect.driver == "asyncpg"
+            else None
+        )
 
     async def run(self, work: Callable[[DirectConnection], Awaitable[T]]) -> T:
         """`work` (one statement, as a rule) on a pooled connection without an ORM session
         (services.sql.DirectConnection)."""
         async with self.gate.slot():
-            return await run_on_direct_connection(self.engine, work)
+            if self.held is not None:
+                return await self.held.run(work)
+            async with self.engine.connect() as connection:
+                return await work(DirectConnection(self.engine.dialect.name, connection=connection))
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         # The gate's slot is held for the session's life: the session holds its pooled connection that long.
-        async with self.gate.slot(), AsyncSession(self.engine, expire_on_commit=False) as session:
-            yield session
+        async with self.gate.slot():
+            if self.held is not None:
+                await self.held.release_all()
+            async with AsyncSession(self.engine, expire_on_commit=False) as session:
+                yield session
+
+    async def ping(self) -> None:
+        """`SELECT 1` on a pooled connection, outside the gate: the readiness probe must not queue behind the
+        requests, nor be turned away with them."""
+        if self.held is None:
+            await ping(self.engine)
+        else:
+            await self.held.run(lambda conn: conn.fetch(_SELECT_ONE, {}))
+
+    def pool_stats(self) -> dict[str, int]:
+        """Connections in use and idle; the held connections on their stack count as idle."""
+        stats = pool_stats(self.engine)
+        stacked = self.held.idle if self.held is not None else 0
+        return {"in_use": stats["in_use"] - stacked, "idle": stats["idle"] + stacked}
+
+    async def close(self) -> None:
+        if self.held is not None:
+            await self.held.release_all()
+        await self.engine.dispose()

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from taskplatform.api import __doc__ as api_doc
 from taskplatform.api.config import Settings, get_settings
-from taskplatform.api.db import Database, create_db_engine, create_pool_gate, pool_stats
+from taskplatform.api.db import Database, create_db_engine, create_pool_gate
 from taskplatform.api.errors import install_error_handlers
 from taskplatform.api.logging_setup import configure_logging
 from taskplatform.api.observability import Metrics, PoolCollector, RequestContextMiddleware
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # of the collector's way, a full collection under load walks only what requests allocate.
         gc.freeze()
         yield
-        await engine.dispose()
+        await database.close()
 
     app = FastAPI(
         title="TaskPlatform API",
@@ -54,11 +54,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     registry = CollectorRegistry()
     pool_gate = create_pool_gate(settings)
-    registry.register(PoolCollector(lambda: {**pool_stats(engine), "waiting": pool_gate.waiting}))
+    database = Database(engine, pool_gate, settings)
+    registry.register(PoolCollector(lambda: {**database.pool_stats(), "waiting": pool_gate.waiting}))
     app.state.settings = settings
     app.state.engine = engine
     app.state.pool_gate = pool_gate
-    app.state.database = Database(engine, pool_gate)
+    app.state.database = database
     app.state.metrics = Metrics(registry)
 
     install_error_handlers(app)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from taskplatform.api.db import DB_UNAVAILABLE_ERRORS, ping
+from taskplatform.api.db import DB_UNAVAILABLE_ERRORS
 from taskplatform.api.errors import database_unavailable
 from taskplatform.api.routes.common import problems
 from taskplatform.api.schemas import HealthStatus, ReadyStatus
@@ -21,7 +21,7 @@ async def healthz() -> HealthStatus:
 async def readyz(request: Request) -> ReadyStatus:
     """Readiness: a connection from the pool answers `SELECT 1`."""
     try:
-        await ping(request.app.state.engine)
+        await request.app.state.database.ping()
     except DB_UNAVAILABLE_ERRORS as exc:
         raise database_unavailable(exc) from exc
     return ReadyStatus(status="ready", database="ok")

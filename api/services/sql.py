@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -11,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import await_only, greenlet_spawn
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -58,32 +61,126 @@ class DirectConnection:
         return await _driver_fetch(self._driver, statement, params)
 
 
-async def run_on_direct_connection(engine: AsyncEngine, work: Callable[[DirectConnection], Awaitable[T]]) -> T:
-    """`work` on a pooled connection, checked out for it and returned after it.
+# The pool's record of a connection (its `info`) keeps, under this key, when a use last finished with it
+# (time.monotonic()): the idle health check on checkout (db.install_idle_ping) reads it.
+LAST_USED = "last_used_at"
 
-    On PostgreSQL the checkout, the work and the return share one greenlet. The pool is synchronous code
-    that may do I/O (a new connection, a recycle, the idle health check, closing an overflow connection on
-    return), so it runs in a greenlet; each one costs ~45 µs of CPU at a request's depth, and a checkout
-    and a return in greenlets of their own cost the task list ~90 µs of its ~490 (docs/benchmarks.md).
+
+@dataclass(slots=True)
+class _Held:
+    fairy: Any  # SQLAlchemy's PoolProxiedConnection, checked out of the engine's pool
+    driver: Any  # its asyncpg connection
+    borrowed_at: float
+    returned_at: float = 0.0
+
+    def return_to_pool(self) -> None:
+        """Back into the pool (in a greenlet: the pool may do I/O), with the time it was last used: the pool
+        sets the time of its own checkin, and a connection that idled here must still be health-checked there."""
+        info = self.fairy.info  # the record's, as the pool events see it
+        self.fairy.close()
+        info[LAST_USED] = self.returned_at
+
+
+class HeldConnections:
+    """Connections of the engine's pool that the one-statement routes keep checked out between uses.
+
+    Taking a connection out of SQLAlchemy's pool and putting it back runs the pool's synchronous code in a
+    greenlet, because it may do I/O (a new connection, a recycle, the idle health check, closing an overflow
+    connection): ~90 µs of the task list's ~490 µs of CPU (docs/benchmarks.md). Here a connection the hot
+    routes used goes onto a stack instead, and the next use takes it from there without a greenlet. It is
+    still the engine's one pool: the pool counts every held connection as checked out, so the process never
+    opens more than `db_pool_size + db_max_overflow`, and the pool's own rules still run whenever a
+    connection passes through it:
+
+    - one that idled on the stack for `idle_s` or longer, or was held for `recycle_s`, goes back to the pool
+      and the use borrows again (the pool's idle health check and recycle apply to that checkout); the
+      coldest one on the stack goes back the same way, so that after a burst the pool closes its overflow;
+    - one whose server side is lost is invalidated, never stacked; one whose use was cancelled mid-statement
+      goes back to the pool, which resets it (an ordinary error, a 404 or a constraint, leaves it usable);
+    - a session (`release_all`, before it takes a connection of its own) returns every stacked one, so that
+      the gate's slot count is also the number of connections the pool can hand out; and while a use waits
+      for the pool's checkout (the readiness probe, which passes no gate), connections go back to the pool.
+
+    Everything here runs on the event loop's thread: the stack needs no lock.
     """
-    if engine.dialect.driver != "asyncpg":
-        async with engine.connect() as connection:
-            return await work(DirectConnection(engine.dialect.name, connection=connection))
-    pool = engine.sync_engine.pool
 
-    def checked_out() -> T:
-        fairy: Any = pool.connect()
+    def __init__(self, engine: AsyncEngine, idle_s: float, recycle_s: float) -> None:
+        self._engine = engine.sync_engine  # its pool is looked up on use: dispose() replaces it
+        self._dialect = engine.dialect.name
+        self._idle_s = idle_s
+        self._recycle_s = recycle_s if recycle_s >= 0 else math.inf
+        self._stack: list[_Held] = []  # the most recently used last
+        self._borrowing = 0  # uses waiting for the pool's checkout right now
+
+    @property
+    def idle(self) -> int:
+        return len(self._stack)
+
+    def _fresh(self, held: _Held, now: float) -> bool:
+        return now - held.returned_at < self._idle_s and now - held.borrowed_at < self._recycle_s
+
+    async def run(self, work: Callable[[DirectConnection], Awaitable[T]]) -> T:
+        held = self._stack.pop() if self._stack else None
+        now = time.monotonic()
+        cold = self._stack[0] if self._stack and not self._fresh(self._stack[0], now) else None
+        if cold is not None:
+            del self._stack[0]
+        if held is None or not self._fresh(held, now) or cold is not None:
+            self._borrowing += 1
+            try:
+                held = await greenlet_spawn(self._exchange, held, cold, now)
+            finally:
+                self._borrowing -= 1
         try:
-            return await_only(work(DirectConnection(engine.dialect.name, driver=fairy.driver_connection)))
-        except BaseException as exc:
+            result = await work(DirectConnection(self._dialect, driver=held.driver))
+        except Exception as exc:
             if _connection_lost(exc):
-                # Not back into the pool: the next request would meet the same dead socket.
-                fairy.invalidate(exc)
+                await greenlet_spawn(self._give_back, held, exc)
+            else:
+                await self._put_back(held)  # the statement or the route failed (a 404, a constraint): not the link
             raise
-        finally:
-            fairy.close()
+        except BaseException:
+            await greenlet_spawn(self._give_back, held, None)  # cancelled mid-statement: the pool resets it
+            raise
+        await self._put_back(held)
+        return result
 
-    return await greenlet_spawn(checked_out)
+    async def _put_back(self, held: _Held) -> None:
+        if self._borrowing:
+            # Someone waits in the pool itself (a use outside the gate, such as the readiness probe, found it
+            # exhausted): the pool, not the stack, must get this connection.
+            await greenlet_spawn(held.fairy.close)
+        else:
+            held.returned_at = time.monotonic()
+            self._stack.append(held)
+
+    def _exchange(self, held: _Held | None, cold: _Held | None, now: float) -> _Held:
+        # In a greenlet: the pool may do I/O.
+        if cold is not None:
+            cold.return_to_pool()
+        if held is not None:
+            if self._fresh(held, now):
+                return held  # only the cold one had to go
+            held.return_to_pool()
+        fairy: Any = self._engine.pool.connect()
+        return _Held(fairy, fairy.driver_connection, borrowed_at=time.monotonic())
+
+    @staticmethod
+    def _give_back(held: _Held, lost: BaseException | None) -> None:
+        if lost is not None:
+            # Not back into the pool: the next request would meet the same dead socket.
+            held.fairy.invalidate(lost)
+        held.fairy.close()
+
+    async def release_all(self) -> None:
+        if self._stack:
+            stacked, self._stack = self._stack, []
+            await greenlet_spawn(_return_all, stacked)
+
+
+def _return_all(stacked: list[_Held]) -> None:
+    for held in stacked:
+        held.return_to_pool()
 
 
 # What asyncpg raises, unwrapped, when the server side of a connection is gone (a restart, a failover, an
