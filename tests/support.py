@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from pgcluster import free_port
 from throwaway import stop_process
@@ -27,6 +28,19 @@ def register_and_login(client: TestClient | httpx.Client, email: str, password: 
 
 def auth_headers(tokens: dict) -> dict[str, str]:
     return {"Authorization": tokens["Authorization"]}
+
+
+def terminate_api_connections(engine: sa.Engine) -> int:
+    """End every connection the API opened, from the server's side (as a failover or an administrator does);
+    how many were ended."""
+    with engine.begin() as conn:
+        ended = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'taskplatform-api' AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    return int(ended)
 
 
 class LiveServer:

@@ -5,11 +5,13 @@ the pool when they idled, failed mid-statement or the app closes."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from support import terminate_api_connections
 
 from taskplatform.api.config import Settings
 from taskplatform.api.db import Database, create_db_engine, create_pool_gate
@@ -21,32 +23,41 @@ SLEEP = sa.select(sa.func.pg_sleep(sa.bindparam("seconds", type_=sa.Float)).labe
 LIVENESS_S = 10.0
 
 
-def _database(settings: Settings, **overrides: Any) -> tuple[Database, list[int]]:
-    """A Database on its own engine and gate, and the list its pool's checkouts are counted in."""
+@asynccontextmanager
+async def _database(settings: Settings, **overrides: Any) -> AsyncIterator[tuple[Database, list[int]]]:
+    """A Database on its own engine and gate, and the list its pool's checkouts are counted in; closed after,
+    with every connection back in the pool."""
     settings = settings.model_copy(update={"db_pool_timeout_s": 60.0, **overrides})
     engine = create_db_engine(settings)
     checkouts: list[int] = []
     sa.event.listen(engine.sync_engine.pool, "checkout", lambda *_: checkouts.append(1))
-    return Database(engine, create_pool_gate(settings), settings), checkouts
+    database = Database(engine, create_pool_gate(settings), settings)
+    try:
+        yield database, checkouts
+    finally:
+        await database.close()
 
 
 async def _pid(conn: DirectConnection) -> int:
     return int((await conn.fetch(BACKEND_PID, {}))[0]["pid"])
 
 
-def _run(test: Callable[[], Awaitable[None]]) -> None:
+async def _select_in_session(database: Database, statement: Any) -> int:
+    async with database.session() as session:
+        await asyncio.sleep(0)  # let other uses interleave while the session holds its connection
+        return int((await session.exec(statement)).scalar_one())
+
+
+def _run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(test())
 
 
 def test_uses_one_after_another_take_the_stacked_connection_without_a_checkout(settings: Settings) -> None:
     async def scenario() -> None:
-        database, checkouts = _database(settings)
-        try:
+        async with _database(settings) as (database, checkouts):
             pids = [await database.run(_pid) for _ in range(5)]
             assert len(set(pids)) == 1 and len(checkouts) == 1
             assert database.pool_stats() == {"in_use": 0, "idle": 1}
-        finally:
-            await database.close()
         assert database.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
     _run(scenario)
@@ -68,18 +79,11 @@ def test_a_session_gets_a_connection_while_every_connection_is_stacked(settings:
     wait out the pool timeout."""
 
     async def scenario() -> None:
-        database, _ = _database(settings, db_pool_size=2, db_max_overflow=0)
-        try:
+        async with _database(settings, db_pool_size=2, db_max_overflow=0) as (database, _):
             await _stack_connections(database, 2)
-
-            async def in_session() -> int:
-                async with database.session() as session:
-                    return int((await session.exec(sa.select(sa.literal(7)))).scalar_one())  # type: ignore[call-overload]
-
-            assert await asyncio.wait_for(in_session(), LIVENESS_S) == 7
+            selected = _select_in_session(database, sa.select(sa.literal(7)))
+            assert await asyncio.wait_for(selected, LIVENESS_S) == 7
             assert await database.run(_pid) > 0  # and the hot path borrows again afterwards
-        finally:
-            await database.close()
 
     _run(scenario)
 
@@ -89,8 +93,7 @@ def test_the_readiness_ping_gets_the_connection_a_busy_use_returns(settings: Set
     must hand its connection to the pool, not to the stack."""
 
     async def scenario() -> None:
-        database, _ = _database(settings, db_pool_size=1, db_max_overflow=0)
-        try:
+        async with _database(settings, db_pool_size=1, db_max_overflow=0) as (database, _):
             release = asyncio.Event()
 
             async def busy(conn: DirectConnection) -> int:
@@ -106,16 +109,13 @@ def test_the_readiness_ping_gets_the_connection_a_busy_use_returns(settings: Set
             release.set()
             await asyncio.wait_for(asyncio.gather(holder, probe), LIVENESS_S)
             assert database.pool_stats() == {"in_use": 0, "idle": 1}
-        finally:
-            await database.close()
 
     _run(scenario)
 
 
 def test_connections_that_idled_go_back_through_the_pool_and_its_health_check(settings: Settings) -> None:
     async def scenario() -> None:
-        database, checkouts = _database(settings, db_pool_ping_idle_s=0.2)
-        try:
+        async with _database(settings, db_pool_ping_idle_s=0.2) as (database, checkouts):
             await _stack_connections(database, 3)
             assert len(checkouts) == 3
             await asyncio.sleep(0.3)
@@ -125,16 +125,13 @@ def test_connections_that_idled_go_back_through_the_pool_and_its_health_check(se
             assert len(checkouts) == 4
             assert database.held is not None and database.held.idle == 2
             assert database.pool_stats() == {"in_use": 0, "idle": 3}
-        finally:
-            await database.close()
 
     _run(scenario)
 
 
 def test_a_use_cancelled_mid_statement_returns_its_connection_to_the_pool(settings: Settings) -> None:
     async def scenario() -> None:
-        database, checkouts = _database(settings)
-        try:
+        async with _database(settings) as (database, checkouts):
             slow = asyncio.create_task(database.run(lambda conn: conn.fetch(SLEEP, {"seconds": 30.0})))
             await asyncio.sleep(0.3)
             slow.cancel()
@@ -144,8 +141,6 @@ def test_a_use_cancelled_mid_statement_returns_its_connection_to_the_pool(settin
             assert await asyncio.wait_for(database.run(_pid), LIVENESS_S) > 0
             assert len(checkouts) == 2
             assert database.pool_stats()["in_use"] == 0
-        finally:
-            await database.close()
 
     _run(scenario)
 
@@ -153,21 +148,17 @@ def test_a_use_cancelled_mid_statement_returns_its_connection_to_the_pool(settin
 def test_a_use_that_fails_with_an_ordinary_error_keeps_its_connection(settings: Settings) -> None:
     """A 404 or a constraint violation is raised inside the use; the connection itself is fine."""
 
+    async def missing(conn: DirectConnection) -> None:
+        await _pid(conn)
+        raise LookupError("no such task")
+
     async def scenario() -> None:
-        database, checkouts = _database(settings)
-
-        async def missing(conn: DirectConnection) -> None:
-            await _pid(conn)
-            raise LookupError("no such task")
-
-        try:
+        async with _database(settings) as (database, checkouts):
             with pytest.raises(LookupError):
                 await database.run(missing)
             await database.run(_pid)
             assert len(checkouts) == 1
             assert database.pool_stats() == {"in_use": 0, "idle": 1}
-        finally:
-            await database.close()
 
     _run(scenario)
 
@@ -177,20 +168,11 @@ def test_hot_uses_and_sessions_mixed_share_the_pools_bound(settings: Settings) -
     more than the pool's two connections."""
 
     async def scenario() -> None:
-        database, _ = _database(settings, db_pool_size=2, db_max_overflow=0)
-
-        async def in_session() -> int:
-            async with database.session() as session:
-                await asyncio.sleep(0)  # let the others interleave while the session holds its connection
-                return int((await session.exec(BACKEND_PID)).scalar_one())  # type: ignore[call-overload]
-
-        try:
-            uses = [database.run(_pid) if n % 2 else in_session() for n in range(40)]
+        async with _database(settings, db_pool_size=2, db_max_overflow=0) as (database, _):
+            uses = [database.run(_pid) if n % 2 else _select_in_session(database, BACKEND_PID) for n in range(40)]
             pids = await asyncio.wait_for(asyncio.gather(*uses), LIVENESS_S)
             assert len(set(pids)) <= 2
             assert database.pool_stats()["in_use"] == 0
-        finally:
-            await database.close()
 
     _run(scenario)
 
@@ -202,21 +184,11 @@ def test_held_connections_the_server_ended_are_health_checked_when_a_session_get
     must still know they idled (and ping them), not take them for just used."""
 
     async def scenario() -> None:
-        database, _ = _database(settings, db_pool_size=2, db_max_overflow=0, db_pool_ping_idle_s=0.2)
-        try:
+        overrides = {"db_pool_size": 2, "db_max_overflow": 0, "db_pool_ping_idle_s": 0.2}
+        async with _database(settings, **overrides) as (database, _):
             await _stack_connections(database, 2)
-            with db_engine.begin() as conn:
-                killed = conn.execute(
-                    sa.text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = 'taskplatform-api' AND pid <> pg_backend_pid()"
-                    )
-                ).scalar_one()
-            assert killed == 2
+            assert terminate_api_connections(db_engine) == 2
             await asyncio.sleep(0.3)  # longer than the idle health check's interval
-            async with database.session() as session:
-                assert (await session.exec(sa.select(sa.literal(1)))).scalar_one() == 1  # type: ignore[call-overload]
-        finally:
-            await database.close()
+            assert await _select_in_session(database, sa.select(sa.literal(1))) == 1
 
     _run(scenario)

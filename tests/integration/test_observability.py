@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from support import TEST_JWT_SECRET, auth_headers, register_and_login
+from support import TEST_JWT_SECRET, auth_headers, register_and_login, terminate_api_connections
 
 from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app
@@ -134,21 +134,13 @@ def test_log_file_rotates(settings: Settings, tmp_path: Path, log_format: str) -
 def _dropped_pool(settings: Settings, db_engine, ping_idle_s: float) -> Iterator[tuple[TestClient, dict, int]]:  # type: ignore[no-untyped-def]
     """An API whose pooled connections the server has just ended, as a failover or an administrator does:
     the client, a user's headers, and how many connections were ended."""
-    import sqlalchemy as sa
-
     app = create_app(settings.model_copy(update={"db_pool_ping_idle_s": ping_idle_s}))
     with TestClient(app) as client:
         headers = auth_headers(register_and_login(client, "pool@x.io"))
         assert client.get("/api/v1/tasks", headers=headers).status_code == 200
-        with db_engine.begin() as conn:
-            killed = conn.execute(
-                sa.text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = 'taskplatform-api' AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
+        killed = terminate_api_connections(db_engine)
         assert killed >= 1
-        yield client, headers, int(killed)
+        yield client, headers, killed
 
 
 def test_pool_replaces_connections_the_server_dropped(settings: Settings, db_engine) -> None:  # type: ignore[no-untyped-def]
