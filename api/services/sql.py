@@ -120,17 +120,22 @@ class HeldConnections:
         return now - held.returned_at < self._idle_s and now - held.borrowed_at < self._recycle_s
 
     async def run(self, work: Callable[[DirectConnection], Awaitable[T]]) -> T:
-        held = self._stack.pop() if self._stack else None
         now = time.monotonic()
-        cold = self._stack[0] if self._stack and not self._fresh(self._stack[0], now) else None
-        if cold is not None:
-            del self._stack[0]
-        if held is None or not self._fresh(held, now) or cold is not None:
+        going_back: list[_Held] = []
+        if self._stack and not self._fresh(self._stack[0], now):
+            going_back.append(self._stack.pop(0))  # the coldest
+        held = self._stack.pop() if self._stack else None
+        if held is not None and not self._fresh(held, now):
+            going_back.append(held)
+            held = None
+        if held is None:
             self._borrowing += 1
             try:
-                held = await greenlet_spawn(self._exchange, held, cold, now)
+                held = await greenlet_spawn(self._borrow, going_back)
             finally:
                 self._borrowing -= 1
+        elif going_back:
+            await greenlet_spawn(_return_all, going_back)
         try:
             result = await work(DirectConnection(self._dialect, driver=held.driver))
         except Exception as exc:
@@ -154,14 +159,9 @@ class HeldConnections:
             held.returned_at = time.monotonic()
             self._stack.append(held)
 
-    def _exchange(self, held: _Held | None, cold: _Held | None, now: float) -> _Held:
+    def _borrow(self, going_back: list[_Held]) -> _Held:
         # In a greenlet: the pool may do I/O.
-        if cold is not None:
-            cold.return_to_pool()
-        if held is not None:
-            if self._fresh(held, now):
-                return held  # only the cold one had to go
-            held.return_to_pool()
+        _return_all(going_back)
         fairy: Any = self._engine.pool.connect()
         return _Held(fairy, fairy.driver_connection, borrowed_at=time.monotonic())
 
