@@ -83,8 +83,7 @@ def kwok_ready_s() -> float:
     cluster = LocalCluster().start()
     operator = None
     try:
-        cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/taskplatforms.taskplatform.io")
+        cluster.install_crds()
         operator = OperatorProcess(cluster).start()
         return apply_to_ready(cluster, "kwok-bench", 1)
     finally:

@@ -112,8 +112,7 @@ def main() -> None:
 
     cluster = LocalCluster().start()
     try:
-        cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskplatforms.taskplatform.io")
+        cluster.install_crds()
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         kube = Kube(load_api_client())
 

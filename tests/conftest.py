@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -42,12 +41,7 @@ def cluster() -> Iterator[LocalCluster]:
     """One local control plane (scripts/cluster-up.sh) for the session, with the CRDs installed."""
     local = LocalCluster().start()
     try:
-        local.kubectl("apply", "-f", str(Path(__file__).resolve().parent.parent / "crds"))
-        local.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/taskplatforms.taskplatform.io", "crd/datamigrations.taskplatform.io",
-            "crd/taskplatformbackups.taskplatform.io",
-        )  # fmt: skip
+        local.install_crds()
         yield local
     finally:
         local.stop()

@@ -15,9 +15,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pgcluster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+CRDS = ROOT / "crds"
+
+
+class CommandFailed(subprocess.CalledProcessError):
+    """A failed kubectl or script whose message carries what it printed: a test's error shows why."""
+
+    def __str__(self) -> str:
+        printed = "\n".join(part.strip() for part in (self.stdout, self.stderr) if isinstance(part, str))
+        return f"{super().__str__()}\n{printed.strip()}" if printed.strip() else super().__str__()
+
+
+def run_checked(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
+    if result.returncode != 0:
+        raise CommandFailed(result.returncode, command, result.stdout, result.stderr)
+    return result
 
 
 class LocalCluster:
@@ -35,8 +52,44 @@ class LocalCluster:
         )
 
     def start(self) -> LocalCluster:
-        subprocess.run([str(ROOT / "scripts" / "cluster-up.sh")], check=True, env=self.env, capture_output=True)
+        try:
+            run_checked([str(ROOT / "scripts" / "cluster-up.sh")], env=self.env)
+        except CommandFailed as failure:
+            raise RuntimeError(f"{failure}\n{self.log_tails()}") from None
         return self
+
+    def log_tails(self, lines: int = 15) -> str:
+        """The last lines each control-plane process logged (scripts/cluster-up.sh writes them under logs/)."""
+        tails = []
+        for log in sorted((self.dir / "logs").glob("*.log")):
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+            tails.append(f"--- {log.name}\n" + "\n".join(text))
+        return "\n".join(tails)
+
+    def install_crds(self, timeout_s: float = 120.0) -> None:
+        """Apply crds/ and wait until the API server serves every one (condition Established).
+
+        Polls each CRD by name (a read from etcd) instead of `kubectl wait`, whose list-then-watch goes through
+        the API server's watch cache; a failure says what the server reported and what its processes logged."""
+        self.kubectl("apply", "-f", str(CRDS))
+        names = [yaml.safe_load(path.read_text())["metadata"]["name"] for path in sorted(CRDS.glob("*.yaml"))]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            result = self.kubectl("get", "crd", *names, "-o", "json", check=False)
+            if result.returncode == 0:
+                items = json.loads(result.stdout)["items"]
+                waiting = {item["metadata"]["name"]: item.get("status", {}).get("conditions", []) for item in items
+                           if not any(c["type"] == "Established" and c["status"] == "True"
+                                      for c in item.get("status", {}).get("conditions", []))}  # fmt: skip
+                if not waiting:
+                    return
+                last = f"not yet Established: {waiting}"
+            else:
+                last = result.stderr.strip()
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.25)
+        raise RuntimeError(f"the CRDs were not Established within {timeout_s:.0f} s; last: {last}\n{self.log_tails()}")
 
     def stop(self) -> None:
         subprocess.run([str(ROOT / "scripts" / "cluster-down.sh")], env=self.env, capture_output=True, check=False)
@@ -48,13 +101,10 @@ class LocalCluster:
                        capture_output=True)  # fmt: skip
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.bin / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=check,
-        )
+        command = [str(self.bin / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
+        if check:
+            return run_checked(command, input=stdin)
+        return subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
 
     def apply(self, manifest: dict[str, Any] | list[dict[str, Any]], *flags: str) -> subprocess.CompletedProcess[str]:
         items = manifest if isinstance(manifest, list) else [manifest]
