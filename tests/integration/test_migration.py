@@ -1,5 +1,6 @@
 """The migration service against a real MongoDB wire-protocol server (FerretDB) and a real PostgreSQL."""
 
+import gc
 import json
 import os
 import random
@@ -10,15 +11,19 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import bcrypt
 import bson
+import psycopg2
+import psycopg2.errors
 import pytest
 import sqlalchemy as sa
 from bson import Binary, Int64, ObjectId, Timestamp
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from kubecluster import wait_for
 from mongoserver import ThrowawayMongo
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -26,7 +31,9 @@ from pymongo.database import Database
 from taskplatform.migration.cli import main as migrate
 from taskplatform.migration.collections import TASKS
 from taskplatform.migration.read_order import ReadOrder
+from taskplatform.migration.runner import BULK_GC_THRESHOLDS
 from taskplatform.migration.source import Position, PositionLost, bucket_of, read_batches
+from taskplatform.migration.target import Target
 
 LEGACY_PASSWORD = "legacy-secret-1"
 HASH = bcrypt.hashpw(LEGACY_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -187,6 +194,34 @@ def test_dry_run_writes_nothing(
     assert (by_name["tasks"]["written"], by_name["tasks"]["rejected"], by_name["tasks"]["altered"]) == (7, 2, 6)
 
 
+def test_the_run_raises_the_collectors_thresholds_and_gives_the_processs_own_back(
+    mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, db = source
+    seed_variants(db)
+    seen: list[tuple[int, ...]] = []
+    write_batch = Target.write_batch
+
+    def recording(self: Target, *args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.get_threshold())
+        return write_batch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Target, "write_batch", recording)
+    before = gc.get_threshold()
+    assert before != BULK_GC_THRESHOLDS
+    assert run(mongo, name, database_url, "--restart") == 0
+    assert seen and set(seen) == {BULK_GC_THRESHOLDS}
+    assert gc.get_threshold() == before
+
+    def failing(self: Target, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the writer failed")
+
+    monkeypatch.setattr(Target, "write_batch", failing)
+    with pytest.raises(RuntimeError, match="the writer failed"):
+        run(mongo, name, database_url, "--restart")
+    assert gc.get_threshold() == before
+
+
 def test_progress_is_json_lines_when_not_a_terminal(
     mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, capfd
 ) -> None:  # type: ignore[no-untyped-def]
@@ -335,6 +370,46 @@ def test_a_crash_during_the_index_build_resumes_to_every_index(
             sa.text("SELECT deferred_indexes FROM migration_checkpoints WHERE collection = 'tasks'")
         ).scalar_one()
     assert deferred == []
+
+
+def test_a_failing_index_build_is_raised_and_the_others_are_still_built(
+    database_url: str, db_engine: sa.Engine
+) -> None:
+    # The model names a column the table lacks: that one build fails, the other connection's go on.
+    columns = [sa.Column("id", sa.Integer), sa.Column("title", sa.Text), sa.Column("missing", sa.Text)]
+    table = sa.Table("index_build_probe", sa.MetaData(), *columns)
+    indexes = [
+        sa.Index(
+            "ix_probe_title_trgm", table.c.title, postgresql_using="gin", postgresql_ops={"title": "gin_trgm_ops"}
+        ),
+        sa.Index("ix_probe_missing", table.c.missing),
+        sa.Index("ix_probe_id", table.c.id),
+        sa.Index("ix_probe_id_title", table.c.id, table.c.title),
+    ]
+    with db_engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS index_build_probe"))
+        conn.execute(sa.text("CREATE TABLE index_build_probe (id integer, title text)"))
+        conn.execute(sa.text("INSERT INTO index_build_probe SELECT g, 'title ' || g FROM generate_series(1, 2000) g"))
+    target = Target(database_url)
+    try:
+        with pytest.raises(psycopg2.errors.UndefinedColumn):
+            target.build_indexes(SimpleNamespace(secondary_indexes=indexes), [str(i.name) for i in indexes])  # type: ignore[arg-type]
+    finally:
+        target.close()
+    with db_engine.connect() as conn:
+        built = set(
+            conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'index_build_probe'")).scalars()
+        )
+        conn.execute(sa.text("DROP TABLE index_build_probe"))
+        conn.commit()
+    assert built == {"ix_probe_title_trgm", "ix_probe_id", "ix_probe_id_title"}
+
+    def migrators() -> int:  # a backend leaves pg_stat_activity shortly after its client closed
+        with db_engine.connect() as conn:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'taskplatform-migrate'"
+            return int(conn.execute(sa.text(query)).scalar_one())
+
+    wait_for(lambda: migrators() == 0, "the index builders' connections to close", 30)
 
 
 def test_an_incremental_run_into_a_table_with_rows_keeps_its_indexes(
