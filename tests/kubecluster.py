@@ -55,7 +55,9 @@ class LocalCluster:
         try:
             run_checked([str(ROOT / "scripts" / "cluster-up.sh")], env=self.env)
         except CommandFailed as failure:
-            raise RuntimeError(f"{failure}\n{self.log_tails()}") from None
+            logs = self.log_tails()
+            self.stop()  # what did start (etcd, the API server) must not outlive the failed test
+            raise RuntimeError(f"{failure}\n{logs}") from None
         return self
 
     def log_tails(self, lines: int = 15) -> str:
