@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pgcluster import free_port
+
+from taskplatform.operator.crdgen import all_crds
 
 ROOT = Path(__file__).resolve().parent.parent
 CRDS = ROOT / "crds"
@@ -30,9 +31,10 @@ class CommandFailed(subprocess.CalledProcessError):
         return f"{super().__str__()}\n{printed.strip()}" if printed.strip() else super().__str__()
 
 
-def run_checked(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def run_command(command: list[str], check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """`command`'s result, its output captured as text; with `check`, a failure raises CommandFailed."""
     result = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
-    if result.returncode != 0:
+    if check and result.returncode != 0:
         raise CommandFailed(result.returncode, command, result.stdout, result.stderr)
     return result
 
@@ -53,7 +55,7 @@ class LocalCluster:
 
     def start(self) -> LocalCluster:
         try:
-            run_checked([str(ROOT / "scripts" / "cluster-up.sh")], env=self.env)
+            run_command([str(ROOT / "scripts" / "cluster-up.sh")], env=self.env)
         except CommandFailed as failure:
             logs = self.log_tails()
             self.stop()  # what did start (etcd, the API server) must not outlive the failed test
@@ -74,7 +76,7 @@ class LocalCluster:
         Polls each CRD by name (a read from etcd) instead of `kubectl wait`, whose list-then-watch goes through
         the API server's watch cache; a failure says what the server reported and what its processes logged."""
         self.kubectl("apply", "-f", str(CRDS))
-        names = [yaml.safe_load(path.read_text())["metadata"]["name"] for path in sorted(CRDS.glob("*.yaml"))]
+        names = [crd["metadata"]["name"] for crd in all_crds().values()]  # crds/ is written from these
         deadline = time.monotonic() + timeout_s
         while True:
             result = self.kubectl("get", "crd", *names, "-o", "json", check=False)
@@ -103,10 +105,7 @@ class LocalCluster:
                        capture_output=True)  # fmt: skip
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [str(self.bin / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
-        if check:
-            return run_checked(command, input=stdin)
-        return subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
+        return run_command([str(self.bin / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args], check, input=stdin)
 
     def apply(self, manifest: dict[str, Any] | list[dict[str, Any]], *flags: str) -> subprocess.CompletedProcess[str]:
         items = manifest if isinstance(manifest, list) else [manifest]

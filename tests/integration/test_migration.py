@@ -16,7 +16,6 @@ from typing import Any
 
 import bcrypt
 import bson
-import psycopg2
 import psycopg2.errors
 import pytest
 import sqlalchemy as sa

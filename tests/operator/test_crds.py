@@ -1,16 +1,15 @@
 """crds/ is generated from the typed models; these keep the two (and the CRDs' promises) in step."""
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubecluster import CRDS, ROOT
 
 from taskplatform.operator.crdgen import all_crds, render
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
 
-CRDS = Path(__file__).resolve().parents[2] / "crds"
-CHART_CRDS = Path(__file__).resolve().parents[2] / "charts" / "taskplatform" / "crds"
+CHART_CRDS = ROOT / "charts" / "taskplatform" / "crds"
 
 
 @pytest.mark.parametrize("name", sorted(all_crds()))
