@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,13 +62,15 @@ def libpq_dsn(database_url: str) -> str:
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = re.compile("[" + re.escape("".join(map(chr, _COPY_ESCAPES))) + "]")
 
 
 def _copy_field(value: Any) -> str:
     if value is None:
         return "\\N"
     if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
+        # Most text holds none of them: the search costs a sixth of translating character by character.
+        return value.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(value) else value
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)  # numbers and booleans need no escaping
@@ -277,11 +280,7 @@ class Target:
         cur.execute("RELEASE SAVEPOINT rejects")
 
     def _save_alterations(self, cur: Any, collection: str, rows: Sequence[Row]) -> None:
-        """Replace the alteration notes of the written rows: a document fixed at the source loses its note."""
-        ids = [r.legacy_id for r in rows]
-        cur.execute(
-            "DELETE FROM migration_alterations WHERE collection = %s AND source_id = ANY(%s)", (collection, ids)
-        )
+        """The alteration notes of the written rows (their old notes went in `_forget_staged`)."""
         altered = [(collection, r.legacy_id, json.dumps(list(r.notes)), datetime.now(UTC)) for r in rows if r.notes]
         if altered:
             psycopg2.extras.execute_values(
@@ -290,11 +289,16 @@ class Target:
                 altered,
             )
 
-    def _forget_rejects(self, cur: Any, collection: str, legacy_ids: list[str]) -> None:
-        # A document that failed before and imports now (the source was fixed) is no longer a reject.
-        cur.execute(
-            "DELETE FROM migration_rejects WHERE collection = %s AND source_id = ANY(%s)", (collection, legacy_ids)
-        )
+    def _forget_staged(self, cur: Any, kind: Kind, collection: str) -> None:
+        """The staged rows were written: a document that failed before and imports now (the source was fixed) is
+        no longer a reject, and its old alteration notes go (`_save_alterations` writes the current ones). The
+        ids are taken from the staging table, not sent again: a 5000-id array cost the client ~1.5 µs per id."""
+        for table in ("migration_rejects", "migration_alterations"):
+            cur.execute(
+                f"DELETE FROM {table} WHERE collection = %s "  # noqa: S608 (constant names)
+                f"AND source_id IN (SELECT legacy_id FROM {kind.staging_table})",
+                (collection,),
+            )
 
     # --- batches -------------------------------------------------------------------------------------
 
@@ -309,7 +313,9 @@ class Target:
             cur.execute("SELECT legacy_id, id FROM users WHERE legacy_id = ANY(%s)", (legacy_ids,))
             return dict(cur.fetchall())
 
-    def _upsert(self, cur: Any, kind: Kind, rows: Sequence[tuple[Row, dict[str, Any]]]) -> list[Rejected]:
+    def _upsert(
+        self, cur: Any, kind: Kind, collection: str, rows: Sequence[tuple[Row, dict[str, Any]]]
+    ) -> list[Rejected]:
         """COPY and upsert `rows` inside a savepoint. When PostgreSQL refuses them, the rows are bisected (as
         pgloader does) until each refused row stands alone; those come back as rejects with PostgreSQL's
         reason and every other row is written."""
@@ -318,6 +324,7 @@ class Target:
             cur.execute(kind.staging_ddl)
             cur.copy_expert(f"COPY {kind.staging_table} FROM STDIN", _copy_text(kind.staged(r) for r, _ in rows))
             cur.execute(kind.upsert_sql)
+            self._forget_staged(cur, kind, collection)
             cur.execute(f"TRUNCATE {kind.staging_table}")  # the next slice of a bisected batch starts empty
         except _CONNECTION_ERRORS:
             raise
@@ -327,7 +334,9 @@ class Target:
                 row, doc = rows[0]
                 return [Rejected(row.legacy_id, _refusal(exc), doc)]
             middle = len(rows) // 2
-            return self._upsert(cur, kind, rows[:middle]) + self._upsert(cur, kind, rows[middle:])
+            return self._upsert(cur, kind, collection, rows[:middle]) + self._upsert(
+                cur, kind, collection, rows[middle:]
+            )
         cur.execute("RELEASE SAVEPOINT batch_rows")
         return []
 
@@ -342,14 +351,13 @@ class Target:
         """One transaction: the rows, their alteration notes, the rejects and the checkpoint. Returns the rows
         PostgreSQL refused (already counted as rejects in the checkpoint)."""
         with self.conn.cursor() as cur:
-            refused = self._upsert(cur, kind, rows) if rows else []
+            refused = self._upsert(cur, kind, collection, rows) if rows else []
             if refused:
                 checkpoint.counts.written -= len(refused)
                 checkpoint.counts.rejected += len(refused)
             refused_ids = {r.source_id for r in refused}
             written = [row for row, _ in rows if row.legacy_id not in refused_ids]
             if written:
-                self._forget_rejects(cur, collection, [r.legacy_id for r in written])
                 self._save_alterations(cur, collection, written)
             self._save_rejects(cur, collection, [*rejects, *refused])
             self._save_checkpoint(cur, collection, checkpoint)

@@ -27,12 +27,15 @@ from mongoserver import ThrowawayMongo
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from taskplatform.api.limits import EMAIL_MAX
+from taskplatform.migration import runner
 from taskplatform.migration.cli import main as migrate
-from taskplatform.migration.collections import TASKS
+from taskplatform.migration.collections import TASKS, USERS
 from taskplatform.migration.read_order import ReadOrder
 from taskplatform.migration.runner import BULK_GC_THRESHOLDS
 from taskplatform.migration.source import Position, PositionLost, bucket_of, read_batches
-from taskplatform.migration.target import Target
+from taskplatform.migration.target import Checkpoint, Counts, Rejected, Target
+from taskplatform.migration.transform import UserRow
 
 LEGACY_PASSWORD = "legacy-secret-1"
 HASH = bcrypt.hashpw(LEGACY_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -70,7 +73,7 @@ def seed_variants(db: Database) -> dict[str, ObjectId]:
     db.tasks.insert_many(
         [
             {"_id": ObjectId(), "owner": ann, "title": "Pending one", "status": "pending", "priority": "high",
-             "due": datetime(2030, 1, 2, tzinfo=UTC), "tags": ["a", "b"], "description": "tab\there\nnew \\N line"},
+             "due": datetime(2030, 1, 2, tzinfo=UTC), "tags": ["a", "b"], "description": "tab\there\r\nnew \\N line"},
             {"_id": 1, "owner": str(bob), "title": "Int id", "status": "in-progress", "priority": 4,
              "dueDate": "2030-02-03T04:05:06Z", "tags": "x, y"},
             {"_id": "task-s", "owner": "legacy-user-7", "title": "String id", "status": "completed",
@@ -118,7 +121,7 @@ def test_every_legacy_variant_is_mapped_and_bad_documents_are_kept_with_reasons(
     assert {"int:1", "task-s", "double:2.5"} < set(tasks)
     pending = next(t for t in tasks.values() if t.title == "Pending one")
     assert (pending.status, pending.priority, pending.tags) == ("todo", 3, ["a", "b"])
-    assert pending.description == "tab\there\nnew \\N line"  # COPY escaping round-trips
+    assert pending.description == "tab\there\r\nnew \\N line"  # COPY escaping round-trips
     assert pending.owner_id == users[str(ids["ann"])].id
     int_id = tasks["int:1"]
     assert (int_id.status, int_id.priority, int_id.tags) == ("in_progress", 4, ["x", "y"])
@@ -219,6 +222,110 @@ def test_the_run_raises_the_collectors_thresholds_and_gives_the_processs_own_bac
     with pytest.raises(RuntimeError, match="the writer failed"):
         run(mongo, name, database_url, "--restart")
     assert gc.get_threshold() == before
+
+
+def test_owners_are_looked_up_once_and_a_user_deleted_meanwhile_rejects_its_tasks(
+    mongo: ThrowawayMongo,
+    source: tuple[str, Database],
+    database_url: str,
+    db_engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name, db = source
+    ann, bob = ObjectId(), ObjectId()
+    db.users.insert_many([{"_id": ann, "email": "ann@x.io", "password": HASH},
+                          {"_id": bob, "email": "bob@x.io", "password": HASH}])  # fmt: skip
+    db.tasks.insert_many([{"_id": i, "owner": ann if i < 4 else bob, "title": f"task {i}"} for i in range(6)])
+    looked_up: list[list[str]] = []
+    user_ids, write_batch = Target.user_ids, Target.write_batch
+
+    def recording(self: Target, legacy_ids: list[str]) -> dict[str, int]:
+        looked_up.append(legacy_ids)
+        return user_ids(self, legacy_ids)
+
+    def deleting_bob_after_his_first_task(self: Target, kind: Any, collection: str, rows: Any, *rest: Any) -> Any:
+        refused = write_batch(self, kind, collection, rows, *rest)
+        if kind is TASKS and [row.legacy_id for row, _ in rows] == ["int:4"]:
+            with self.conn.cursor() as cur:  # as the API would, between two batches
+                cur.execute("DELETE FROM users WHERE legacy_id = %s", (str(bob),))
+            self.conn.commit()
+        return refused
+
+    monkeypatch.setattr(Target, "user_ids", recording)
+    monkeypatch.setattr(Target, "write_batch", deleting_bob_after_his_first_task)
+    assert run(mongo, name, database_url, "--batch-size", "1") == 0
+    # Each owner was looked up by the first batch that named it, never again.
+    assert looked_up == [[str(ann)], [str(bob)]]
+    with db_engine.connect() as conn:
+        tasks = set(conn.execute(sa.text("SELECT legacy_id FROM tasks")).scalars())
+        rejects = {
+            r.source_id: r.reason for r in conn.execute(sa.text("SELECT source_id, reason FROM migration_rejects"))
+        }
+    # Bob's first task went with him (ON DELETE CASCADE); his second is kept as a reject with PostgreSQL's reason.
+    assert tasks == {"int:0", "int:1", "int:2", "int:3"}
+    assert set(rejects) == {"int:5"}
+    assert 'null value in column "owner_id"' in rejects["int:5"]
+
+
+def test_the_owners_found_are_bounded_and_lookups_resume_once_they_are_forgotten(
+    mongo: ThrowawayMongo,
+    source: tuple[str, Database],
+    database_url: str,
+    db_engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name, db = source
+    owners = [ObjectId() for _ in range(3)]
+    db.users.insert_many([{"_id": o, "email": f"u{i}@x.io", "password": HASH} for i, o in enumerate(owners)])
+    db.tasks.insert_many([{"_id": i, "owner": owners[i % 3], "title": f"task {i}"} for i in range(9)])
+    looked_up: list[list[str]] = []
+    user_ids = Target.user_ids
+
+    def recording(self: Target, legacy_ids: list[str]) -> dict[str, int]:
+        looked_up.append(legacy_ids)
+        return user_ids(self, legacy_ids)
+
+    monkeypatch.setattr(Target, "user_ids", recording)
+    monkeypatch.setattr(runner, "KNOWN_OWNERS_MAX", 2)
+    assert run(mongo, name, database_url, "--batch-size", "1") == 0
+    # Two owners fit; the third empties the set, so the first is looked up again, and so on.
+    assert looked_up == [[str(owners[i % 3])] for i in range(9)][: len(looked_up)]
+    assert 3 < len(looked_up) <= 9
+    with db_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM tasks")).scalar_one() == 9
+
+
+def test_a_document_written_after_it_was_rejected_or_altered_loses_the_old_reject_and_notes(
+    database_url: str, db_engine: sa.Engine
+) -> None:
+    """A document read again (a source that changed under a natural-order read, or fixed between runs): what
+    the earlier read recorded about it goes when its row is written, and stays for a row PostgreSQL refuses."""
+    target = Target(database_url)
+    checkpoint = Checkpoint(Position(ReadOrder.NATURAL), Counts(), False, datetime.now(UTC))
+
+    def user(key: str, *notes: str, email: str = "") -> tuple[UserRow, dict[str, Any]]:
+        row = UserRow(key, email or f"{key}@x.io", None, HASH, True, datetime.now(UTC), notes)
+        return row, {"_id": key}
+
+    try:
+        target.write_batch(USERS, "users", [user("altered", "name cut"), user("noted", "name cut")], [
+            Rejected("fixed", "missing email", {"_id": "fixed"}),
+            Rejected("still-refused", "missing email", {"_id": "still-refused"}),
+        ], checkpoint)  # fmt: skip
+        too_long = "x" * EMAIL_MAX + "@x.io"  # over the column's limit: PostgreSQL refuses the row
+        again = [user("altered"), user("fixed"), user("still-refused", email=too_long), user("noted", email=too_long)]
+        refused = target.write_batch(USERS, "users", again, [], checkpoint)
+    finally:
+        target.close()
+    assert sorted(r.source_id for r in refused) == ["noted", "still-refused"]
+    with db_engine.connect() as conn:
+        rejects = {
+            r.source_id: r.reason for r in conn.execute(sa.text("SELECT source_id, reason FROM migration_rejects"))
+        }
+        notes = conn.execute(sa.text("SELECT source_id FROM migration_alterations")).scalars().all()
+    assert set(rejects) == {"still-refused", "noted"}
+    assert rejects["still-refused"].startswith("refused by PostgreSQL")
+    assert notes == ["noted"]  # its row as first written stays, and so does what was noted about it
 
 
 def test_progress_is_json_lines_when_not_a_terminal(
