@@ -187,10 +187,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--tasks-per-user", type=int, default=200)
+    parser.add_argument(
+        "--pool-size", type=int, default=0, help="DB_POOL_SIZE per worker (default: its share of wrk's connections)"
+    )
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
     wrk_threads = 2
-    pool_size = -(-args.connections // args.workers)  # ceil: in-flight requests per worker
+    pool_size = args.pool_size or -(-args.connections // args.workers)  # ceil: in-flight requests per worker
 
     with ThrowawayPostgres(durable=True) as pg:
         url = pg.create_database("taskplatform_bench")

@@ -224,24 +224,34 @@ def test_the_run_raises_the_collectors_thresholds_and_gives_the_processs_own_bac
     assert gc.get_threshold() == before
 
 
+@pytest.fixture
+def owner_lookups(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The owner keys of every `Target.user_ids` call, in order."""
+    looked_up: list[list[str]] = []
+    user_ids = Target.user_ids
+
+    def recording(self: Target, legacy_ids: list[str]) -> dict[str, int]:
+        looked_up.append(legacy_ids)
+        return user_ids(self, legacy_ids)
+
+    monkeypatch.setattr(Target, "user_ids", recording)
+    return looked_up
+
+
 def test_owners_are_looked_up_once_and_a_user_deleted_meanwhile_rejects_its_tasks(
     mongo: ThrowawayMongo,
     source: tuple[str, Database],
     database_url: str,
     db_engine: sa.Engine,
     monkeypatch: pytest.MonkeyPatch,
+    owner_lookups: list[list[str]],
 ) -> None:
     name, db = source
     ann, bob = ObjectId(), ObjectId()
     db.users.insert_many([{"_id": ann, "email": "ann@x.io", "password": HASH},
                           {"_id": bob, "email": "bob@x.io", "password": HASH}])  # fmt: skip
     db.tasks.insert_many([{"_id": i, "owner": ann if i < 4 else bob, "title": f"task {i}"} for i in range(6)])
-    looked_up: list[list[str]] = []
-    user_ids, write_batch = Target.user_ids, Target.write_batch
-
-    def recording(self: Target, legacy_ids: list[str]) -> dict[str, int]:
-        looked_up.append(legacy_ids)
-        return user_ids(self, legacy_ids)
+    write_batch = Target.write_batch
 
     def deleting_bob_after_his_first_task(self: Target, kind: Any, collection: str, rows: Any, *rest: Any) -> Any:
         refused = write_batch(self, kind, collection, rows, *rest)
@@ -251,11 +261,10 @@ def test_owners_are_looked_up_once_and_a_user_deleted_meanwhile_rejects_its_task
             self.conn.commit()
         return refused
 
-    monkeypatch.setattr(Target, "user_ids", recording)
     monkeypatch.setattr(Target, "write_batch", deleting_bob_after_his_first_task)
     assert run(mongo, name, database_url, "--batch-size", "1") == 0
     # Each owner was looked up by the first batch that named it, never again.
-    assert looked_up == [[str(ann)], [str(bob)]]
+    assert owner_lookups == [[str(ann)], [str(bob)]]
     with db_engine.connect() as conn:
         tasks = set(conn.execute(sa.text("SELECT legacy_id FROM tasks")).scalars())
         rejects = {
@@ -273,24 +282,17 @@ def test_the_owners_found_are_bounded_and_lookups_resume_once_they_are_forgotten
     database_url: str,
     db_engine: sa.Engine,
     monkeypatch: pytest.MonkeyPatch,
+    owner_lookups: list[list[str]],
 ) -> None:
     name, db = source
     owners = [ObjectId() for _ in range(3)]
     db.users.insert_many([{"_id": o, "email": f"u{i}@x.io", "password": HASH} for i, o in enumerate(owners)])
     db.tasks.insert_many([{"_id": i, "owner": owners[i % 3], "title": f"task {i}"} for i in range(9)])
-    looked_up: list[list[str]] = []
-    user_ids = Target.user_ids
-
-    def recording(self: Target, legacy_ids: list[str]) -> dict[str, int]:
-        looked_up.append(legacy_ids)
-        return user_ids(self, legacy_ids)
-
-    monkeypatch.setattr(Target, "user_ids", recording)
     monkeypatch.setattr(runner, "KNOWN_OWNERS_MAX", 2)
     assert run(mongo, name, database_url, "--batch-size", "1") == 0
-    # Two owners fit; the third empties the set, so the first is looked up again, and so on.
-    assert looked_up == [[str(owners[i % 3])] for i in range(9)][: len(looked_up)]
-    assert 3 < len(looked_up) <= 9
+    # Room for two owners: the third empties the set, so a cycle of three never finds its next owner there and
+    # every batch looks it up again (without the bound, only the first three would).
+    assert owner_lookups == [[str(owners[i % 3])] for i in range(9)]
     with db_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM tasks")).scalar_one() == 9
 
