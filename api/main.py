@@ -17,6 +17,7 @@ from taskplatform.api import __doc__ as api_doc
 from taskplatform.api.config import Settings, get_settings
 from taskplatform.api.db import Database, create_db_engine, create_pool_gate
 from taskplatform.api.errors import install_error_handlers
+from taskplatform.api.gc_tuning import raised_gc_thresholds
 from taskplatform.api.logging_setup import configure_logging
 from taskplatform.api.observability import Metrics, PoolCollector, RequestContextMiddleware
 from taskplatform.api.routes import auth, health, tasks, users
@@ -43,7 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # What exists now (modules, the app, its routes and schemas) lives as long as the process: moved out
         # of the collector's way, a full collection under load walks only what requests allocate.
         gc.freeze()
-        yield
+        with raised_gc_thresholds():  # requests' garbage is freed by reference counting (gc_tuning.py)
+            yield
         await database.close()
 
     app = FastAPI(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import queue
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
+from taskplatform.api.gc_tuning import raised_gc_thresholds
 from taskplatform.migration.collections import KINDS, TASKS, USERS, Kind, Row
 from taskplatform.migration.mapping import Mapping
 from taskplatform.migration.progress import CollectionStats, Reporter
@@ -74,29 +73,12 @@ def _prefetch(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
 
 Pair = tuple[Row, dict[str, Any]]  # a row and the source document it came from
 
-# CPython's cyclic collector runs after every 700 net container allocations; a batch of 5000 documents makes
-# ~75k of them (decoded dicts and lists, rows, COPY tuples), which are freed by reference counting, not by the
-# collector. At the default, collection took 4-7 of ~32 µs of the migration's per-document CPU
-# (docs/benchmarks.md); with the first generation at 50,000 it takes ~1, and young cycles are still collected.
-BULK_GC_THRESHOLDS = (50_000, 20, 10)
-
 
 # Owner keys found among the migrated users stay known, so that a batch looks up only the owners no earlier batch
 # named (each lookup sent ~4000 keys per 5000 tasks). Bounded: the set is emptied when it would outgrow this
 # many keys (~10 MB). A user deleted meanwhile still cannot own a row: the upsert finds no id for it, PostgreSQL
 # refuses the row, and it is kept as a reject with PostgreSQL's reason.
 KNOWN_OWNERS_MAX = 100_000
-
-
-@contextlib.contextmanager
-def _bulk_gc_thresholds() -> Generator[None, None, None]:
-    """BULK_GC_THRESHOLDS for the run, the process's own settings back afterwards."""
-    previous = gc.get_threshold()
-    gc.set_threshold(*BULK_GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
 
 
 class Migration:
@@ -113,7 +95,7 @@ class Migration:
         kinds = [kind for name, kind in KINDS.items() if name in self.options.kinds]
         if self.options.restart and self.target is not None:
             self.target.reset(kind.collection(self.options.mapping) for kind in kinds)
-        with _bulk_gc_thresholds():
+        with raised_gc_thresholds():
             return [self._run_collection(kind) for kind in kinds]
 
     def _run_collection(self, kind: Kind) -> CollectionStats:

@@ -27,12 +27,12 @@ from mongoserver import ThrowawayMongo
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from taskplatform.api.gc_tuning import RAISED_GC_THRESHOLDS
 from taskplatform.api.limits import EMAIL_MAX
 from taskplatform.migration import runner
 from taskplatform.migration.cli import main as migrate
 from taskplatform.migration.collections import TASKS, USERS
 from taskplatform.migration.read_order import ReadOrder
-from taskplatform.migration.runner import BULK_GC_THRESHOLDS
 from taskplatform.migration.source import Position, PositionLost, bucket_of, read_batches
 from taskplatform.migration.target import Checkpoint, Counts, Rejected, Target
 from taskplatform.migration.transform import UserRow
@@ -210,9 +210,9 @@ def test_the_run_raises_the_collectors_thresholds_and_gives_the_processs_own_bac
 
     monkeypatch.setattr(Target, "write_batch", recording)
     before = gc.get_threshold()
-    assert before != BULK_GC_THRESHOLDS
+    assert before != RAISED_GC_THRESHOLDS
     assert run(mongo, name, database_url, "--restart") == 0
-    assert seen and set(seen) == {BULK_GC_THRESHOLDS}
+    assert seen and set(seen) == {RAISED_GC_THRESHOLDS}
     assert gc.get_threshold() == before
 
     def failing(self: Target, *args: Any, **kwargs: Any) -> Any:
