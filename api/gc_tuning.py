@@ -5,8 +5,8 @@ CPython collects its youngest generation whenever allocations of container objec
 and frees them by reference counting, so at the default the collector runs on those transient peaks and finds
 nothing to free. Measured (docs/benchmarks.md):
 - API workers under `make bench-api`: ~7,000 young, ~650 middle and ~60 full collections per worker per run,
-  1.6-2.2 s of CPU, and full collections of up to 51 ms, each of which stops every request of its worker. With the
-  first threshold at 50,000: 1-3 collections per worker in a run.
+  1.6-2.4 s of CPU, and full collections of up to 51 ms, each of which stops every request of its worker. With the
+  first threshold at 50,000: a handful per worker after start-up, none of them full.
 - Migration: at the default, collection took 4-7 of ~32 µs of the per-document CPU; with the first threshold at
   50,000, ~1 µs.
 Garbage in reference cycles is still collected, once 50,000 more containers are alive than at the last collection.
