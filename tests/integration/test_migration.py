@@ -97,6 +97,12 @@ def counts(engine: sa.Engine) -> dict[str, int]:
         }
 
 
+def reject_reasons(engine: sa.Engine) -> dict[str, str]:
+    """source id → reason, for every kept reject."""
+    with engine.connect() as conn:
+        return {r.source_id: r.reason for r in conn.execute(sa.text("SELECT source_id, reason FROM migration_rejects"))}
+
+
 def test_every_legacy_variant_is_mapped_and_bad_documents_are_kept_with_reasons(
     mongo: ThrowawayMongo, source: tuple[str, Database], database_url: str, db_engine: sa.Engine
 ) -> None:
@@ -267,9 +273,7 @@ def test_owners_are_looked_up_once_and_a_user_deleted_meanwhile_rejects_its_task
     assert owner_lookups == [[str(ann)], [str(bob)]]
     with db_engine.connect() as conn:
         tasks = set(conn.execute(sa.text("SELECT legacy_id FROM tasks")).scalars())
-        rejects = {
-            r.source_id: r.reason for r in conn.execute(sa.text("SELECT source_id, reason FROM migration_rejects"))
-        }
+    rejects = reject_reasons(db_engine)
     # Bob's first task went with him (ON DELETE CASCADE); his second is kept as a reject with PostgreSQL's reason.
     assert tasks == {"int:0", "int:1", "int:2", "int:3"}
     assert set(rejects) == {"int:5"}
@@ -320,10 +324,8 @@ def test_a_document_written_after_it_was_rejected_or_altered_loses_the_old_rejec
     finally:
         target.close()
     assert sorted(r.source_id for r in refused) == ["noted", "still-refused"]
+    rejects = reject_reasons(db_engine)
     with db_engine.connect() as conn:
-        rejects = {
-            r.source_id: r.reason for r in conn.execute(sa.text("SELECT source_id, reason FROM migration_rejects"))
-        }
         notes = conn.execute(sa.text("SELECT source_id FROM migration_alterations")).scalars().all()
     assert set(rejects) == {"still-refused", "noted"}
     assert rejects["still-refused"].startswith("refused by PostgreSQL")
