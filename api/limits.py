@@ -19,3 +19,11 @@ TAG_MAX = 50
 TAGS_MAX = 20
 PASSWORD_MIN = 8
 PASSWORD_MAX = 256
+TAG_FILTERS_MAX = TAGS_MAX  # tags one list request may require: no task carries more
+PAGE_SIZE_MAX = 100
+
+# Secrets and password hashes.
+JWT_SECRET_MIN = 32
+BCRYPT_ROUNDS_MIN = 4  # bcrypt's own floor
+BCRYPT_ROUNDS_LIMIT = 16  # ~4 s of CPU per verification: no configuration may ask more
+BCRYPT_MAX_ROUNDS_DEFAULT = 14  # the costliest stored hash verified by default (~1 s); the migration's bound too
