@@ -21,6 +21,7 @@ from pymongo.uri_parser import parse_uri
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from taskplatform.api.limits import BCRYPT_MAX_ROUNDS_DEFAULT, BCRYPT_ROUNDS_LIMIT, BCRYPT_ROUNDS_MIN
 from taskplatform.api.migrate import upgrade_head
 from taskplatform.migration.collections import KINDS
 from taskplatform.migration.mapping import MappingError, load_mapping
@@ -63,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
         choices=list(ReadOrder),
         default=env("READ_ORDER", ReadOrder.NATURAL.value),  # a string default goes through `type` too
         help=f"{READ_ORDER_DESCRIPTION} (env READ_ORDER)",
+    )
+    parser.add_argument(
+        "--bcrypt-max-rounds",
+        type=int,
+        default=env("BCRYPT_MAX_ROUNDS", str(BCRYPT_MAX_ROUNDS_DEFAULT)),  # the API's setting: one value for both
+        help=f"the costliest legacy bcrypt hash to import ({BCRYPT_ROUNDS_MIN}-{BCRYPT_ROUNDS_LIMIT}, default "
+        f"{BCRYPT_MAX_ROUNDS_DEFAULT}; env BCRYPT_MAX_ROUNDS, the API's setting): the API would not verify a costlier "
+        "one, so it is rejected",
     )
     parser.add_argument("--dry-run", action="store_true", help="read, transform and validate; write nothing")
     parser.add_argument("--verify", action="store_true", help="after migrating, compare counts and content checksums")
@@ -124,6 +133,10 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
         raise _Failure("no target: give --target-url or set TARGET_URL / DATABASE_URL")
     if args.batch_size < 1 or args.batch_size > 100_000:
         raise _Failure("--batch-size must be between 1 and 100000")
+    if not BCRYPT_ROUNDS_MIN <= args.bcrypt_max_rounds <= BCRYPT_ROUNDS_LIMIT:
+        raise _Failure(
+            f"--bcrypt-max-rounds (env BCRYPT_MAX_ROUNDS) must be between {BCRYPT_ROUNDS_MIN} and {BCRYPT_ROUNDS_LIMIT}"
+        )
     if not kinds or any(k not in KINDS for k in kinds):
         raise _Failure(f"--collections takes {', '.join(KINDS)}")
     try:
@@ -156,8 +169,10 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
     progress = {"auto": None, "bar": True, "json": False}[args.progress]
     try:
         with Reporter(interactive=progress, interval_s=args.progress_interval) as reporter:
+            options = Options(
+                args.batch_size, kinds, args.dry_run, args.restart, args.read_order, mapping, args.bcrypt_max_rounds
+            )
             if not args.verify_only:
-                options = Options(args.batch_size, kinds, args.dry_run, args.restart, args.read_order, mapping)
                 stats = Migration(client[db_name], target, options, reporter).run()
                 reporter.summary(stats, args.dry_run)
                 outcome["dryRun"] = args.dry_run
@@ -167,7 +182,7 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
                     for s in stats
                 ]  # fmt: skip
             if (args.verify or args.verify_only) and target is not None:
-                results = verify(client[db_name], target, mapping, kinds)
+                results = verify(client[db_name], target, mapping, kinds, options)
                 for result in results:
                     reporter.event("verify", **result.as_dict())
                     if reporter.interactive:

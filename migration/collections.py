@@ -57,6 +57,12 @@ class Kind:
     columns: tuple[Column, ...]
     table_model: type[SQLModel]
     versioned: bool = False  # tasks carry a version that every changing upsert bumps
+    # The run's options (`runner.Options` fields) that the transform takes as keywords, e.g. the users' bcrypt bound.
+    transform_options: tuple[str, ...] = ()
+
+    def options_of(self, run_options: object) -> dict[str, Any]:
+        """The keywords this kind's transform takes, read from a run's options."""
+        return {name: getattr(run_options, name) for name in self.transform_options}
 
     @property
     def secondary_indexes(self) -> list[sa.Index]:
@@ -140,6 +146,7 @@ USERS = Kind(
     row_type=UserRow,
     transform=transform_user,
     table_model=User,
+    transform_options=("bcrypt_max_rounds",),
     columns=(
         Column("legacy_id", "text"),
         Column("email", "text"),

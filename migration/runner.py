@@ -14,6 +14,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from taskplatform.api.gc_tuning import raised_gc_thresholds
+from taskplatform.api.limits import BCRYPT_MAX_ROUNDS_DEFAULT
 from taskplatform.migration.collections import KINDS, TASKS, USERS, Kind, Row
 from taskplatform.migration.mapping import Mapping
 from taskplatform.migration.progress import CollectionStats, Reporter
@@ -31,6 +32,7 @@ class Options:
     restart: bool = False
     read_order: ReadOrder = ReadOrder.NATURAL  # for a collection that starts; a resumed one keeps its order
     mapping: Mapping = field(default_factory=Mapping)
+    bcrypt_max_rounds: int = BCRYPT_MAX_ROUNDS_DEFAULT  # the costliest legacy hash imported: the API's bound
 
 
 def _source_id(doc: dict[str, Any]) -> str:
@@ -165,11 +167,12 @@ class Migration:
         """(row, its source document) for what transforms, Rejected for the rest. The document travels with
         its row for the rejects only the writer can decide (duplicate email, unknown owner, PostgreSQL)."""
         fields = kind.fields(self.options.mapping)
+        options = kind.options_of(self.options)
         rows: list[Pair] = []
         rejects: list[Rejected] = []
         for doc in batch.docs:
             try:
-                rows.append((kind.transform(doc, fields, import_time), doc))
+                rows.append((kind.transform(doc, fields, import_time, **options), doc))
             except RejectError as exc:
                 rejects.append(Rejected(_source_id(doc), str(exc), doc))
         return rows, rejects

@@ -23,6 +23,9 @@ from bson import Binary, DatetimeMS, DBRef, Decimal128, ObjectId, Timestamp, jso
 from bson.errors import InvalidBSON
 
 from taskplatform.api.limits import (
+    BCRYPT_MAX_ROUNDS_DEFAULT,
+    BCRYPT_ROUNDS_LIMIT,
+    BCRYPT_ROUNDS_MIN,
     DESCRIPTION_MAX,
     EMAIL_MAX,
     FULL_NAME_MAX,
@@ -34,7 +37,9 @@ from taskplatform.api.limits import (
 from taskplatform.migration.mapping import TaskFields, UserFields
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_BCRYPT = re.compile(r"^\$2[abxy]\$\d{2}\$[./A-Za-z0-9]{53}$")
+# Anchored at both ends by fullmatch (not `$`, which also matches before a final newline), no nested quantifiers:
+# linear, over at most 60 characters. `[0-9]`, not `\d`, which takes any Unicode digit.
+_BCRYPT = re.compile(r"\$2[abxy]\$([0-9]{2})\$[./A-Za-z0-9]{53}")
 _STATUS = {
     **dict.fromkeys(("todo", "to_do", "pending", "open", "new", "backlog"), "todo"),
     **dict.fromkeys(("in_progress", "inprogress", "started", "doing", "active", "wip"), "in_progress"),
@@ -249,7 +254,39 @@ def _flag(value: Any) -> bool | None:
     return None
 
 
-def transform_user(doc: MappingABC[str, Any], fields: UserFields, import_time: datetime) -> UserRow:
+def _bcrypt_hash(hashed: Any, max_rounds: int) -> str:
+    """A bcrypt hash the API will verify: `$2a$`, `$2b$`, `$2y$`, or `$2x$` (crypt_blowfish's variant that kept
+    its old 8-bit bug; the API verifies it as `$2a$`, the same algorithm for a pure ASCII password, and rehashes
+    it at that login), of a cost from bcrypt's floor to `max_rounds`, the API's BCRYPT_MAX_ROUNDS. A costlier
+    hash would never be verified (one of cost 31 takes about a day of CPU per attempt): RejectError, saying what
+    to do."""
+    match = _BCRYPT.fullmatch(hashed) if isinstance(hashed, str) else None
+    if match is None:
+        raise RejectError("password is not a bcrypt hash ($2a$/$2b$/$2x$/$2y$)")
+    cost = int(match.group(1))
+    if BCRYPT_ROUNDS_MIN <= cost <= max_rounds:
+        return str(hashed)
+    outside = f"bcrypt cost {cost} is outside {BCRYPT_ROUNDS_MIN}-{max_rounds} (BCRYPT_MAX_ROUNDS)"
+    if cost < BCRYPT_ROUNDS_MIN:
+        raise RejectError(f"{outside}: bcrypt refuses it; the user needs a new password")
+    if cost > BCRYPT_ROUNDS_LIMIT:
+        raise RejectError(
+            f"{outside}: the API would not verify it; no setting verifies more than {BCRYPT_ROUNDS_LIMIT}, "
+            "the user needs a new password"
+        )
+    raise RejectError(
+        f"{outside}: the API would not verify it; raise BCRYPT_MAX_ROUNDS (API and migration, at most "
+        f"{BCRYPT_ROUNDS_LIMIT}) and run again with --restart"
+    )
+
+
+def transform_user(
+    doc: MappingABC[str, Any],
+    fields: UserFields,
+    import_time: datetime,
+    *,
+    bcrypt_max_rounds: int = BCRYPT_MAX_ROUNDS_DEFAULT,
+) -> UserRow:
     notes: Notes = []
     key = legacy_id(doc.get("_id"))
     email = _first(doc, fields.email)
@@ -261,8 +298,7 @@ def transform_user(doc: MappingABC[str, Any], fields: UserFields, import_time: d
     hashed = _first(doc, fields.password_hash)
     if hashed is None:
         raise RejectError("missing password hash")
-    if not isinstance(hashed, str) or not _BCRYPT.match(hashed):
-        raise RejectError("password is not a bcrypt hash ($2a$/$2b$/$2y$)")
+    hashed = _bcrypt_hash(hashed, bcrypt_max_rounds)
     name = _first(doc, fields.full_name)
     full_name = None
     if name is not None:

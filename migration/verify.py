@@ -15,6 +15,7 @@ from pymongo.database import Database
 
 from taskplatform.migration.collections import KINDS, Kind, Row
 from taskplatform.migration.mapping import Mapping
+from taskplatform.migration.runner import Options
 from taskplatform.migration.source import count_documents, count_unreachable
 from taskplatform.migration.target import Target
 from taskplatform.migration.transform import RejectError
@@ -35,12 +36,18 @@ def checksum(kind: Kind, rows: Iterable[Row]) -> tuple[int, int]:
 
 
 def _expected_rows(
-    kind: Kind, collection: Collection[dict[str, Any]], fields: Any, import_time: datetime, rejected_ids: set[str]
+    kind: Kind,
+    collection: Collection[dict[str, Any]],
+    fields: Any,
+    import_time: datetime,
+    rejected_ids: set[str],
+    options: dict[str, Any],
 ) -> Iterable[Row]:
-    """What the target should hold: every source document that transforms and was not rejected."""
+    """What the target should hold: every source document that transforms (with the run's options) and was not
+    rejected."""
     for doc in collection.find({}, batch_size=5000):
         try:
-            row = kind.transform(doc, fields, import_time)
+            row = kind.transform(doc, fields, import_time, **options)
         except RejectError:
             continue
         if row.legacy_id not in rejected_ids:
@@ -67,8 +74,15 @@ class VerifyResult:
 
 
 def verify(
-    source: Database[dict[str, Any]], target: Target, mapping: Mapping, kinds: Iterable[str]
+    source: Database[dict[str, Any]],
+    target: Target,
+    mapping: Mapping,
+    kinds: Iterable[str],
+    run_options: Options | None = None,
 ) -> list[VerifyResult]:
+    """Counts and checksums per collection; `run_options` are the migration's (its bcrypt bound, say), so the
+    expected rows are what that run imported."""
+    run_options = run_options or Options()
     results = []
     for name in kinds:
         kind = KINDS[name]
@@ -78,7 +92,9 @@ def verify(
         checkpoint = target.load_checkpoint(collection_name)
         # Documents without a creation time got the import's start; the checkpoint remembers it.
         import_time = (checkpoint.started_at if checkpoint else None) or datetime.now(UTC)
-        expected = _expected_rows(kind, collection, kind.fields(mapping), import_time, rejected_ids)
+        expected = _expected_rows(
+            kind, collection, kind.fields(mapping), import_time, rejected_ids, kind.options_of(run_options)
+        )
         source_count, source_sum = checksum(kind, expected)
         target_count, target_sum = checksum(kind, target.iter_rows(kind))
         results.append(

@@ -138,7 +138,7 @@ def test_every_legacy_variant_is_mapped_and_bad_documents_are_kept_with_reasons(
     assert tasks["double:2.5"].status == "done"
 
     reasons = {reason for _, reason in rejects}
-    assert reasons == {"missing email", "password is not a bcrypt hash ($2a$/$2b$/$2y$)", "duplicate email",
+    assert reasons == {"missing email", "password is not a bcrypt hash ($2a$/$2b$/$2x$/$2y$)", "duplicate email",
                        "missing title", "unknown owner"}  # fmt: skip
     orphan = next(r for (c, reason), r in rejects.items() if reason == "unknown owner")
     assert orphan.document["title"] == "Orphan"  # the raw document is kept whole
@@ -375,6 +375,69 @@ def test_a_migrated_user_logs_in_with_the_old_password(
         assert sorted(t["title"] for t in tasks) == ["12", "Bad date", "Pending one", "Weird status"]
         wrong = client.post("/api/v1/auth/login", data={"username": "ann@example.com", "password": "nope-nope"})
         assert wrong.status_code == 401
+
+
+def test_a_legacy_hash_costlier_than_the_api_verifies_is_a_reject_and_its_tasks_wait_with_it(
+    mongo: ThrowawayMongo,
+    source: tuple[str, Database],
+    database_url: str,
+    db_engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A `$2b$31$` hash would cost about a day of CPU per login attempt: it stays a reject, whatever the bound."""
+    name, db = source
+    day_per_login = HASH.replace("$04$", "$31$")
+    db.users.insert_many(
+        [
+            {"_id": "ann", "email": "ann@x.io", "password": HASH},
+            {"_id": "slow", "email": "slow@x.io", "password": day_per_login},
+            {"_id": "fifteen", "email": "fifteen@x.io", "password": HASH.replace("$04$", "$15$")},
+            {"_id": "old-x", "email": "x@x.io", "password": HASH.replace("$2b$", "$2x$")},
+        ]
+    )
+    db.tasks.insert_many(
+        [
+            {"_id": f"{owner}-task", "owner": owner, "title": f"{owner}'s"}
+            for owner in ("ann", "slow", "fifteen", "old-x")
+        ]
+    )
+    monkeypatch.delenv("BCRYPT_MAX_ROUNDS", raising=False)
+    assert run(mongo, name, database_url, "--verify") == 0  # the rejects are accounted for: verified
+
+    with db_engine.connect() as conn:
+        users = dict(conn.execute(sa.text("SELECT legacy_id, hashed_password FROM users")).all())
+        tasks = set(conn.execute(sa.text("SELECT legacy_id FROM tasks")).scalars())
+        kept = conn.execute(
+            sa.text("SELECT document, raw_document FROM migration_rejects WHERE source_id = 'slow'")
+        ).one()
+    assert users == {"ann": HASH, "old-x": HASH.replace("$2b$", "$2x$")}
+    assert tasks == {"ann-task", "old-x-task"}
+    assert reject_reasons(db_engine) == {
+        "slow": "bcrypt cost 31 is outside 4-14 (BCRYPT_MAX_ROUNDS): the API would not verify it; no setting "
+        "verifies more than 16, the user needs a new password",
+        "fifteen": "bcrypt cost 15 is outside 4-14 (BCRYPT_MAX_ROUNDS): the API would not verify it; raise "
+        "BCRYPT_MAX_ROUNDS (API and migration, at most 16) and run again with --restart",
+        "slow-task": "unknown owner 'slow'",
+        "fifteen-task": "unknown owner 'fifteen'",
+    }
+    assert kept.document["password"] == bson.decode(kept.raw_document)["password"] == day_per_login
+
+    # The API's setting serves the migration too: raised to 15, a restarted run imports that user and its task.
+    monkeypatch.setenv("BCRYPT_MAX_ROUNDS", "15")
+    assert run(mongo, name, database_url, "--restart", "--verify") == 0  # verified with the same bound
+    with db_engine.connect() as conn:
+        assert set(conn.execute(sa.text("SELECT legacy_id FROM users")).scalars()) == {"ann", "old-x", "fifteen"}
+        assert set(conn.execute(sa.text("SELECT legacy_id FROM tasks")).scalars()) == {"ann-task", "old-x-task",
+                                                                                       "fifteen-task"}  # fmt: skip
+    assert set(reject_reasons(db_engine)) == {"slow", "slow-task"}
+    assert reject_reasons(db_engine)["slow"].startswith("bcrypt cost 31 is outside 4-15 (BCRYPT_MAX_ROUNDS)")
+
+    # No bound above bcrypt's limit of 16, nor below its floor of 4: refused before anything is read.
+    capfd.readouterr()
+    for bound in ("17", "3"):
+        assert run(mongo, name, database_url, "--bcrypt-max-rounds", bound) == 2
+        assert "--bcrypt-max-rounds (env BCRYPT_MAX_ROUNDS) must be between 4 and 16" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("read_order", list(ReadOrder))

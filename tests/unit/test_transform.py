@@ -14,8 +14,8 @@ FIELDS = Mapping().fields
 IMPORT_TIME = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-def transform_user(doc: dict, fields: object = FIELDS.users):  # type: ignore[no-untyped-def]
-    return _transform_user(doc, fields, IMPORT_TIME)  # type: ignore[arg-type]
+def transform_user(doc: dict, fields: object = FIELDS.users, **options: int):  # type: ignore[no-untyped-def]
+    return _transform_user(doc, fields, IMPORT_TIME, **options)  # type: ignore[arg-type]
 
 
 def transform_task(doc: dict, fields: object = FIELDS.tasks):  # type: ignore[no-untyped-def]
@@ -83,7 +83,9 @@ def test_user_without_created_date_takes_the_objectid_time() -> None:
         (user(email="not-an-email"), "invalid email"),
         (user(email=42), "invalid email '42'"),
         (user(email=["a@b.io"]), "email has wrong type list"),
-        (user(password="plaintext"), "not a bcrypt hash"),
+        (user(password="plaintext"), r"not a bcrypt hash \(\$2a\$/\$2b\$/\$2x\$/\$2y\$\)"),
+        (user(password=HASH + "\n"), "not a bcrypt hash"),
+        (user(password="$2b$\u0661\u0662$" + "a" * 53), "not a bcrypt hash"),  # Arabic-Indic digits: no cost
         ({"_id": OID, "email": "a@b.io"}, "missing password hash"),
         (user(active="maybe"), "active flag 'maybe' is not a boolean"),
         ({"_id": [1], "email": "a@b.io", "password": HASH}, "unsupported _id type"),
@@ -92,6 +94,47 @@ def test_user_without_created_date_takes_the_objectid_time() -> None:
 def test_users_that_cannot_be_a_row_are_rejected_with_a_reason(doc: dict, reason: str) -> None:
     with pytest.raises(RejectError, match=reason):
         transform_user(doc, FIELDS.users)
+
+
+@pytest.mark.parametrize("cost", ["04", "10", "14"])
+@pytest.mark.parametrize("variant", ["2a", "2b", "2x", "2y"])
+def test_bcrypt_hashes_of_every_variant_and_a_cost_the_api_verifies_are_kept_as_they_are(
+    cost: str, variant: str
+) -> None:
+    """`$2x$` too: the API verifies it as `$2a$` for an ASCII password (the same algorithm for 7-bit input)."""
+    hashed = f"${variant}${cost}$" + "a" * 53
+    row = transform_user(user(password=hashed))
+    assert row.hashed_password == hashed
+    assert row.notes == ()
+
+
+@pytest.mark.parametrize(
+    ("cost", "reason"),
+    [
+        ("03", "bcrypt cost 3 is outside 4-14 (BCRYPT_MAX_ROUNDS): bcrypt refuses it; the user needs a new password"),
+        ("15", "bcrypt cost 15 is outside 4-14 (BCRYPT_MAX_ROUNDS): the API would not verify it; raise "
+               "BCRYPT_MAX_ROUNDS (API and migration, at most 16) and run again with --restart"),
+        ("31", "bcrypt cost 31 is outside 4-14 (BCRYPT_MAX_ROUNDS): the API would not verify it; no setting "
+               "verifies more than 16, the user needs a new password"),
+        ("00", "bcrypt cost 0 is outside 4-14"),
+        ("99", "bcrypt cost 99 is outside 4-14"),
+    ],
+)  # fmt: skip
+def test_a_bcrypt_cost_outside_the_verified_range_is_rejected_with_what_to_do(cost: str, reason: str) -> None:
+    """One `$2b$31$` hash costs about a day of CPU per login attempt: the API would refuse to verify it."""
+    with pytest.raises(RejectError) as rejected:
+        transform_user(user(password=f"$2b${cost}$" + "a" * 53))
+    assert str(rejected.value).startswith(reason)
+
+
+def test_a_raised_bcrypt_bound_accepts_costlier_hashes_up_to_it() -> None:
+    fifteen = "$2b$15$" + "a" * 53
+    assert transform_user(user(password=fifteen), bcrypt_max_rounds=15).hashed_password == fifteen
+    assert transform_user(user(password=fifteen), bcrypt_max_rounds=16).hashed_password == fifteen
+    with pytest.raises(RejectError, match=r"^bcrypt cost 16 is outside 4-15 \(BCRYPT_MAX_ROUNDS\)"):
+        transform_user(user(password="$2y$16$" + "a" * 53), bcrypt_max_rounds=15)
+    with pytest.raises(RejectError, match=r"^bcrypt cost 12 is outside 4-10 "):
+        transform_user(user(), bcrypt_max_rounds=10)  # HASH is cost 12
 
 
 @pytest.mark.parametrize(("legacy", "active"), [("yes", True), ("No", False), (0, False), (1, True), (False, False)])
