@@ -43,6 +43,7 @@ from e2ecluster import (  # noqa: E402
 from kubecluster import LocalCluster, OperatorProcess, wait_for  # noqa: E402
 from pgcluster import free_port  # noqa: E402
 
+from taskplatform.operator import jwtkeys  # noqa: E402
 from taskplatform.operator.builders import API, API_PORT, Names, selector_string  # noqa: E402
 
 BEGIN, END = "<!-- e2e-bench:begin -->", "<!-- e2e-bench:end -->"
@@ -185,7 +186,7 @@ def main() -> None:
         )
         port = free_port()
         env = {"ENVIRONMENT": "prod", "DATABASE_URL": database_url, "JWT_SECRET": secret_value(cluster, namespace,
-               "jwt-secret"), "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")}  # fmt: skip
+               jwtkeys.SIGNING_KEY), "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")}  # fmt: skip
         direct = start_server([str(Path(sys.executable).parent / "taskplatform-api"), "serve", "--host", "127.0.0.1",
                                "--port", str(port)], env, port, "/readyz")  # fmt: skip
         headers = {"Authorization": f"Bearer {token}"}

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from taskplatform.operator.jwtkeys import ADDITIONAL_KEY, SIGNING_KEY, JwtKeys
 from taskplatform.operator.models import GROUP, VERSION, DataMigrationSpec, TaskPlatformSpec
 
 API_PORT = 8000
@@ -23,7 +25,8 @@ DB_NAME = "taskplatform"
 API_UID = 10001  # the API image's numeric USER (Dockerfile.api)
 DB_UID = 999  # the postgres user of the official image and of the locally built one
 DATA_VOLUME = "data"  # the StatefulSet's volumeClaimTemplate
-# The keys of the credentials Secret (a user's own JWT Secret uses JWT_SECRET_KEY too).
+# The keys of the credentials Secret (a user's own JWT Secret uses JWT_SECRET_KEY too). JWT_SECRET_KEY is the
+# key that should sign; the API pods use the keys of jwtkeys.py (SIGNING_KEY, ADDITIONAL_KEY), which follow it.
 PASSWORD_KEY, DATABASE_URL_KEY, JWT_SECRET_KEY = "postgres-password", "database-url", "jwt-secret"
 # The `app.kubernetes.io/component` of each kind of pod; the database admits connections from DATABASE_CLIENTS.
 DATABASE = "database"
@@ -95,13 +98,28 @@ class Names:
 class Credentials:
     """Generated once and kept in the Secret; the handlers read them back instead of regenerating."""
 
-    db_password: str
-    jwt_secret: str
+    db_password: str = field(repr=False)
+    jwt_secret: str = field(repr=False)  # the generated (or user-edited) desired JWT key
+    jwt_keys: JwtKeys | None = None  # what the API pods sign with and accept; None: jwt_secret alone signs
+
+    @property
+    def keys(self) -> JwtKeys:
+        return self.jwt_keys or JwtKeys(self.jwt_secret)
 
     @property
     def digest(self) -> str:
-        """Stamped on the pod templates that use them, so changing the Secret rolls those pods."""
+        """Stamped on the database's pod template, so changing the Secret rolls its pod. (It still covers
+        `jwt-secret`, as it always has: dropping it would change every database's digest, and so restart every
+        database once, when the operator is upgraded.)"""
         return hashlib.sha256(f"{self.db_password}\0{self.jwt_secret}".encode()).hexdigest()[:16]
+
+    @property
+    def api_digest(self) -> str:
+        """Stamped on the API's pod template: what its pods read from the Secret (the database password and the
+        JWT keys in effect), so each change of them, and each rotation phase, is one rollout."""
+        keys = self.keys
+        material = json.dumps([self.db_password, keys.signing, keys.additional])
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 CREDENTIALS_ANNOTATION = "taskplatform.io/credentials-digest"
@@ -148,16 +166,18 @@ def database_url(owner: Owner, password: str) -> str:
 
 
 def credentials_secret(owner: Owner, credentials: Credentials) -> Manifest:
+    data = {
+        PASSWORD_KEY: credentials.db_password,
+        DATABASE_URL_KEY: database_url(owner, credentials.db_password),
+        JWT_SECRET_KEY: credentials.jwt_secret,
+        **(credentials.jwt_keys.secret_data() if credentials.jwt_keys is not None else {}),
+    }
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _metadata(owner, Names(owner.name).secret, "credentials"),
         "type": "Opaque",
-        "data": {
-            PASSWORD_KEY: _b64(credentials.db_password),
-            DATABASE_URL_KEY: _b64(database_url(owner, credentials.db_password)),
-            JWT_SECRET_KEY: _b64(credentials.jwt_secret),
-        },
+        "data": {key: _b64(value) for key, value in data.items()},
     }
 
 
@@ -213,12 +233,12 @@ def database_services(owner: Owner) -> list[Manifest]:
 
 
 def _template_metadata(
-    owner: Owner, component: str, credentials: Credentials | None, annotations: dict[str, str] | None = None
+    owner: Owner, component: str, digest: str | None, annotations: dict[str, str] | None = None
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {"labels": labels(owner.name, component)}
     merged = dict(annotations or {})
-    if credentials is not None:
-        merged[CREDENTIALS_ANNOTATION] = credentials.digest
+    if digest is not None:
+        merged[CREDENTIALS_ANNOTATION] = digest
     if merged:
         metadata["annotations"] = merged
     return metadata
@@ -259,7 +279,7 @@ def database_statefulset(
             # Kubernetes itself keeps or deletes the volume when the StatefulSet goes (spec.database).
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": db.pvc_retention_policy, "whenScaled": "Retain"},
             "template": {
-                "metadata": _template_metadata(owner, DATABASE, credentials),
+                "metadata": _template_metadata(owner, DATABASE, credentials.digest if credentials else None),
                 "spec": {
                     "securityContext": _pod_security(DB_UID),
                     "enableServiceLinks": False,
@@ -294,21 +314,30 @@ def database_statefulset(
     }
 
 
+def _from_secret(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
 def _api_env(owner: Owner, spec: TaskPlatformSpec) -> list[dict[str, Any]]:
-    names = Names(owner.name)
-    jwt_ref = (
-        {"name": spec.auth.secret_ref.name, "key": JWT_SECRET_KEY}
-        if spec.auth.secret_ref
-        else {"name": names.secret, "key": JWT_SECRET_KEY}
-    )
+    """The JWT keys come from the credentials Secret whether or not spec.auth.secretRef is set: the operator
+    copies the referenced key there in the phases of a rotation (jwtkeys.py), never all at once."""
+    secret = Names(owner.name).secret
     env: list[dict[str, Any]] = [
         {"name": "ENVIRONMENT", "value": "prod"},
-        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": names.secret, "key": DATABASE_URL_KEY}}},
-        {"name": "JWT_SECRET", "valueFrom": {"secretKeyRef": jwt_ref}},
+        _from_secret("DATABASE_URL", secret, DATABASE_URL_KEY),
+        _from_secret("JWT_SECRET", secret, SIGNING_KEY),
+        _from_secret("JWT_ADDITIONAL_SECRETS", secret, ADDITIONAL_KEY),
         {"name": "ACCESS_TOKEN_TTL_S", "value": str(spec.auth.access_token_ttl_seconds)},
         {"name": "REFRESH_TOKEN_TTL_S", "value": str(spec.auth.refresh_token_ttl_seconds)},
     ]
+    if spec.api.trusted_proxies:
+        env.append({"name": "TRUSTED_PROXIES", "value": ",".join(spec.api.trusted_proxies)})
     return env + [{"name": e.name, "value": e.value} for e in spec.api.env]
+
+
+def max_token_ttl_s(spec: TaskPlatformSpec) -> int:
+    """How long a token the API signs now may be accepted: the longer of the two lifetimes."""
+    return max(spec.auth.access_token_ttl_seconds, spec.auth.refresh_token_ttl_seconds)
 
 
 def schema_job_name(owner: Owner, spec: TaskPlatformSpec) -> str:
@@ -365,7 +394,9 @@ def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credential
         "selector": {"matchLabels": selector(owner.name, API)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
-            "metadata": _template_metadata(owner, API, credentials, spec.api.pod_annotations),
+            "metadata": _template_metadata(
+                owner, API, credentials.api_digest if credentials else None, spec.api.pod_annotations
+            ),
             "spec": {
                 "securityContext": _pod_security(API_UID),
                 "enableServiceLinks": False,

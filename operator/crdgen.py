@@ -36,7 +36,7 @@ from taskplatform.operator.models import (
 
 _KEEP = {
     "type", "description", "default", "enum", "minimum", "maximum", "pattern", "minLength", "maxLength",
-    "items", "properties", "required", "x-kubernetes-validations", "format", "nullable",
+    "maxItems", "items", "properties", "required", "x-kubernetes-validations", "format", "nullable",
 }  # fmt: skip
 
 

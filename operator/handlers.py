@@ -3,11 +3,17 @@
 Every trigger for a resource — its own create/update/resume, a change to any child it owns (watched by
 label, mapped back through the owner reference), the periodic resync — goes through one `KeyedRunner`, so
 reconciles of one object never overlap and a burst of child events collapses into one pass.
+
+A TaskPlatform's spec.auth.secretRef names a Secret the operator does not own, so no watch announces its
+change (the Secret watch is selected by the API server to the operator's own; kopf's other filters act only
+after receiving every Secret of the namespace). Instead, `Runtime.secret_refs` re-reads each referenced Secret
+every SECRET_REF_POLL_S (one GET of one Secret) and starts the platform's pass when its `jwt-secret` changed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import time
@@ -27,12 +33,14 @@ from taskplatform.operator.builders import (
     BACKUP,
     COMPONENT_LABEL,
     INSTANCE_LABEL,
+    JWT_SECRET_KEY,
     MANAGED_BY,
     RESTORE,
     restore_job_name,
 )
 from taskplatform.operator.conditions import ConditionType, Event
 from taskplatform.operator.datamigration import reconcile_migration
+from taskplatform.operator.jwtkeys import fingerprint
 from taskplatform.operator.kube import Kube, KubeError, Manifest, load_api_client, newest_job_pod
 from taskplatform.operator.models import GROUP, VERSION
 from taskplatform.operator.platform import reconcile_platform
@@ -63,6 +71,7 @@ CHILDREN = [
 STREAM_POD_COMPONENTS = (BACKUP, RESTORE)
 RESYNC_INTERVAL_S = 300.0
 RECHECK_S = 5.0
+SECRET_REF_POLL_S = 10.0
 MIGRATION_POLL_S = 5.0
 RETRY_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -149,6 +158,10 @@ class Runtime:
         self.restores = KeyedRunner(self._watch_restore, "Restore")
         for runner in (self.platforms, self.migrations, self.backups, self.restores):
             metrics.QUEUE_DEPTH.watch(runner.name, runner)
+        # Not a queue of work (every referencing platform always has its next read scheduled): not in the metric.
+        self.secret_refs = KeyedRunner(self._poll_secret_ref, "SecretRef")
+        # platform → (referenced Secret, fingerprint of its `jwt-secret` as the platform's last pass saw it)
+        self._jwt_sources: dict[Key, tuple[str, str | None]] = {}
 
     async def _reconciled(self, kind: str, reconcile: Callable[[Kube, Manifest], R], key: Key) -> R | None:
         """Read the resource, run one pass in a worker thread, post its Events; None when it is gone.
@@ -166,6 +179,11 @@ class Runtime:
 
     async def _reconcile_platform(self, key: Key) -> float | None:
         result = await self._reconciled("TaskPlatform", reconcile_platform, key)
+        if result is None or result.jwt_source is None:
+            self._jwt_sources.pop(key, None)  # its poll stops at its next turn
+        else:
+            self._jwt_sources[key] = result.jwt_source
+            self.secret_refs.enqueue(key, SECRET_REF_POLL_S)  # a no-op while its next read is scheduled
         if result is None:
             return None
         if result.restoring:
@@ -179,6 +197,20 @@ class Runtime:
         if result is None or result.finished:
             return None
         return result.retry_after_s or MIGRATION_POLL_S  # progress comes from the pod's log
+
+    async def _poll_secret_ref(self, key: Key) -> float | None:
+        """The Secret a platform's spec.auth.secretRef names, read again: a changed `jwt-secret` starts the
+        platform's pass now (its rotation's first phase) rather than at the next resync."""
+        source = self._jwt_sources.get(key)
+        if source is None:
+            return None  # the platform is gone or no longer references a Secret
+        name, seen = source
+        secret = await asyncio.to_thread(self.kube.get, "Secret", key[0], name)
+        value = ((secret or {}).get("data") or {}).get(JWT_SECRET_KEY)
+        # Never raises on odd bytes (nor shows them in a log line): the platform's pass reports those.
+        if (fingerprint(base64.b64decode(value).decode(errors="replace")) if value else None) != seen:
+            self.platforms.enqueue(key)
+        return SECRET_REF_POLL_S
 
     async def _watch_restore(self, key: Key) -> float | None:
         """A restore Job's pod, every second while it runs; the platform's pass as soon as its containers have
@@ -249,6 +281,7 @@ async def cleanup(**_: Any) -> None:
         await _runtime.migrations.drain()
         await _runtime.backups.drain()
         await _runtime.restores.drain()
+        await _runtime.secret_refs.drain()
 
 
 async def _run_for_kopf(runner: KeyedRunner, key: Key, retry: int) -> None:

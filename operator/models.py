@@ -4,9 +4,11 @@ schema the API server enforces, its defaults and descriptions, and what the oper
 from __future__ import annotations
 
 import enum
-from typing import Literal
+import ipaddress
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from taskplatform.migration.read_order import DESCRIPTION as READ_ORDER_DESCRIPTION
@@ -68,6 +70,45 @@ class EnvVar(CRModel):
     value: str = Field("", description="Its value.")
 
 
+# The longest address or CIDR: IPv6 with a dotted IPv4 tail (45 characters) and "/128".
+TRUSTED_PROXY_MAX_LENGTH = 49
+TRUSTED_PROXIES_MAX = 64
+_PREFIX_LENGTH = re.compile(r"^[0-9]{1,3}$")
+
+
+def _address_or_cidr(value: str) -> str:
+    """What the API server's CEL `isIP(self) || isCIDR(self)` accepts (Go's netip), which the API's own parser
+    also reads: no zone, no IPv4-mapped IPv6 address, a prefix length rather than a netmask."""
+    address, slash, prefix = value.partition("/")
+    try:
+        parsed = ipaddress.ip_address(address)
+        if slash:
+            if not _PREFIX_LENGTH.match(prefix):
+                raise ValueError("a CIDR's prefix is a length, such as /24")
+            ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is no IP address or CIDR: {exc}") from None
+    if isinstance(parsed, ipaddress.IPv6Address) and (parsed.scope_id or parsed.ipv4_mapped):
+        raise ValueError(f"{value!r}: zones and IPv4-mapped IPv6 addresses are not accepted")
+    return value
+
+
+TrustedProxy = Annotated[
+    str,
+    Field(
+        description="An IP address (10.0.0.7) or CIDR (10.0.0.0/16, fd00::/64).",
+        min_length=1,
+        max_length=TRUSTED_PROXY_MAX_LENGTH,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "isIP(self) || isCIDR(self)", "message": "must be an IP address or a CIDR"}
+            ]
+        },
+    ),
+    AfterValidator(_address_or_cidr),
+]
+
+
 class ApiSpec(CRModel):
     image: str = Field(
         "taskplatform-api:0.1.0", min_length=1, description="Container image of the API (also runs migrations)."
@@ -85,6 +126,15 @@ class ApiSpec(CRModel):
     env: list[EnvVar] = Field([], description="Extra environment variables for the API.")
     pod_annotations: dict[str, str] = Field(
         {}, description="Annotations for the API and schema-migration pods, e.g. prometheus.io/scrape."
+    )
+    trusted_proxies: list[TrustedProxy] = Field(
+        [],
+        max_length=TRUSTED_PROXIES_MAX,
+        description="Addresses or CIDRs of the proxies in front of the API (an ingress controller's pods), given to "
+        "it as TRUSTED_PROXIES: a request from one of them is attributed to the right-most X-Forwarded-For address "
+        "that is not one of them (login throttling counts per client address). Empty: forwarded headers are "
+        "ignored and a request counts against its own source address. List only proxies that overwrite or append "
+        "to X-Forwarded-For; anything a client can reach directly lets it choose its address.",
     )
 
 
@@ -346,6 +396,7 @@ class ConditionType(enum.StrEnum):
     STORAGE_READY = "StorageReady"
     BACKUP_HEALTHY = "BackupHealthy"
     DATABASE_RESTORED = "DatabaseRestored"
+    JWT_KEY_CURRENT = "JWTKeyCurrent"
     # DataMigration, TaskPlatformBackup
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
@@ -360,6 +411,7 @@ PLATFORM_CONDITIONS = (
     ConditionType.STORAGE_READY,
     ConditionType.BACKUP_HEALTHY,
     ConditionType.DATABASE_RESTORED,
+    ConditionType.JWT_KEY_CURRENT,
 )
 JOB_CONDITIONS = (ConditionType.RUNNING, ConditionType.SUCCEEDED, ConditionType.FAILED)
 MIGRATION_CONDITIONS = BACKUP_CONDITIONS = JOB_CONDITIONS

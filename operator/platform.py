@@ -4,9 +4,12 @@ One code path for create, update, resume, a child's change and the periodic resy
 state, applies the desired state (server-side apply, so a deleted or hand-edited child is restored), and
 reports. Order: credentials → database → schema migration (started beside the database; it waits for it) →
 API. A new API image rolls out only after its schema migration Job has completed; until then the Deployment
-keeps its current image while every other change still applies.
+keeps its current image while every other change still applies. A new JWT key (in the referenced Secret, or the
+credentials Secret's `jwt-secret`) reaches the API pods in the phases of jwtkeys.py, one per pass that finds
+the previous phase rolled out.
 
-RBAC this needs (namespaced kinds, cluster-wide or per watched namespace): secrets get/list/watch/create/patch;
+RBAC this needs (namespaced kinds, cluster-wide or per watched namespace): secrets get/list/watch/create/patch
+(get: also the referenced JWT Secret, which handlers.py re-reads every SECRET_REF_POLL_S);
 services, statefulsets, deployments, poddisruptionbudgets, horizontalpodautoscalers, networkpolicies
 get/list/watch/create/patch/delete
 (server-side apply creating an object needs create);
@@ -24,12 +27,15 @@ import base64
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
-from taskplatform.operator import backups, builders, conditions, restore, status, storage
+from taskplatform.api.limits import JWT_SECRET_MIN
+from taskplatform.operator import backups, builders, conditions, jwtkeys, restore, status, storage
 from taskplatform.operator.builders import Credentials, Names, Owner
 from taskplatform.operator.conditions import ConditionType, Event, Observation, newly_true, now_rfc3339
+from taskplatform.operator.jwtkeys import JwtKeys
 from taskplatform.operator.kube import Kube, KubeError, Manifest, owns_field
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
 
@@ -44,6 +50,13 @@ class Result:
     requeue_after_s: float | None = None  # the next scheduled backup is due then
     # The restore Job running: its pod is watched closely (handlers.py), the whole pass not repeated meanwhile.
     restoring: bool = False
+    # spec.auth.secretRef's name and the fingerprint of its `jwt-secret` as this pass saw it (None: unreadable):
+    # handlers.py re-reads that Secret, which no watch announces, and starts a pass when it changed.
+    jwt_source: tuple[str, str | None] | None = None
+
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def generate_credentials() -> Credentials:
@@ -51,47 +64,103 @@ def generate_credentials() -> Credentials:
     return Credentials(db_password=secrets.token_urlsafe(24), jwt_secret=secrets.token_urlsafe(48))
 
 
-def _decoded(secret: Manifest, key: str) -> str | None:
-    value = (secret.get("data") or {}).get(key)
+def _decoded(secret: Manifest | None, key: str) -> str | None:
+    value = ((secret or {}).get("data") or {}).get(key)
     return base64.b64decode(value).decode() if value else None
 
 
-def ensure_credentials(kube: Kube, owner: Owner, result: Result) -> Credentials:
-    """The Secret's credentials; generated and stored only when the Secret does not exist."""
-    name = Names(owner.name).secret
-    existing = kube.get("Secret", owner.namespace, name)
-    if existing is None:
-        generated = generate_credentials()
-        if kube.create(builders.credentials_secret(owner, generated)) is not None:
-            result.events.append(Event("Normal", "CredentialsGenerated", f"generated Secret {name}"))
-            return generated
-        existing = kube.get("Secret", owner.namespace, name)  # created meanwhile by another reconcile
-        if existing is None:
-            raise RuntimeError(f"Secret {name} disappeared while being created")
-    password, jwt = _decoded(existing, builders.PASSWORD_KEY), _decoded(existing, builders.JWT_SECRET_KEY)
-    if password is None or jwt is None:
-        # Someone removed a key: put back what is missing, keep what is there.
-        fresh = generate_credentials()
-        credentials = Credentials(password or fresh.db_password, jwt or fresh.jwt_secret)
-        kube.apply(builders.credentials_secret(owner, credentials))
-        result.events.append(Event("Warning", "CredentialsRepaired", f"Secret {name} was missing keys"))
-        return credentials
-    credentials = Credentials(password, jwt)
-    if _decoded(existing, builders.DATABASE_URL_KEY) != builders.database_url(owner, password):
-        kube.apply(builders.credentials_secret(owner, credentials))
-    return credentials
+_CREDENTIAL_KEYS = (
+    builders.PASSWORD_KEY,
+    builders.DATABASE_URL_KEY,
+    builders.JWT_SECRET_KEY,
+    jwtkeys.SIGNING_KEY,
+    jwtkeys.ADDITIONAL_KEY,
+    jwtkeys.ROTATION_KEY,
+)
 
 
-def _secret_ref_problem(kube: Kube, namespace: str, spec: TaskPlatformSpec) -> Observation | None:
+def _desired_key(
+    kube: Kube, owner: Owner, spec: TaskPlatformSpec, own_key: str, result: Result
+) -> tuple[str | None, Observation | None]:
+    """The key that should sign: the referenced Secret's `jwt-secret`, else the credentials Secret's. None, with
+    the reason, when it cannot be used; the key in effect then goes on signing."""
+    key: str | None
     if spec.auth.secret_ref is None:
-        return None
-    ref = spec.auth.secret_ref.name
-    secret = kube.get("Secret", namespace, ref)
-    if secret is None or not _decoded(secret, builders.JWT_SECRET_KEY):
-        return Observation(
-            ConditionType.DEGRADED, "True", "SecretRefInvalid", f"Secret {ref} with a `jwt-secret` key not found"
+        source, key = Names(owner.name).secret, own_key
+        reason = "JWTKeyInvalid"
+    else:
+        source = spec.auth.secret_ref.name
+        key = _decoded(kube.get("Secret", owner.namespace, source), builders.JWT_SECRET_KEY)
+        result.jwt_source = (source, jwtkeys.fingerprint(key) if key else None)
+        reason = "SecretRefInvalid"
+    if not key:
+        return None, Observation(
+            ConditionType.DEGRADED, "True", reason, f"Secret {source} with a `jwt-secret` key not found"
         )
-    return None
+    if len(key) < JWT_SECRET_MIN:
+        return None, Observation(
+            ConditionType.DEGRADED,
+            "True",
+            reason,
+            f"Secret {source}: `jwt-secret` has fewer than {JWT_SECRET_MIN} characters, which the API refuses; "
+            "the key in effect goes on signing",
+        )
+    return key, None
+
+
+def ensure_credentials(
+    kube: Kube,
+    owner: Owner,
+    spec: TaskPlatformSpec,
+    deployment: Manifest | None,
+    observed: status.PlatformObservation,
+    result: Result,
+    now: datetime,
+) -> Credentials:
+    """The Secret's credentials, with the JWT keys the API pods should have now (jwtkeys.plan, from the
+    desired key, the Secret's state and whether `deployment` has rolled that state out). The password and
+    `jwt-secret` are generated only when missing; a `jwt-secret` removed by hand comes back as the key that
+    signs (not as a new key, which would start a rotation). Written back only when something changed, with the
+    Secret's resourceVersion as a precondition: an edit made meanwhile fails the write, and the retried pass
+    reads it."""
+    name = Names(owner.name).secret
+    for _ in range(3):  # the Secret created, or deleted, by someone else between the read and the write
+        existing = kube.get("Secret", owner.namespace, name)
+        data = {key: value for key in _CREDENTIAL_KEYS if (value := _decoded(existing, key)) is not None}
+        current = JwtKeys.from_secret_data(data)
+        password = data.get(builders.PASSWORD_KEY)
+        jwt_secret = data.get(builders.JWT_SECRET_KEY) or (current.signing if current else None)
+        fresh = generate_credentials()
+        credentials = Credentials(password or fresh.db_password, jwt_secret or fresh.jwt_secret, current)
+
+        desired, problem = _desired_key(kube, owner, spec, credentials.jwt_secret, result)
+        key_plan = None
+        if desired is not None:
+            rolled_out = current is None or status.rolled_out(deployment, credentials.api_digest)
+            key_plan = jwtkeys.plan(desired, current, rolled_out, now, builders.max_token_ttl_s(spec))
+            credentials = Credentials(credentials.db_password, credentials.jwt_secret, key_plan.keys)
+
+        manifest = builders.credentials_secret(owner, credentials)
+        stored = (existing or {}).get("data") or {}
+        if existing is None:
+            if kube.create(manifest) is None:
+                continue  # created meanwhile by another reconcile: read that one
+            result.events.append(Event("Normal", "CredentialsGenerated", f"generated Secret {name}"))
+        elif any(stored.get(key) != value for key, value in manifest["data"].items()):
+            manifest["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+            kube.apply(manifest)
+            if password is None or builders.JWT_SECRET_KEY not in data:
+                # Someone removed a key: put back what is missing, keep what is there.
+                result.events.append(Event("Warning", "CredentialsRepaired", f"Secret {name} was missing keys"))
+        if key_plan is not None:
+            result.events.extend(key_plan.events)
+            result.requeue_after_s = _sooner(result.requeue_after_s, key_plan.recheck_after_s)
+        if problem is not None:
+            observed.problems.append(problem)
+            result.recheck_soon = True
+        observed.jwt = jwtkeys.condition(credentials.jwt_keys if desired is not None else None)
+        return credentials
+    raise RuntimeError(f"Secret {name} kept changing while being created")
 
 
 HANDOVER_MANAGER = "taskplatform-operator-handover"
@@ -141,11 +210,10 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     result = Result()
     observed = status.PlatformObservation()
 
-    credentials = ensure_credentials(kube, owner, result)  # every other child depends on it: failures raise
-    problem = _secret_ref_problem(kube, namespace, spec)
-    if problem is not None:
-        observed.problems.append(problem)
-        result.recheck_soon = True
+    # The API Deployment as it is: whether it has rolled out the JWT keys in effect decides the next phase.
+    current = kube.get("Deployment", namespace, names.api)
+    # Every other child depends on the credentials: failures raise.
+    credentials = ensure_credentials(kube, owner, spec, current, observed, result, datetime.now(UTC))
 
     for service in builders.database_services(owner):
         _step(observed, f"Service {service['metadata']['name']}", partial(kube.apply, service))
@@ -190,11 +258,12 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
         if observed.schema_job is not None:
             result.events.append(Event("Normal", "SchemaMigrationStarted", f"Job {schema_job_name}"))
 
-    current = kube.get("Deployment", namespace, names.api)
     if current is not None and spec.api.autoscaling is not None and owns_field(current, "spec", "replicas"):
         _hand_replicas_to_autoscaler(kube, current)
     deployment = None
-    if status.job_outcome(observed.schema_job) == "Complete" and problem is None:
+    if credentials.jwt_keys is None:
+        pass  # no key known yet (the referenced Secret is missing): API pods could not start
+    elif status.job_outcome(observed.schema_job) == "Complete":
         deployment = builders.api_deployment(owner, spec, credentials)
     else:
         image = status.deployment_image(current)
@@ -220,9 +289,8 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     # or was refused (the conditions say what and why).
     fully_applied = not observed.problems and plan.applied
     _write_status(kube, platform, spec, observed, result, fully_applied, backup_schedule)
-    if backup_schedule is not None and backup_schedule.requeue_after_s is not None:
-        result.requeue_after_s = min(result.requeue_after_s or backup_schedule.requeue_after_s,
-                                     backup_schedule.requeue_after_s)  # fmt: skip
+    if backup_schedule is not None:
+        result.requeue_after_s = _sooner(result.requeue_after_s, backup_schedule.requeue_after_s)
     return result
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from taskplatform.operator.builders import API, Names, selector_string
+from taskplatform.operator.builders import API, CREDENTIALS_ANNOTATION, Names, selector_string
 from taskplatform.operator.conditions import ConditionType, Observation
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
 
@@ -46,6 +46,22 @@ def deployment_image(deployment: Manifest | None) -> str | None:
     return containers[0].get("image") if containers else None
 
 
+def rolled_out(deployment: Manifest | None, digest: str) -> bool:
+    """Every pod of the Deployment runs the template stamped with this credentials digest: the controller has
+    seen the latest spec, its updated replicas are all there and available, and no old pod is left, not even
+    one still terminating (it may serve until it is gone). True when there is no Deployment: no pod at all."""
+    if deployment is None:
+        return True
+    template = (deployment.get("spec") or {}).get("template") or {}
+    if ((template.get("metadata") or {}).get("annotations") or {}).get(CREDENTIALS_ANNOTATION) != digest:
+        return False
+    status = _status(deployment)
+    desired = int((deployment.get("spec") or {}).get("replicas", 1))
+    total, updated = int(status.get("replicas") or 0), int(status.get("updatedReplicas") or 0)
+    available, terminating = int(status.get("availableReplicas") or 0), int(status.get("terminatingReplicas") or 0)
+    return _caught_up(deployment) and updated >= desired and total == updated == available and terminating == 0
+
+
 @dataclass(slots=True)
 class PlatformObservation:
     """The children that decide a TaskPlatform's state, as last read."""
@@ -58,6 +74,7 @@ class PlatformObservation:
     volume_size: str | None = None  # the bound volume's capacity
     restore: Observation | None = None  # DatabaseRestored, when spec.database.restoreFrom is set
     backup: Observation | None = None  # BackupHealthy, when spec.database.backup is set
+    jwt: Observation | None = None  # JWTKeyCurrent, from operator/jwtkeys.py
 
 
 def database_condition(statefulset: Manifest | None) -> Observation:
@@ -133,7 +150,7 @@ def platform_conditions(spec: TaskPlatformSpec, observed: PlatformObservation) -
         ready = Observation(ConditionType.READY, "False", "ApiNotReady", api.message)
     else:
         ready = Observation(ConditionType.READY, "True", "Ready", "the database and the API are serving")
-    optional = [observed.storage, observed.restore, observed.backup]
+    optional = [observed.storage, observed.restore, observed.backup, observed.jwt]
     return [ready, database, api, degraded] + [o for o in optional if o is not None]
 
 

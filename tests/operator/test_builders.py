@@ -1,12 +1,16 @@
 """The desired-state builders are pure: spec in, manifests out, tested without a cluster."""
 
 import base64
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from taskplatform.migration.read_order import ReadOrder
+from taskplatform.operator import jwtkeys
 from taskplatform.operator.builders import (
     CREDENTIALS_ANNOTATION,
     Credentials,
@@ -17,6 +21,8 @@ from taskplatform.operator.builders import (
     desired_state,
     schema_job_name,
 )
+from taskplatform.operator.crdgen import all_crds
+from taskplatform.operator.jwtkeys import JwtKeys, Retiring
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,10 +158,91 @@ def test_a_restarted_database_keeps_a_data_directory_postgresql_accepts() -> Non
     assert entrypoint.index('chmod 700 "$PGDATA"\nexec postgres') > entrypoint.index("initdb")
 
 
-def test_jwt_secret_from_a_referenced_secret() -> None:
-    deployment = build({"auth": {"secretRef": {"name": "my-jwt"}}})[("Deployment", "demo-api")]
+@pytest.mark.parametrize("auth", [{}, {"secretRef": {"name": "my-jwt"}}])
+def test_api_pods_take_the_jwt_keys_in_effect_from_the_credentials_secret(auth: dict[str, Any]) -> None:
+    """Even with a referenced Secret: the operator copies its key into the credentials Secret phase by phase
+    (jwtkeys.py), so the pods never switch keys all at once, and the Deployment holds no key."""
+    keys = JwtKeys("s" * 48, pending="n" * 48, retiring=(Retiring("o" * 48, datetime(2026, 1, 1, tzinfo=UTC)),))
+    credentials = Credentials(CREDS.db_password, CREDS.jwt_secret, keys)
+    manifests = desired_state(OWNER, TaskPlatformSpec.model_validate({"auth": auth}), credentials)
+    deployment = next(m for m in manifests if m["kind"] == "Deployment")
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "my-jwt", "key": "jwt-secret"}
+    assert env["JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "demo-credentials", "key": "jwt-signing"}
+    assert env["JWT_ADDITIONAL_SECRETS"]["valueFrom"]["secretKeyRef"] == {
+        "name": "demo-credentials",
+        "key": "jwt-additional",
+    }
+    (secret,) = [m for m in manifests if m["kind"] == "Secret"]
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert data["jwt-signing"] == "s" * 48
+    assert json.loads(data["jwt-additional"]) == ["n" * 48, "o" * 48]  # what JWT_ADDITIONAL_SECRETS parses
+    assert data["jwt-secret"] == CREDS.jwt_secret  # the desired key, which users may edit, is kept apart
+    for manifest in manifests:
+        if manifest["kind"] != "Secret":
+            assert not {"s" * 48, "n" * 48, "o" * 48, CREDS.jwt_secret} & set(_strings(manifest))
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def _api_digest(credentials: Credentials) -> str:
+    template = api_deployment(OWNER, TaskPlatformSpec(), credentials)["spec"]["template"]
+    return str(template["metadata"]["annotations"][CREDENTIALS_ANNOTATION])
+
+
+def test_each_rotation_phase_and_a_changed_referenced_key_roll_the_api_pods_not_the_database() -> None:
+    old, new = "o" * 48, "n" * 48
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    # A changed referenced Secret (the desired key) starts phase 1: the API's template changes.
+    phases = [JwtKeys(old)]
+    for rolled_out in (True, True, True):
+        phases.append(jwtkeys.plan(new, phases[-1], rolled_out, now, 3600).keys)
+    phases.append(jwtkeys.plan(new, phases[-1], True, now + timedelta(hours=1), 3600).keys)
+    assert [k.phase for k in phases] == ["Steady", "Distributing", "Switching", "Retiring", "Steady"]
+    digests = [_api_digest(Credentials(CREDS.db_password, CREDS.jwt_secret, keys)) for keys in phases]
+    # Each phase that changes what the pods hold is one rollout; starting the previous key's clock is not.
+    assert digests[2] == digests[3]
+    assert len({digests[0], digests[1], digests[2], digests[4]}) == 4
+    database = set()
+    for keys in phases:
+        sts = database_statefulset(OWNER, TaskPlatformSpec(), Credentials(CREDS.db_password, CREDS.jwt_secret, keys))
+        database.add(sts["spec"]["template"]["metadata"]["annotations"][CREDENTIALS_ANNOTATION])
+    assert len(database) == 1  # the database does not use the JWT keys
+
+
+def test_trusted_proxies_reach_the_api_as_one_variable() -> None:
+    proxies = ["10.0.0.0/16", "fd00::/64", "192.168.1.7"]
+    deployment = build({"api": {"trustedProxies": proxies}})[("Deployment", "demo-api")]
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TRUSTED_PROXIES"] == {"name": "TRUSTED_PROXIES", "value": "10.0.0.0/16,fd00::/64,192.168.1.7"}
+    default = build()[("Deployment", "demo-api")]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert "TRUSTED_PROXIES" not in {e["name"] for e in default}  # unset: the API ignores forwarded headers
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    ["10.0.0.0/255.0.0.0", "ingress.example", "fe80::1%eth0", "::ffff:10.0.0.1", "10.0.0.0/33", "010.0.0.1", "",
+     " 10.0.0.1", "10.0.0.0/ 8", "1" * 50],
+)  # fmt: skip
+def test_trusted_proxies_must_be_addresses_or_cidrs(proxy: str) -> None:
+    with pytest.raises(ValidationError, match=r"trustedProxies\.0"):
+        TaskPlatformSpec.model_validate({"api": {"trustedProxies": [proxy]}})
+
+
+def test_trusted_proxies_are_bounded_in_the_model_and_the_crd() -> None:
+    accepted = ["10.0.0.7", "10.0.0.1/8", "fd00::/64", "2001:db8::1", "::1.2.3.4", "0.0.0.0/0"]
+    assert TaskPlatformSpec.model_validate({"api": {"trustedProxies": accepted}}).api.trusted_proxies == accepted
+    with pytest.raises(ValidationError, match="at most 64 items"):
+        TaskPlatformSpec.model_validate({"api": {"trustedProxies": ["10.0.0.1"] * 65}})
+    api = all_crds()["taskplatforms.yaml"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    schema = api["properties"]["api"]["properties"]["trustedProxies"]
+    assert (schema["maxItems"], schema["items"]["maxLength"]) == (64, 49)
+    assert schema["items"]["x-kubernetes-validations"][0]["rule"] == "isIP(self) || isCIDR(self)"
 
 
 def test_autoscaling_adds_an_hpa_and_leaves_replicas_to_it() -> None:

@@ -48,6 +48,10 @@ def test_the_server_fills_in_exactly_the_models_defaults(cluster: LocalCluster) 
         ({"database": {"backup": {"s3": {**_S3, "endpoint": "https://s3"}}}}, "spec.database.backup.s3.endpoint"),
         ({"database": {"restoreFrom": {}}}, "set exactly one of backup, volume or s3"),
         ({"database": {"restoreFrom": {"backup": "b", "sha256": "xyz"}}}, "spec.database.restoreFrom.sha256"),
+        ({"api": {"trustedProxies": ["10.0.0.0/8", "ingress.example"]}}, "must be an IP address or a CIDR"),
+        ({"api": {"trustedProxies": ["10.0.0.0/255.0.0.0"]}}, "spec.api.trustedProxies[0]: Invalid value"),
+        ({"api": {"trustedProxies": ["::ffff:10.0.0.1"]}}, "must be an IP address or a CIDR"),
+        ({"api": {"trustedProxies": ["10.0.0.1"] * 65}}, "spec.api.trustedProxies: Too many"),
     ],
 )
 def test_invalid_specs_are_rejected_with_readable_messages(cluster: LocalCluster, spec: dict, message: str) -> None:
@@ -142,6 +146,8 @@ def test_data_migration_spec_is_immutable(cluster: LocalCluster) -> None:
 
 def test_builders_manifests_pass_server_side_validation(cluster: LocalCluster) -> None:
     owner = Owner(kind="TaskPlatform", name="defaults", namespace="default", uid="00000000-0000-0000-0000-000000000001")
+    proxies = ["10.0.0.7", "10.0.0.1/8", "fd00::/64", "2001:db8::1"]  # what the model accepts, the server does
+    assert cluster.apply(_platform("proxied", {"api": {"trustedProxies": proxies}}), "--dry-run=server").returncode == 0
     for spec in ({}, {"api": {"autoscaling": {"minReplicas": 2}}, "auth": {"secretRef": {"name": "jwt"}}}):
         manifests = desired_state(owner, TaskPlatformSpec.model_validate(spec), Credentials("p" * 24, "j" * 48))
         result = cluster.apply(manifests, "--dry-run=server")

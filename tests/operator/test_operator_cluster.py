@@ -8,10 +8,15 @@ import itertools
 import json
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from kubecluster import LocalCluster, OperatorProcess, wait_for
+
+from taskplatform.operator.builders import CREDENTIALS_ANNOTATION as DIGEST
+from taskplatform.operator.builders import Credentials
+from taskplatform.operator.jwtkeys import JwtKeys, Retiring
 
 _names = itertools.count()
 
@@ -77,6 +82,9 @@ def wait_ready(cluster: LocalCluster, ns: str, name: str) -> dict[str, Any]:
     return tp
 
 
+CREDENTIAL_KEYS = {"postgres-password", "database-url", "jwt-secret", "jwt-signing", "jwt-additional", "jwt-rotation"}
+
+
 def secret_data(cluster: LocalCluster, ns: str, name: str) -> dict[str, str]:
     secret = get(cluster, ns, "secret", name) or {}
     return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
@@ -115,7 +123,7 @@ def test_a_platform_comes_up_ready_with_every_child_owned(cluster: LocalCluster,
     )
     assert [p["metadata"]["name"] for p in (guarded or {})["items"]] == ["shop-db-0"]
 
-    assert set(secret_data(cluster, ns, "shop-credentials")) == {"postgres-password", "database-url", "jwt-secret"}
+    assert set(secret_data(cluster, ns, "shop-credentials")) == CREDENTIAL_KEYS
     pvc = get(cluster, ns, "pvc", "data-shop-db-0")
     assert pvc is not None and pvc["status"]["phase"] == "Bound"  # a real volume from the provisioner
 
@@ -127,7 +135,7 @@ def test_a_platform_comes_up_ready_with_every_child_owned(cluster: LocalCluster,
         assert item["observedGeneration"] == tp["metadata"]["generation"] and item["lastTransitionTime"]
     assert [(c["type"], c["status"]) for c in status["conditions"]] == [
         ("Ready", "True"), ("DatabaseReady", "True"), ("ApiReady", "True"), ("Degraded", "False"),
-        ("StorageReady", "True"),
+        ("StorageReady", "True"), ("JWTKeyCurrent", "True"),
     ]  # fmt: skip
     assert " True " in cluster.kubectl("get", "tp", "shop", "-n", ns).stdout  # the READY printer column
 
@@ -254,10 +262,9 @@ def test_a_deleted_secret_is_regenerated_and_the_pods_using_it_roll(cluster: Loc
     before, password = digests(), secret_data(cluster, ns, "lost-credentials")["postgres-password"]
     cluster.kubectl("delete", "secret", "lost-credentials", "-n", ns)
     fresh = wait_for(lambda: secret_data(cluster, ns, "lost-credentials"), "a new Secret")
-    assert fresh["postgres-password"] != password and set(fresh) == {"postgres-password", "database-url", "jwt-secret"}
+    assert fresh["postgres-password"] != password and set(fresh) == CREDENTIAL_KEYS
     # Both workloads roll onto the new credentials (the database adopts the password on start: postStart).
-    after = wait_for(lambda: (d := digests()) != before and d[0] == d[1] and d, "both pod templates to change")
-    assert after[0] == after[1]
+    wait_for(lambda: all(a != b for a, b in zip(digests(), before, strict=True)), "both pod templates to change")
     wait_ready(cluster, ns, "lost")
 
 
@@ -332,6 +339,8 @@ def test_a_restarted_operator_converges(cluster: LocalCluster, operator: Operato
     data = secret_data(cluster, ns, "during-credentials")
     assert data["postgres-password"] == "made-before-the-crash"  # kept, not regenerated
     assert "made-before-the-crash@during-db." in data["database-url"]  # the missing key filled in
+    # A Secret as the operator wrote them before JWT key rotation: its key goes on signing, nothing else.
+    assert (data["jwt-signing"], json.loads(data["jwt-additional"])) == ("j" * 40, [])
     wait_for(lambda: (get(cluster, ns, "deployment", "before-api") or {})["spec"]["replicas"] == 3, "3 replicas")
     wait_ready(cluster, ns, "before")
 
@@ -367,7 +376,78 @@ def test_a_missing_referenced_jwt_secret_degrades_until_it_appears(cluster: Loca
     wait_ready(cluster, ns, "ref")
     env = (get(cluster, ns, "deployment", "ref-api") or {})["spec"]["template"]["spec"]["containers"][0]["env"]
     jwt = next(e for e in env if e["name"] == "JWT_SECRET")
-    assert jwt["valueFrom"]["secretKeyRef"] == {"name": "company-jwt", "key": "jwt-secret"}
+    # The pods read the key in effect from the operator's Secret, which took the referenced key as it was.
+    assert jwt["valueFrom"]["secretKeyRef"] == {"name": "ref-credentials", "key": "jwt-signing"}
+    assert secret_data(cluster, ns, "ref-credentials")["jwt-signing"] == "s" * 40
+
+
+def api_digest(cluster: LocalCluster, ns: str, name: str) -> str:
+    deployment = get(cluster, ns, "deployment", f"{name}-api") or {}
+    return str(deployment["spec"]["template"]["metadata"]["annotations"][DIGEST])
+
+
+def jwt_keys(cluster: LocalCluster, ns: str, name: str) -> tuple[str, list[str]]:
+    data = secret_data(cluster, ns, f"{name}-credentials")
+    return data.get("jwt-signing", ""), json.loads(data.get("jwt-additional", "[]"))
+
+
+def rollout_digests(cluster: LocalCluster, ns: str, name: str) -> list[str]:
+    """The credentials digest of each of the Deployment's ReplicaSets (one per rollout), oldest first."""
+    sets = (get(cluster, ns, "replicasets", "-l", f"app.kubernetes.io/instance={name}") or {})["items"]
+    sets.sort(key=lambda rs: int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]))
+    return [rs["spec"]["template"]["metadata"]["annotations"][DIGEST] for rs in sets]
+
+
+def test_a_changed_referenced_secret_rolls_the_api_pods_onto_the_new_key(cluster: LocalCluster, ns: str) -> None:
+    """No watch announces a Secret the operator does not own: it re-reads the referenced one (every 10 s)."""
+    cluster.kubectl("create", "secret", "generic", "company-jwt", "-n", ns, "--from-literal=jwt-secret=" + "a" * 40)
+    apply(cluster, platform(ns, "ext", {"auth": {"secretRef": {"name": "company-jwt"}}, "api": {"replicas": 2}}))
+    wait_ready(cluster, ns, "ext")
+    before = api_digest(cluster, ns, "ext")
+
+    apply(cluster, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "company-jwt", "namespace": ns},
+                    "stringData": {"jwt-secret": "b" * 40}})  # fmt: skip
+    wait_for(lambda: api_digest(cluster, ns, "ext") != before, "the API's pod template to change", timeout_s=60)
+    wait_for(lambda: jwt_keys(cluster, ns, "ext") == ("b" * 40, ["a" * 40]), "the new key signing", timeout_s=120)
+    wait_ready(cluster, ns, "ext")
+
+
+def test_a_rotated_key_goes_through_its_phases_without_dropping_the_old_one(cluster: LocalCluster, ns: str) -> None:
+    """The generated Secret's `jwt-secret`, edited by hand: first accepted everywhere, then signing, the old key
+    kept as additional for the longest token lifetime."""
+    spec = {"api": {"replicas": 2}, "auth": {"accessTokenTtlSeconds": 600, "refreshTokenTtlSeconds": 7200}}
+    apply(cluster, platform(ns, "rot", spec))
+    wait_ready(cluster, ns, "rot")
+    old = secret_data(cluster, ns, "rot-credentials")["jwt-secret"]
+    assert jwt_keys(cluster, ns, "rot") == (old, [])
+    new = "r" * 64
+
+    patch = json.dumps({"stringData": {"jwt-secret": new}})
+    cluster.kubectl("patch", "secret", "rot-credentials", "-n", ns, "--type=merge", "-p", patch)
+    wait_for(lambda: jwt_keys(cluster, ns, "rot") == (new, [old]), "the new key signing, the old one accepted",
+             timeout_s=120)  # fmt: skip
+
+    def deadline() -> str | None:
+        retiring = json.loads(secret_data(cluster, ns, "rot-credentials")["jwt-rotation"])["retiring"]
+        return retiring[0]["until"] if retiring else None
+
+    until = datetime.fromisoformat(wait_for(deadline, "the old key's deadline (once no pod signs with it)"))
+    assert timedelta(seconds=7200 - 120) < until - datetime.now(UTC) <= timedelta(seconds=7200)
+    tp = wait_ready(cluster, ns, "rot")
+    assert condition(tp, "JWTKeyCurrent")["reason"] == "RetiringPreviousKey"
+
+    # Each phase was one rollout, in order: old key alone, new key accepted, new key signing.
+    def digest(signing: str, *additional: str) -> str:
+        keys = JwtKeys(signing, retiring=tuple(Retiring(k) for k in additional))
+        return Credentials(secret_data(cluster, ns, "rot-credentials")["postgres-password"], new, keys).api_digest
+
+    phases = [digest(old), digest(old, new), digest(new, old)]
+    assert [d for d in rollout_digests(cluster, ns, "rot") if d in phases] == phases
+    events = get(cluster, ns, "events", "--field-selector", "involvedObject.name=rot,reason=JWTKeyRotating") or {}
+    messages = sorted(e["message"] for e in events["items"])
+    assert [m[:9] for m in messages] == ["phase 1/3", "phase 2/3", "phase 3/3"]
+    deployment = json.dumps(get(cluster, ns, "deployment", "rot-api"))
+    assert old not in deployment and new not in deployment and "jwt-signing" in deployment
 
 
 def _summary(code: int, error: str | None = None) -> str:

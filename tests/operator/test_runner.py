@@ -1,7 +1,9 @@
 """KeyedRunner: one pass at a time per key, bursts coalesced, failures retried, earlier schedules win."""
 
 import asyncio
+import base64
 import re
+from typing import Any
 
 import kopf
 import pytest
@@ -11,6 +13,8 @@ from taskplatform.operator import handlers
 from taskplatform.operator.backupjobs import BACKUP_LABEL
 from taskplatform.operator.builders import API, BACKUP, RESTORE, labels
 from taskplatform.operator.handlers import Key, KeyedRunner
+from taskplatform.operator.jwtkeys import fingerprint
+from taskplatform.operator.platform import Result
 
 KEY: Key = ("ns", "demo")
 
@@ -177,3 +181,50 @@ def test_watches_are_selected_by_the_api_server(monkeypatch: pytest.MonkeyPatch)
     (secret_selector,) = settings.watching.label_selectors.collect(secrets)
     assert _matches(secret_selector, labels("demo", "credentials"))
     assert not _matches(secret_selector, {"kubernetes.io/service-account.name": "default"})
+
+
+def test_a_referenced_secrets_change_starts_its_platforms_pass() -> None:
+    """spec.auth.secretRef names a Secret no watch announces: each platform's pass arms a re-read of it every
+    SECRET_REF_POLL_S (one GET), which starts the platform's pass when its `jwt-secret` changed."""
+
+    class SecretReads:
+        value = "o" * 48
+
+        def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+            assert (kind, namespace, name) == ("Secret", "ns", "company-jwt")
+            return {"data": {"jwt-secret": base64.b64encode(self.value.encode()).decode()}}
+
+    async def scenario() -> None:
+        kube = SecretReads()
+        runtime = handlers.Runtime(kube)  # type: ignore[arg-type]
+        passes: list[Key] = []
+
+        async def platform_pass(key: Key) -> float | None:
+            passes.append(key)
+            return None
+
+        async def reconciled(kind: str, reconcile: Any, key: Key) -> Result | None:
+            return results.pop(0)
+
+        results: list[Result | None] = [Result(jwt_source=("company-jwt", fingerprint("o" * 48))), Result(), None]
+        runtime._reconciled = reconciled  # type: ignore[method-assign]
+        await runtime._reconcile_platform(KEY)  # the platform's pass records what it saw and arms the poll
+        assert runtime.secret_refs.pending == 1
+        runtime.platforms = KeyedRunner(platform_pass, "TaskPlatform")
+
+        assert await runtime._poll_secret_ref(KEY) == handlers.SECRET_REF_POLL_S
+        await _settle()
+        assert passes == []  # unchanged: no pass
+        kube.value = "n" * 48
+        assert await runtime._poll_secret_ref(KEY) == handlers.SECRET_REF_POLL_S
+        await _settle()
+        assert passes == [KEY]
+
+        await runtime._reconcile_platform(KEY)  # secretRef removed from the spec: the poll ends
+        assert await runtime._poll_secret_ref(KEY) is None
+        await runtime._reconcile_platform(KEY)  # the platform is gone
+        assert KEY not in runtime._jwt_sources
+        for runner in (runtime.platforms, runtime.secret_refs):
+            await runner.drain()
+
+    asyncio.run(scenario())
