@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> None:
             port=args.port,
             workers=args.workers,
             log_config=None,  # our JSON logging, configured in create_app
-            proxy_headers=True,
+            # The client address (login throttling, the log) is the peer's, or behind TRUSTED_PROXIES the
+            # right-most X-Forwarded-For entry that is not one of them; never what a client can write itself.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.trusted_proxies or None,
             server_header=False,
         )
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +18,18 @@ from taskplatform.api.db import DB_UNAVAILABLE_ERRORS, PoolBusyError
 
 PROBLEM_BASE = "https://taskplatform.io/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+log = logging.getLogger("taskplatform.api.errors")
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """A value the driver cannot encode or the database refuses (out of range, NUL in text, an invalid
+    date): asyncpg's DataError on the direct path (services.sql), SQLAlchemy's DataError, or SQLAlchemy's
+    generic DBAPIError around asyncpg's (its asyncpg adapter maps no DataError), told by SQLSTATE class 22."""
+    if isinstance(exc, asyncpg.exceptions.DataError | sa.exc.DataError):
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, sa.exc.DBAPIError) and isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
 class ApiError(Exception):
@@ -81,7 +96,26 @@ def problem_response(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
-_STARLETTE_PROBLEMS = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized", 400: "bad-request"}
+_STARLETTE_PROBLEMS = {
+    404: "not-found",
+    405: "method-not-allowed",
+    401: "unauthorized",
+    400: "bad-request",
+    413: "payload-too-large",
+}
+
+
+def http_exception_problem(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+    """The problem for a Starlette HTTPException: its handler's answer, and bodylimit's when one escapes."""
+    problem = _STARLETTE_PROBLEMS.get(exc.status_code, f"http-{exc.status_code}")
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the first route that matched the path; list every method the path has.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem_response(
+        request, exc.status_code, problem, HTTPStatus(exc.status_code).phrase, detail, headers=headers
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -125,15 +159,30 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
-        problem = _STARLETTE_PROBLEMS.get(exc.status_code, f"http-{exc.status_code}")
-        detail = exc.detail if isinstance(exc.detail, str) else None
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405:
-            # Starlette names only the first route that matched the path; list every method the path has.
-            headers["Allow"] = ", ".join(_allowed_methods(request))
-        return problem_response(
-            request, exc.status_code, problem, HTTPStatus(exc.status_code).phrase, detail, headers=headers
+        return http_exception_problem(request, exc)
+
+    async def _data_error(request: Request, exc: Exception) -> ProblemResponse:
+        if not is_data_error(exc):
+            raise exc  # another driver error: a 500, as without this handler
+        # The request's validation should have refused the value first: logged with its traceback so that the
+        # gap gets closed. Only the class name goes to the client (driver messages quote the values).
+        log.warning(
+            "the database refused a value of the request",
+            exc_info=exc,
+            extra={"request_id": getattr(request.state, "request_id", None)},
         )
+        orig = getattr(exc, "orig", None)  # SQLAlchemy's; its asyncpg adapter's error is caused by asyncpg's
+        reason = type(exc if orig is None else orig.__cause__ or orig).__name__
+        return problem_response(
+            request,
+            400,
+            "invalid-value",
+            HTTPStatus.BAD_REQUEST.phrase,
+            f"A value in the request is out of range or holds characters that cannot be stored ({reason}).",
+        )
+
+    for error_class in (sa.exc.DBAPIError, asyncpg.exceptions.DataError):
+        app.add_exception_handler(error_class, _data_error)
 
 
 def _allowed_methods(request: Request) -> list[str]:

@@ -19,10 +19,19 @@ TAG_MAX = 50
 TAGS_MAX = 20
 PASSWORD_MIN = 8
 PASSWORD_MAX = 256
+# Date-time text: 2030-01-31T17:00:00.123456+05:30 has 32 characters; twice that leaves room for any spelling
+# pydantic takes.
+DATETIME_TEXT_MAX = 64
+# A list cursor: the longest encode_cursor writes, for a title of TITLE_MAX control characters (6 bytes of
+# JSON each), has ~1,700.
+CURSOR_MAX = 2048
+OAUTH_FIELD_MAX = 256  # the OAuth2 login form's fields the API ignores (scope, client_id, client_secret)
+ID_MIN, ID_MAX = 1, 2**63 - 1  # ids are BIGINT identities
 TAG_FILTERS_MAX = TAGS_MAX  # tags one list request may require: no task carries more
 PAGE_SIZE_MAX = 100
 
 # Secrets and password hashes.
+TOKEN_MAX = 4096  # an access or refresh token's length, checked before it is decoded
 JWT_SECRET_MIN = 32
 BCRYPT_ROUNDS_MIN = 4  # bcrypt's own floor
 BCRYPT_ROUNDS_LIMIT = 16  # ~4 s of CPU per verification: no configuration may ask more

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +16,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 
 from taskplatform.api import __doc__ as api_doc
+from taskplatform.api.bodylimit import BodyLimitMiddleware
 from taskplatform.api.config import Settings, get_settings
 from taskplatform.api.db import Database, create_db_engine, create_pool_gate
 from taskplatform.api.errors import install_error_handlers
@@ -24,6 +27,7 @@ from taskplatform.api.routes import auth, health, tasks, users
 from taskplatform.api.routes.common import REF_TEMPLATE, problems, query_model_components
 from taskplatform.api.routes.direct import direct_route
 from taskplatform.api.schemas import Problem
+from taskplatform.api.services.cleanup import prune_periodically
 
 # The document reads from health and sign-in to the tasks; requests are matched the hot router first.
 PUBLISHED_ORDER = (health.router, auth.router, users.router, tasks.router)
@@ -44,8 +48,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # What exists now (modules, the app, its routes and schemas) lives as long as the process: moved out
         # of the collector's way, a full collection under load walks only what requests allocate.
         gc.freeze()
+        pruning = (
+            asyncio.create_task(prune_periodically(database.session, settings))
+            if settings.cleanup_interval_s > 0
+            else None
+        )
         with raised_gc_thresholds():  # requests' garbage is freed by reference counting (gc_tuning.py)
             yield
+        if pruning is not None:
+            pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
         await database.close()
 
     app = FastAPI(
@@ -65,6 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics(registry)
 
     install_error_handlers(app)
+    # Inside the request context (request id, log line, metrics read no body): its 413s are logged and counted,
+    # and a refusal escaping the app reaches this middleware, not that one's catch-all 500.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, log_requests=settings.log_requests)
     # Routers carry their full prefix themselves, so route templates (metric labels) are full paths. They are
     # matched in the order they are included, and FastAPI tries every route of a router before the next one:
@@ -92,8 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for operations in schema.get("paths", {}).values():
                 for operation in operations.values():
                     if "requestBody" in operation:
-                        # A body that is not even parseable (bad encoding, truncated form) is a 400.
+                        # A body that is not even parseable (bad encoding, truncated form) is a 400; one over
+                        # MAX_BODY_BYTES a 413 (bodylimit.py).
                         operation["responses"].setdefault("400", problems(400)[400])
+                        operation["responses"].setdefault("413", problems(413)[413])
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
+from fastapi import Form
+from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -14,18 +15,27 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticKnownError
 
 from taskplatform.api.limits import (
+    CURSOR_MAX,
+    DATETIME_TEXT_MAX,
     DESCRIPTION_MAX,
+    EMAIL_MAX,
     FULL_NAME_MAX,
+    OAUTH_FIELD_MAX,
+    PAGE_SIZE_MAX,
     PASSWORD_MAX,
     PASSWORD_MIN,
+    TAG_FILTERS_MAX,
     TAG_MAX,
     TAGS_MAX,
     TITLE_MAX,
+    TOKEN_MAX,
 )
 from taskplatform.api.models import TaskPriority, TaskStatus
 
@@ -40,12 +50,39 @@ def _as_utc(value: datetime | None) -> datetime | None:
         raise ValueError("date is out of range once converted to UTC") from exc
 
 
-_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+def _too_long(max_length: int) -> PydanticKnownError:
+    return PydanticKnownError("string_too_long", {"max_length": max_length})  # what max_length would say
+
+
+def _bounded(max_length: int) -> BeforeValidator:
+    """A length check before the type's own validation, which may cost more than linear time (email-validator,
+    pydantic's regular expression for "Name <address>")."""
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and len(value) > max_length:
+            raise _too_long(max_length)
+        return value
+
+    return BeforeValidator(check)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _iso_only(value: object) -> object:
-    """Pydantic would read a bare number as a Unix timestamp; the published schema says ISO 8601 date-time."""
-    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+    """Pydantic would read a bare number as a Unix timestamp; the published schema says ISO 8601 date-time.
+    The length first: float() and pydantic's parser then only ever read a short text."""
+    if isinstance(value, str):
+        if len(value) > DATETIME_TEXT_MAX:
+            raise _too_long(DATETIME_TEXT_MAX)
+        if _is_number(value):
+            raise ValueError("expected an ISO 8601 date-time such as 2030-01-31T17:00:00Z")
+    elif isinstance(value, int | float):
         raise ValueError("expected an ISO 8601 date-time such as 2030-01-31T17:00:00Z")
     return value
 
@@ -53,7 +90,16 @@ def _iso_only(value: object) -> object:
 # PostgreSQL text cannot hold NUL characters; refuse them at the edge with a field path instead of a 500.
 NO_NUL = r"^[^\x00]*$"
 
-UtcDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_as_utc)]
+UtcDatetime = Annotated[
+    datetime,
+    BeforeValidator(_iso_only),
+    AfterValidator(_as_utc),
+    WithJsonSchema({"type": "string", "format": "date-time", "maxLength": DATETIME_TEXT_MAX}),
+]
+# email-validator (and pydantic's "Name <address>" regex before it) read the whole text: bound it first.
+Email = Annotated[
+    EmailStr, _bounded(EMAIL_MAX), WithJsonSchema({"type": "string", "format": "email", "maxLength": EMAIL_MAX})
+]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX, pattern=NO_NUL)]
 Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX, pattern=NO_NUL)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_MAX, pattern=NO_NUL)]
@@ -66,7 +112,7 @@ class InputModel(BaseModel):
 
 
 class UserCreate(InputModel):
-    email: EmailStr
+    email: Email
     password: str = Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX, pattern=NO_NUL)
     full_name: (
         Annotated[str, StringConstraints(strip_whitespace=True, max_length=FULL_NAME_MAX, pattern=NO_NUL)] | None
@@ -76,6 +122,11 @@ class UserCreate(InputModel):
     @classmethod
     def _lower_email(cls, value: str) -> str:
         return value.lower()
+
+
+class PasswordChange(InputModel):
+    current_password: str = Field(min_length=1, max_length=PASSWORD_MAX)
+    new_password: str = Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX, pattern=NO_NUL)
 
 
 class UserPublic(BaseModel):
@@ -97,7 +148,33 @@ class TokenPair(BaseModel):
 
 
 class RefreshRequest(InputModel):
-    refresh_token: str = Field(min_length=1, max_length=4096)
+    refresh_token: str = Field(min_length=1, max_length=TOKEN_MAX)
+
+
+class LoginForm(OAuth2PasswordRequestForm):
+    """OAuth2PasswordRequestForm with the same published fields, each bounded: its own are not, and the
+    password goes to bcrypt, the username to the database and the login throttle."""
+
+    def __init__(
+        self,
+        *,
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        username: Annotated[str, Form(max_length=EMAIL_MAX, description="The account's email.")],
+        password: Annotated[str, Form(max_length=PASSWORD_MAX, json_schema_extra={"format": "password"})],
+        scope: Annotated[str, Form(max_length=OAUTH_FIELD_MAX)] = "",
+        client_id: Annotated[str | None, Form(max_length=OAUTH_FIELD_MAX)] = None,
+        client_secret: Annotated[
+            str | None, Form(max_length=OAUTH_FIELD_MAX, json_schema_extra={"format": "password"})
+        ] = None,
+    ) -> None:
+        super().__init__(
+            grant_type=grant_type,
+            username=username,
+            password=password,
+            scope=scope,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
 
 
 class TaskCreate(InputModel):
@@ -176,7 +253,7 @@ class TaskListQuery(BaseModel):
     status: list[TaskStatus] | None = Field(None, description="Any of these statuses.")
     priority: list[TaskPriority] | None = Field(None, description="Any of these priorities.")
     tag: list[Annotated[str, StringConstraints(min_length=1, max_length=TAG_MAX, pattern=NO_NUL)]] | None = Field(
-        None, description="Tasks carrying all of these tags."
+        None, max_length=TAG_FILTERS_MAX, description="Tasks carrying all of these tags."
     )
     due_after: UtcDatetime | None = Field(None, description="due_date >= this.")
     due_before: UtcDatetime | None = Field(None, description="due_date < this.")
@@ -184,8 +261,8 @@ class TaskListQuery(BaseModel):
         None, description="Text in the title."
     )
     sort: SortKey = Field("-created_at", description="Sort key; '-' for descending.")
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=1024, description="next_cursor of the previous page.")
+    limit: int = Field(20, ge=1, le=PAGE_SIZE_MAX)
+    cursor: str | None = Field(None, max_length=CURSOR_MAX, description="next_cursor of the previous page.")
 
 
 class TaskPage(BaseModel):

@@ -13,6 +13,7 @@ from taskplatform.api.deps import (
     SettingsDep,
     UncheckedAccessClaims,
 )
+from taskplatform.api.limits import ID_MAX, ID_MIN
 from taskplatform.api.models import Task
 from taskplatform.api.routes.common import PublishedJSON, QueryParameters, problems
 from taskplatform.api.schemas import NO_NUL, TaskCreate, TaskListQuery, TaskPage, TaskPublic, TaskUpdate
@@ -20,7 +21,7 @@ from taskplatform.api.services import tasks as task_service
 
 router = APIRouter(prefix=f"{API_PREFIX}/tasks", tags=["tasks"])
 
-TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Task id.")]
+TaskId = Annotated[int, Path(ge=ID_MIN, le=ID_MAX, description="Task id.")]
 IfMatch = Annotated[
     str | None,
     Header(max_length=1024, description="ETag from a previous read; a stale one gives 412."),

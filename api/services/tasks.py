@@ -18,8 +18,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from taskplatform.api.db import Database
 from taskplatform.api.errors import ApiError, not_found
+from taskplatform.api.limits import DATETIME_TEXT_MAX, TITLE_MAX
 from taskplatform.api.models import RANK_PRIORITY, IdempotencyRecord, Task, TaskPriority, TaskStatus
-from taskplatform.api.pagination import Cursor, decode_cursor, encode_cursor
+from taskplatform.api.pagination import Cursor, decode_cursor, encode_cursor, invalid_cursor
 from taskplatform.api.schemas import SortKey, TaskCreate, TaskPublic, TaskUpdate
 from taskplatform.api.security import TokenClaims
 from taskplatform.api.services import auth as auth_service
@@ -313,19 +314,51 @@ def _page_order(sort: SortKey, column: Any, by_id: Any) -> list[Any]:
     return [key, by_id.desc() if descending else by_id.asc()]
 
 
+_INSTANT_SORTS = {"created_at", "updated_at", "due_date"}
+
+
 def _cursor_value(sort: str, cursor: Cursor) -> Any:
+    """The cursor's sort value as the column's bind value, or a 400: a value the driver cannot encode or
+    PostgreSQL cannot take would otherwise be a DataError."""
     name = sort.lstrip("-")
+    value = cursor.value
+    if not isinstance(value, str):
+        raise invalid_cursor()
+    if name in _INSTANT_SORTS:
+        return _cursor_instant(value)
+    if name == "priority":
+        try:
+            return TaskPriority(value).rank
+        except ValueError:
+            raise invalid_cursor() from None
+    if name == "title":
+        # No stored title is longer, holds NUL (PostgreSQL text cannot) or a lone surrogate (not UTF-8).
+        if len(value) > TITLE_MAX or "\x00" in value or not _encodable(value):
+            raise invalid_cursor()
+        return value
+    raise AssertionError(f"no cursor rule for sort {sort!r}")  # a new SortKey needs one here
+
+
+def _cursor_instant(text: str) -> datetime:
+    # Only the spelling encode_cursor writes (isoformat): fromisoformat alone also takes a digit run or a
+    # trailing NUL. Converted to UTC here, where a year-1 or year-9999 value with an offset overflows.
+    if len(text) > DATETIME_TEXT_MAX:
+        raise invalid_cursor()
     try:
-        if name in {"created_at", "updated_at", "due_date"}:
-            value = datetime.fromisoformat(cursor.value)
-            return value if value.tzinfo else value.replace(tzinfo=UTC)
-        if name == "priority":
-            return TaskPriority(cursor.value).rank
-        if not isinstance(cursor.value, str):
-            raise TypeError("title cursors hold text")
-        return cursor.value
-    except (TypeError, ValueError) as exc:
-        raise ApiError(400, "invalid-cursor", "The cursor is malformed; start again without one.") from exc
+        value = datetime.fromisoformat(text)
+        if value.isoformat() != text:
+            raise ValueError("not a cursor's spelling")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise invalid_cursor() from None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # What a task response carries, in its order: the table's columns but the internal ones (legacy_id).
@@ -371,7 +404,7 @@ async def list_tasks(
         params["last_id"] = cursor.last_id
         if cursor.value is None:
             if sort.lstrip("-") not in _NULLABLE_SORTS:
-                raise ApiError(400, "invalid-cursor", "The cursor is malformed; start again without one.")
+                raise invalid_cursor()
             cursor_kind = "null-tail"
         else:
             cursor_kind = "value"

@@ -3,7 +3,9 @@ the real user out."""
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import bcrypt
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -14,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 PASSWORD = "correct horse battery"
 THROTTLE = {
-    "LOGIN_FREE_FAILURES_PER_ACCOUNT": "3",
+    "LOGIN_FREE_FAILURES_PER_ACCOUNT_CLIENT": "3",
     "LOGIN_FREE_FAILURES_PER_CLIENT": "6",
     "LOGIN_DELAY_BASE_S": "2",
     "LOGIN_DELAY_MAX_S": "2",
@@ -86,9 +88,137 @@ def test_a_throttled_attempt_costs_no_bcrypt_verification(client: TestClient, mo
 
     calls: list[str] = []
     real_verify = auth.verify_password
-    monkeypatch.setattr(auth, "verify_password", lambda p, h, r: calls.append(h) or real_verify(p, h, r))
+    monkeypatch.setattr(auth, "verify_password", lambda *args: calls.append(args[1]) or real_verify(*args))
     register(client, "cpu@x.io")  # type: ignore[arg-type]
-    free = client.app.state.settings.login_free_failures_per_account  # type: ignore[attr-defined]
+    free = client.app.state.settings.login_free_failures_per_account_client  # type: ignore[attr-defined]
     statuses = [login(client, "cpu@x.io", f"guess-{i}").status_code for i in range(free + 20)]  # type: ignore[arg-type]
     assert statuses == [401] * free + [429] * 20
     assert len(calls) == free
+
+
+def client_at(server: LiveServer, address: str, **kwargs: object) -> httpx.Client:
+    """A client whose connections come from `address` (any 127.x address is this machine's loopback)."""
+    return server.client(transport=httpx.HTTPTransport(local_address=address), **kwargs)
+
+
+def test_a_guesser_at_one_address_does_not_keep_the_owner_out_at_another(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    server = live_server_factory()  # the default limits
+    with client_at(server, "127.0.0.1") as guesser, client_at(server, "127.0.0.2") as owner:
+        register(guesser, "owner@x.io")
+        statuses = [login(guesser, "owner@x.io", f"guess-{i}").status_code for i in range(8)]
+        assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+        assert login(owner, "owner@x.io", PASSWORD).status_code == 200
+        assert login(guesser, "owner@x.io", PASSWORD).status_code == 429  # the guesser's pair still waits
+
+
+def test_an_account_guessed_from_many_addresses_slows_them_but_not_a_first_attempt(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    env = {**THROTTLE, "LOGIN_FREE_FAILURES_PER_ACCOUNT": "3", "LOGIN_FREE_FAILURES_PER_ACCOUNT_CLIENT": "5"}
+    server = live_server_factory(extra_env=env)
+    guessers = [client_at(server, f"127.0.1.{i}") for i in range(1, 5)]
+    try:
+        register(guessers[0], "spread@x.io")
+        # One failure from each of four addresses: the account-wide count passes its three free failures.
+        assert [login(g, "spread@x.io", "guess").status_code for g in guessers] == [401] * 4
+        # A second try from an address that failed already must wait, though its own pair is far from its limit.
+        assert login(guessers[0], "spread@x.io", PASSWORD).status_code == 429
+        # The owner's first attempt from a new address is never held back by others' failures.
+        with client_at(server, "127.0.2.1") as owner:
+            assert login(owner, "spread@x.io", PASSWORD).status_code == 200
+    finally:
+        for guesser in guessers:
+            guesser.close()
+
+
+def test_a_burst_of_concurrent_guesses_gets_no_more_than_the_free_failures(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    """The attempt is counted before its password is checked, under a lock: concurrent guesses cannot all pass
+    the check while the first ones are still in bcrypt. Two workers, so the lock must hold across processes."""
+    env = {"BCRYPT_ROUNDS": "10", "LOGIN_DELAY_BASE_S": "60", "LOGIN_DELAY_MAX_S": "60"}  # ~60 ms per bcrypt
+    server = live_server_factory(workers=2, extra_env=env)
+    with server.client() as setup:
+        register(setup, "burst@x.io")
+    free = 5  # LOGIN_FREE_FAILURES_PER_ACCOUNT_CLIENT's default
+
+    def guess(i: int) -> int:
+        with server.client() as client:
+            return login(client, "burst@x.io", f"guess-{i}").status_code
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        statuses = list(pool.map(guess, range(40)))
+    assert set(statuses) <= {401, 429}
+    assert statuses.count(401) <= free + 1, statuses  # 401: its password was checked
+    assert statuses.count(429) >= 40 - free - 1
+
+
+def test_behind_a_trusted_proxy_clients_are_counted_by_their_own_address(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    """The proxy (here: this test at 127.0.0.1) appends each client's address to X-Forwarded-For; whatever a
+    client wrote there itself stands to the left of it and is never the address counted."""
+    env = {**THROTTLE, "TRUSTED_PROXIES": "127.0.0.1/32", "LOGIN_FREE_FAILURES_PER_CLIENT": "3"}
+    server = live_server_factory(extra_env=env)
+
+    def via_proxy(proxy: httpx.Client, forwarded: str, email: str) -> int:
+        response = proxy.post(
+            "/api/v1/auth/login",
+            data={"username": email, "password": "wrong"},
+            headers={"X-Forwarded-For": forwarded},
+        )
+        return response.status_code
+
+    with server.client() as proxy:
+        # Client A tries three accounts: its address must wait; client B, behind the same proxy, need not.
+        assert [via_proxy(proxy, "198.51.100.7", f"a{i}@x.io") for i in range(3)] == [401] * 3
+        assert via_proxy(proxy, "198.51.100.7", "a9@x.io") == 429
+        assert via_proxy(proxy, "198.51.100.8", "b0@x.io") == 401
+        # A spoofs B's address: the proxy appends A's real one, and A is what is counted.
+        assert via_proxy(proxy, "198.51.100.8, 198.51.100.7", "a10@x.io") == 429
+    # Without TRUSTED_PROXIES nobody's forwarded header is believed: all of this is the peer's own address.
+    untrusting = live_server_factory(extra_env={**THROTTLE, "LOGIN_FREE_FAILURES_PER_CLIENT": "3"})
+    with untrusting.client() as peer:
+        statuses = [via_proxy(peer, f"198.51.100.{i}", f"c{i}@x.io") for i in range(4)]
+    assert statuses == [401] * 3 + [429]
+
+
+def test_bcrypt_runs_with_no_pooled_connection_or_transaction_held(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, db_engine: sa.Engine
+) -> None:
+    from taskplatform.api.services import auth
+
+    database = client.app.state.database  # type: ignore[attr-defined]
+    seen: list[tuple[str, int, int, int]] = []
+
+    def observe(name: str, real: Callable[..., object]) -> Callable[..., object]:
+        def spy(*args: object) -> object:
+            with db_engine.connect() as conn:
+                in_transaction = conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'taskplatform-api' "
+                        "AND state LIKE 'idle in transaction%'"
+                    )
+                ).scalar_one()
+            seen.append((name, database.pool_stats()["in_use"], database.gate.waiting, int(in_transaction)))
+            return real(*args)
+
+        return spy
+
+    monkeypatch.setattr(auth, "verify_password", observe("verify", auth.verify_password))
+    monkeypatch.setattr(auth, "hash_password", observe("hash", auth.hash_password))
+    register(client, "held@x.io")  # type: ignore[arg-type]
+    with db_engine.begin() as conn:  # a legacy hash: the login rehashes it too
+        conn.execute(sa.text("UPDATE users SET hashed_password = :h"), {"h": bcrypt.hashpw(PASSWORD.encode(),
+                     bcrypt.gensalt(4)).decode()})  # fmt: skip
+    assert login(client, "held@x.io", "wrong-password").status_code == 401  # type: ignore[arg-type]
+    assert login(client, "held@x.io", PASSWORD).status_code == 200  # type: ignore[arg-type]
+    tokens = login(client, "held@x.io", PASSWORD).json()  # type: ignore[arg-type]
+    change = {"current_password": PASSWORD, "new_password": "another password"}
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert client.patch("/api/v1/users/me/password", json=change, headers=headers).status_code == 204
+    names = [name for name, *_ in seen]
+    assert names.count("verify") == 4 and names.count("hash") == 3  # register, the rehash, the new password
+    assert all(held == (0, 0, 0) for _, *held in seen for held in [tuple(held)]), seen

@@ -6,8 +6,10 @@ import pytest
 from starlette.requests import Request
 
 from taskplatform.api.errors import ApiError
+from taskplatform.api.limits import CURSOR_MAX, ID_MAX, TITLE_MAX
 from taskplatform.api.pagination import Cursor, decode_cursor, encode_cursor
 from taskplatform.api.routes.tasks import next_page_link
+from taskplatform.api.schemas import TaskListQuery
 from taskplatform.api.services.tasks import etag_for, parse_if_match
 
 
@@ -83,3 +85,14 @@ def test_next_page_link_is_starlettes_include_query_params(query: bytes) -> None
     cursor = encode_cursor(Cursor(sort="-created_at", value=datetime(2030, 5, 1, tzinfo=UTC), last_id=9))
     expected = f'<{request.url.include_query_params(cursor=cursor)}>; rel="next"'
     assert next_page_link(request, cursor) == expected
+
+
+@pytest.mark.parametrize("character", ["x", "ü", "\U0001f600", "\x01", '"'])
+def test_the_longest_cursors_the_api_writes_are_within_the_bound_it_reads(character: str) -> None:
+    """A title of TITLE_MAX characters that JSON spells longest, and the largest id: the next page's cursor
+    must still pass TaskListQuery's bound and decode."""
+    cursor = Cursor(sort="-title", value=character * TITLE_MAX, last_id=ID_MAX)
+    token = encode_cursor(cursor)
+    assert len(token) <= CURSOR_MAX
+    TaskListQuery.model_validate({"sort": "-title", "cursor": token})
+    assert decode_cursor(token, "-title") == cursor

@@ -26,8 +26,8 @@ def settings() -> Settings:
 def test_hash_is_bcrypt_with_configured_cost_and_verifies() -> None:
     hashed = hash_password("s3cret-password", rounds=5)
     assert hashed.startswith("$bcrypt-sha256$v=2,t=2b,r=5$")
-    assert verify_password("s3cret-password", hashed, rounds=5)
-    assert not verify_password("s3cret-passworD", hashed, rounds=5)
+    assert verify_password("s3cret-password", hashed, rounds=5, max_rounds=14)
+    assert not verify_password("s3cret-passworD", hashed, rounds=5, max_rounds=14)
     assert not needs_rehash(hashed, rounds=5)
     assert needs_rehash(hashed, rounds=6)
 
@@ -35,25 +35,25 @@ def test_hash_is_bcrypt_with_configured_cost_and_verifies() -> None:
 def test_passwords_longer_than_72_bytes_are_not_truncated() -> None:
     base = "p" * 72
     hashed = hash_password(base + "A", rounds=4)
-    assert verify_password(base + "A", hashed, rounds=4)
-    assert not verify_password(base + "B", hashed, rounds=4)
+    assert verify_password(base + "A", hashed, rounds=4, max_rounds=14)
+    assert not verify_password(base + "B", hashed, rounds=4, max_rounds=14)
 
 
 def test_legacy_plain_bcrypt_hashes_verify_and_ask_for_an_upgrade() -> None:
     legacy = bcrypt.hashpw(b"old-password", bcrypt.gensalt(rounds=4)).decode()
     assert legacy.startswith("$2b$04$")
-    assert verify_password("old-password", legacy, rounds=4)
-    assert not verify_password("new-password", legacy, rounds=4)
+    assert verify_password("old-password", legacy, rounds=4, max_rounds=14)
+    assert not verify_password("new-password", legacy, rounds=4, max_rounds=14)
     assert needs_rehash(legacy, rounds=4)
 
 
 def test_verify_against_malformed_hash_is_false_not_an_error() -> None:
-    assert verify_password("whatever", "not-a-bcrypt-hash", rounds=4) is False
+    assert verify_password("whatever", "not-a-bcrypt-hash", rounds=4, max_rounds=14) is False
 
 
 def test_dummy_hash_is_a_real_bcrypt_hash_of_the_same_cost() -> None:
     assert dummy_hash(4).startswith("$bcrypt-sha256$v=2,t=2b,r=4$")
-    assert not verify_password("", dummy_hash(4), rounds=4)
+    assert not verify_password("", dummy_hash(4), rounds=4, max_rounds=14)
 
 
 def test_access_token_round_trip(settings: Settings) -> None:
@@ -123,7 +123,7 @@ def test_a_verified_token_is_served_from_the_cache_until_it_expires(
     assert decode_token(settings, token, "access") == claims
     verifications: list[str] = []
     real_verify = security._verify
-    monkeypatch.setattr(security, "_verify", lambda s, t: verifications.append(t) or real_verify(s, t))
+    monkeypatch.setattr(security, "_verify", lambda *args: verifications.append(args[-1]) or real_verify(*args))
     assert decode_token(settings, token, "access") == claims  # the signature is not checked again
     assert verifications == []
     with pytest.raises(TokenError, match="expected a refresh token"):
@@ -155,3 +155,71 @@ def test_the_cache_is_per_key_and_bounded(settings: Settings, monkeypatch: pytes
         fresh, _ = encode_token(settings, user_id=user_id, family_id="f" * 32, token_type="access")
         decode_token(settings, fresh, "access")
     assert len(security._verified) <= 3
+
+
+def bcrypt_hash(password: str, cost: int, prefix: bytes = b"2b") -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(cost, prefix=prefix)).decode()
+
+
+def test_the_cost_of_every_stored_hash_format_is_read() -> None:
+    from taskplatform.api.security import bcrypt_cost
+
+    assert bcrypt_cost(bcrypt_hash("pw", 5)) == 5
+    assert bcrypt_cost(hash_password("pw", rounds=6)) == 6
+    assert bcrypt_cost("$2b$31$" + "a" * 53) == 31
+    for garbage in ("", "$2b$", "$2b$x1$" + "a" * 53, "$bcrypt-sha256$v=2,t=2b$", "plain", "$2b$١٢$" + "a" * 53):
+        assert bcrypt_cost(garbage) is None
+
+
+def test_a_hash_costlier_than_the_bound_is_not_verified_and_costs_an_ordinary_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A day-per-login `$2b$31$` legacy hash must not be a way to burn a day of CPU: it fails like a wrong password,
+    at the cost of the dummy hash (the configured cost)."""
+    from taskplatform.api import security
+
+    legacy = bcrypt_hash("right", 5)
+    checked: list[str] = []
+    context = security._crypt_context(4)
+    monkeypatch.setattr(security, "_crypt_context", lambda rounds: CountingContext(context, checked))
+    assert verify_password("right", legacy, rounds=4, max_rounds=5)
+    assert not verify_password("right", legacy, rounds=4, max_rounds=4)  # over the bound: refused unchecked
+    assert not verify_password("right", "$2b$31$" + "a" * 53, rounds=4, max_rounds=14)
+    assert checked == [legacy, dummy_hash(4), dummy_hash(4)]
+
+
+class CountingContext:
+    def __init__(self, context: object, checked: list[str]) -> None:
+        self.context, self.checked = context, checked
+
+    def verify(self, password: str, hashed: str) -> bool:
+        self.checked.append(hashed)
+        return bool(self.context.verify(password, hashed))  # type: ignore[attr-defined]
+
+
+def test_2x_hashes_verify_for_ascii_passwords_and_are_rehashed() -> None:
+    """$2x$ is crypt_blowfish's variant that kept its old sign-extension bug, which only 8-bit characters meet."""
+    ascii_hash = "$2x$" + bcrypt_hash("plain ascii", 4, b"2a")[4:]
+    assert verify_password("plain ascii", ascii_hash, rounds=4, max_rounds=14)
+    assert not verify_password("plain asciI", ascii_hash, rounds=4, max_rounds=14)
+    assert needs_rehash(ascii_hash, rounds=4)
+    unicode_hash = "$2x$" + bcrypt_hash("naïve", 4, b"2a")[4:]
+    assert not verify_password("naïve", unicode_hash, rounds=4, max_rounds=14)  # cannot be checked: refused
+
+
+def test_a_hash_of_another_cost_is_rehashed() -> None:
+    assert needs_rehash(hash_password("pw", rounds=5), rounds=4)
+    assert not needs_rehash(hash_password("pw", rounds=4), rounds=4)
+
+
+def test_the_bcrypt_bound_may_not_be_below_the_cost_of_new_hashes() -> None:
+    with pytest.raises(ValueError, match="BCRYPT_ROUNDS may not exceed BCRYPT_MAX_ROUNDS"):
+        Settings(bcrypt_rounds=13, bcrypt_max_rounds=12)
+
+
+def test_a_token_longer_than_any_we_issue_is_refused_before_it_is_decoded(settings: Settings) -> None:
+    from taskplatform.api.limits import TOKEN_MAX
+
+    token, _ = encode_token(settings, user_id=1, family_id="f" * 32, token_type="access")
+    with pytest.raises(TokenError, match="too long"):
+        decode_token(settings, token + "A" * (TOKEN_MAX - len(token) + 1), "access")
