@@ -85,16 +85,35 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
         pool_recycle=settings.db_pool_recycle_s,
-        connect_args={
-            "timeout": settings.db_connect_timeout_s,
-            "server_settings": {
-                "application_name": "taskplatform-api",
-                "statement_timeout": str(settings.db_statement_timeout_ms),
-            },
-        },
+        connect_args=_connect_args(settings),
     )
     install_idle_ping(engine, settings.db_pool_ping_idle_s)
     return engine
+
+
+def _connect_args(settings: Settings) -> dict[str, Any]:
+    return {
+        "timeout": settings.db_connect_timeout_s,
+        "server_settings": {
+            "application_name": "taskplatform-api",
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+        },
+    }
+
+
+def create_probe_engine(settings: Settings) -> AsyncEngine:
+    """One connection of its own per process for the readiness probe (PostgreSQL): a probe that waited in the
+    requests' pool would time out whenever traffic fills it, and every replica would go unready at once
+    under load, taking the Service down with it. Checked before each probe (pre-ping), so a probe after a
+    database restart reconnects instead of failing once."""
+    return create_async_engine(
+        async_url(settings.database_url),
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=settings.db_connect_timeout_s,
+        pool_pre_ping=True,
+        connect_args=_connect_args(settings),
+    )
 
 
 def install_idle_ping(engine: AsyncEngine, idle_s: float) -> None:
@@ -228,6 +247,7 @@ class Database:
             if engine.dialect.driver == "asyncpg"
             else None
         )
+        self.probe_engine = create_probe_engine(settings) if engine.dialect.name == "postgresql" else None
 
     async def run(self, work: Callable[[DirectConnection], Awaitable[T]]) -> T:
         """`work` (one statement, as a rule) on a pooled connection without an ORM session
@@ -248,12 +268,9 @@ class Database:
                 yield session
 
     async def ping(self) -> None:
-        """`SELECT 1` on a pooled connection, outside the gate: the readiness probe must not queue behind the
-        requests, nor be turned away with them."""
-        if self.held is None:
-            await ping(self.engine)
-        else:
-            await self.held.run(lambda conn: conn.fetch(_SELECT_ONE, {}))
+        """`SELECT 1` for the readiness probe, outside the gate and outside the requests' pool (on PostgreSQL:
+        create_probe_engine), so that it neither queues behind the requests nor is turned away with them."""
+        await ping(self.probe_engine or self.engine)
 
     def pool_stats(self) -> dict[str, int]:
         """Connections in use and idle; the held connections on their stack count as idle."""
@@ -265,3 +282,5 @@ class Database:
         if self.held is not None:
             await self.held.release_all()
         await self.engine.dispose()
+        if self.probe_engine is not None:
+            await self.probe_engine.dispose()

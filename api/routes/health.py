@@ -19,7 +19,7 @@ async def healthz() -> HealthStatus:
 
 @router.get("/readyz", response_model=ReadyStatus, responses=problems(503))
 async def readyz(request: Request) -> ReadyStatus:
-    """Readiness: a connection from the pool answers `SELECT 1`."""
+    """Readiness: the database answers `SELECT 1` on the probe's own connection (not queued behind requests)."""
     try:
         await request.app.state.database.ping()
     except DB_UNAVAILABLE_ERRORS as exc:

@@ -99,7 +99,7 @@ class HeldConnections:
       goes back to the pool, which resets it (an ordinary error, a 404 or a constraint, leaves it usable);
     - a session (`release_all`, before it takes a connection of its own) returns every stacked one, so that
       the gate's slot count is also the number of connections the pool can hand out; and while a use waits
-      for the pool's checkout (the readiness probe, which passes no gate), connections go back to the pool.
+      for the pool's checkout, connections go back to the pool.
 
     Everything here runs on the event loop's thread: the stack needs no lock.
     """
@@ -152,8 +152,8 @@ class HeldConnections:
 
     async def _put_back(self, held: _Held) -> None:
         if self._borrowing:
-            # Someone waits in the pool itself (a use outside the gate, such as the readiness probe, found it
-            # exhausted): the pool, not the stack, must get this connection.
+            # Someone waits in the pool itself (a use found it exhausted): the pool, not the stack, must get
+            # this connection.
             await greenlet_spawn(held.fairy.close)
         else:
             held.returned_at = time.monotonic()
