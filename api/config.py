@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         "ignored.",
     )
 
+    api_docs: bool | None = Field(
+        None,
+        description="Serve the OpenAPI document and its pages (/openapi.json, /docs, /redoc). Unset: on, but "
+        "with ENVIRONMENT=prod, where the API's surface is not published to whoever reaches it.",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     log_requests: bool = Field(True, description="One structured line per request.")
@@ -150,6 +156,10 @@ class Settings(BaseSettings):
         if self.bcrypt_rounds > self.bcrypt_max_rounds:
             raise ValueError("BCRYPT_ROUNDS may not exceed BCRYPT_MAX_ROUNDS (new hashes must verify)")
         return self
+
+    @property
+    def serves_api_docs(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.environment != "prod"
 
     @property
     def is_sqlite(self) -> bool:

@@ -61,11 +61,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await pruning
         await database.close()
 
+    docs = settings.serves_api_docs
     app = FastAPI(
         title="TaskPlatform API",
         version="0.1.0",
         description=api_doc,
         lifespan=lifespan,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     registry = CollectorRegistry()
     pool_gate = create_pool_gate(settings)

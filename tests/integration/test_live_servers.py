@@ -121,3 +121,13 @@ def test_server_process_serves_openapi_and_docs(live_server_factory: Callable[..
     spec = httpx.get(f"{server.base_url}/openapi.json").json()
     assert "/api/v1/tasks/{task_id}" in spec["paths"]
     assert "Problem" in spec["components"]["schemas"]
+
+
+def test_production_publishes_no_api_document_unless_asked(live_server_factory: Callable[..., LiveServer]) -> None:
+    production = live_server_factory(extra_env={"ENVIRONMENT": "prod"})
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        response = httpx.get(f"{production.base_url}{path}")
+        assert response.status_code == 404 and response.headers["content-type"] == "application/problem+json"
+    assert httpx.get(f"{production.base_url}/healthz").status_code == 200
+    asked = live_server_factory(extra_env={"ENVIRONMENT": "prod", "API_DOCS": "true"})
+    assert "/api/v1/tasks" in httpx.get(f"{asked.base_url}/openapi.json").json()["paths"]
