@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from taskplatform.operator.jwtkeys import ADDITIONAL_KEY, SIGNING_KEY, JwtKeys
 from taskplatform.operator.models import GROUP, VERSION, DataMigrationSpec, TaskPlatformSpec
@@ -161,8 +162,9 @@ def _b64(text: str) -> str:
 
 
 def database_url(owner: Owner, password: str) -> str:
+    """The password percent-encoded: a user-provided one may hold `@`, `:`, `/`, `%` or a space."""
     host = f"{Names(owner.name).database}.{owner.namespace}.svc"
-    return f"postgresql://{DB_USER}:{password}@{host}:{DB_PORT}/{DB_NAME}"
+    return f"postgresql://{DB_USER}:{quote(password, safe='')}@{host}:{DB_PORT}/{DB_NAME}"
 
 
 def credentials_secret(owner: Owner, credentials: Credentials) -> Manifest:
@@ -246,12 +248,17 @@ def _template_metadata(
 
 # The image sets the password only when it creates the cluster; this keeps the role's password equal to the
 # Secret's on every start (over the local socket), so a changed or re-created Secret takes effect on restart.
-# A failing postStart hook would kill the database, so a failure is tolerated (the API then fails /readyz).
-_SYNC_PASSWORD = (
-    "for i in $(seq 1 120); do pg_isready -q -h /var/run/postgresql && break; sleep 1; done; "
-    'psql -v ON_ERROR_STOP=1 -q -h /var/run/postgresql -U "$POSTGRES_USER" -d "$POSTGRES_DB" '
-    '-c "ALTER ROLE \\"$POSTGRES_USER\\" PASSWORD \'$POSTGRES_PASSWORD\'" || true'
-)
+# The password reaches SQL as a psql variable read from the environment (`\\getenv`, quoted by `:'name'`), never
+# pasted into the statement or put in an argument. A failing postStart hook would kill the database, so a failure
+# is tolerated (the API then fails /readyz). PGHOST, where set, names the socket's directory (tests).
+_SYNC_PASSWORD = """socket="${PGHOST:-/var/run/postgresql}"
+for i in $(seq 1 120); do pg_isready -q -h "$socket" && break; sleep 1; done
+psql -X -q -v ON_ERROR_STOP=1 -h "$socket" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f - <<'SQL' || true
+\\set VERBOSITY terse
+\\getenv password POSTGRES_PASSWORD
+ALTER ROLE CURRENT_USER PASSWORD :'password';
+SQL
+"""
 
 
 def database_statefulset(

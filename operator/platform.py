@@ -60,7 +60,8 @@ def _sooner(a: float | None, b: float | None) -> float | None:
 
 
 def generate_credentials() -> Credentials:
-    # URL-safe: the password goes into the database URL and the database's own SQL without quoting trouble.
+    # URL-safe, though a password a user puts in the Secret may hold anything: the URL percent-encodes it and
+    # the database pod reads it into a psql variable (builders.py).
     return Credentials(db_password=secrets.token_urlsafe(24), jwt_secret=secrets.token_urlsafe(48))
 
 

@@ -2,6 +2,10 @@
 
 Used by the test suite and the benchmarks, never a server left running by hand. As root (CI), the
 server runs as the `postgres` system user, because PostgreSQL refuses to run as root.
+
+By default every connection is trusted. With `superuser_password` it is initialised as the database image's
+entrypoint does (docker/postgres-entrypoint.sh): that superuser, trusted over the local socket only, and every
+TCP login checked by password (scram-sha-256); `dsn()` and `url()` then use the socket.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg2
 
@@ -43,8 +48,17 @@ def free_port() -> int:
 
 
 class ThrowawayPostgres:
-    def __init__(self, *, durable: bool = False, max_connections: int = 300) -> None:
+    def __init__(
+        self,
+        *,
+        durable: bool = False,
+        max_connections: int = 300,
+        superuser: str = "postgres",
+        superuser_password: str | None = None,
+    ) -> None:
         self.bindir = find_pg_bindir()
+        self.superuser = superuser
+        self.superuser_password = superuser_password
         self.durable = durable
         self.max_connections = max_connections
         self.port = free_port()
@@ -65,18 +79,27 @@ class ThrowawayPostgres:
         subprocess.run(args, check=True, capture_output=True, **self._user)
 
     def start(self) -> ThrowawayPostgres:
+        auth = ["--auth=trust"]
+        if self.superuser_password is not None:  # as the image's entrypoint runs initdb
+            pwfile = self.root / "pwfile"
+            pwfile.write_text(self.superuser_password + "\n")
+            if self._user:
+                os.chown(pwfile, self._user["user"], self._user["group"])
+            auth = [f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256"]
         self._run(
             str(self.bindir / "initdb"),
             "-D",
             str(self.datadir),
             "-U",
-            "postgres",
-            "--auth=trust",
+            self.superuser,
+            *auth,
             "-E",
             "UTF8",
             "--locale=C",
             "--no-sync",
         )
+        if self.superuser_password is not None:
+            (self.root / "pwfile").unlink()
         options = [
             f"-p {self.port}",
             f"-k {self.sockdir}",
@@ -119,11 +142,22 @@ class ThrowawayPostgres:
         """The server's process (its backends are its children), from the pid file it writes."""
         return int((self.datadir / "postmaster.pid").read_text().split()[0])
 
+    @property
+    def _host(self) -> str:
+        """Where the superuser connects without a password: TCP when all is trusted, else the local socket."""
+        return "127.0.0.1" if self.superuser_password is None else str(self.sockdir)
+
     def dsn(self, dbname: str) -> str:
-        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
+        return f"host={self._host} port={self.port} user={self.superuser} dbname={dbname}"
 
     def url(self, dbname: str) -> str:
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{dbname}"
+        if self.superuser_password is None:
+            return f"postgresql+psycopg2://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
+        return f"postgresql+psycopg2://{self.superuser}@/{dbname}?host={self.sockdir}&port={self.port}"
+
+    def tcp_url(self, user: str, password: str, dbname: str) -> str:
+        """A password login over TCP, as the platform's pods connect (the password percent-encoded)."""
+        return f"postgresql+psycopg2://{user}:{quote(password, safe='')}@127.0.0.1:{self.port}/{dbname}"
 
     def create_database(self, name: str) -> str:
         conn = psycopg2.connect(self.dsn("postgres"))

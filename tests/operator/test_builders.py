@@ -101,6 +101,9 @@ def test_secret_holds_credentials_and_connection_uri() -> None:
     assert decoded["postgres-password"] == "db-pass-123"
     assert decoded["jwt-secret"] == "j" * 48
     assert decoded["database-url"] == "postgresql://taskplatform:db-pass-123@demo-db.apps.svc:5432/taskplatform"
+    awkward = Credentials(db_password="a'b@c:d/e%f g\"", jwt_secret="j" * 48)
+    url = base64.b64decode(desired_state(OWNER, TaskPlatformSpec(), awkward)[0]["data"]["database-url"]).decode()
+    assert url == "postgresql://taskplatform:a%27b%40c%3Ad%2Fe%25f%20g%22@demo-db.apps.svc:5432/taskplatform"
 
 
 def test_no_secret_value_appears_outside_the_secret() -> None:
@@ -323,8 +326,10 @@ def test_the_database_resets_its_password_from_the_secret_on_start() -> None:
     container = database_statefulset(OWNER, TaskPlatformSpec(), CREDS)["spec"]["template"]["spec"]["containers"][0]
     hook = " ".join(container["lifecycle"]["postStart"]["exec"]["command"])
     assert "ALTER ROLE" in hook
-    assert "$POSTGRES_PASSWORD" in hook  # from the Secret through the environment, never inline
-    assert CREDS.db_password not in hook
+    # From the Secret through the environment into a psql variable, never pasted into SQL or an argument (the
+    # hook run against a real server: tests/integration/test_database_roles.py).
+    assert "\\getenv password POSTGRES_PASSWORD" in hook and "PASSWORD :'password'" in hook
+    assert "$POSTGRES_PASSWORD" not in hook and CREDS.db_password not in hook
 
 
 def test_pod_annotations_reach_the_api_and_schema_pods() -> None:
