@@ -45,6 +45,7 @@ from pgcluster import free_port  # noqa: E402
 
 from taskplatform.operator import jwtkeys  # noqa: E402
 from taskplatform.operator.builders import API, API_PORT, Names, selector_string  # noqa: E402
+from taskplatform.operator.dbroles import API_ROLE  # noqa: E402
 
 BEGIN, END = "<!-- e2e-bench:begin -->", "<!-- e2e-bench:end -->"
 PLATFORM = "bench"
@@ -181,7 +182,7 @@ def main() -> None:
         # The same API directly on the host: the pod's command and settings, the same PostgreSQL (its pod address).
         database_pod_ip = cluster.kubectl("get", "pod", NAMES.database_pod, "-n", namespace, "-o",
                                           "jsonpath={.status.podIP}").stdout  # fmt: skip
-        database_url = secret_value(cluster, namespace, "database-url").replace(
+        database_url = secret_value(cluster, namespace, API_ROLE.url_key).replace(
             f"{NAMES.database}.{namespace}.svc", database_pod_ip
         )
         port = free_port()

@@ -31,6 +31,7 @@ from api_bench import cpu_model, write_doc  # noqa: E402
 from kubecluster import LocalCluster, OperatorProcess  # noqa: E402
 
 from taskplatform.operator.builders import Credentials, Owner, desired_state  # noqa: E402
+from taskplatform.operator.dbroles import ROLES  # noqa: E402
 from taskplatform.operator.kube import Kube, load_api_client  # noqa: E402
 from taskplatform.operator.models import TaskPlatformSpec  # noqa: E402
 
@@ -45,12 +46,15 @@ def platforms(ns: str, names: list[str]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+ROLE_PASSWORDS = {role.key: "r" * 24 for role in ROLES}
+
+
 def bare_children(ns: str, names: list[str]) -> list[dict[str, Any]]:
     """What the operator would create, minus owner references (their owners do not exist here)."""
     manifests = []
     for name in names:
         for manifest in desired_state(Owner("TaskPlatform", name, ns, "none"), TaskPlatformSpec.model_validate(SPEC),
-                                      Credentials("p" * 24, "j" * 48)):  # fmt: skip
+                                      Credentials("p" * 24, "j" * 48, None, ROLE_PASSWORDS)):  # fmt: skip
             manifest["metadata"].pop("ownerReferences")
             manifests.append(manifest)
     return manifests

@@ -3,10 +3,10 @@
 The operator's backup and restore Jobs run this beside the database image's own `pg_dump` / `pg_restore`
 (so the tools always match the server), joined by a named pipe in a shared emptyDir:
 
-    backup:  pg_dump -Fc > /stream/dump; echo $? > /stream/dump.status      (database image)
+    backup:  pg_dump -Fc > /stream/dump; echo $? > /stream/dump.status      (database image, backup role)
              taskplatform-dumpstore upload --fifo /stream/dump ...           (API image)
     restore: taskplatform-dumpstore download --fifo /stream/dump ...         (API image)
-             pg_restore --single-transaction ... < /stream/dump              (database image)
+             pg_restore --single-transaction --no-owner ... < /stream/dump   (database image, owner role)
 
 Memory stays bounded (one S3 part, or one chunk for a file). A backup becomes visible only once pg_dump has
 exited 0: a failed dump aborts the multipart upload, or leaves only a `.partial` file that is removed. A

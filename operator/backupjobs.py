@@ -17,8 +17,6 @@ from taskplatform.operator.builders import (
     DB_NAME,
     DB_PORT,
     DB_UID,
-    DB_USER,
-    PASSWORD_KEY,
     RESTORE,
     Manifest,
     Names,
@@ -30,6 +28,7 @@ from taskplatform.operator.builders import (
     labels,
     restore_job_name,
 )
+from taskplatform.operator.dbroles import BACKUP_ROLE, OWNER_ROLE, DatabaseRole
 from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL, BackupSpec, S3Location, TaskPlatformSpec
 
 STREAM_DIR = "/stream"
@@ -64,9 +63,17 @@ def dump_script(compression_level: int) -> str:
     )
 
 
-# One transaction: a stream that ends early (a failed or corrupted download) leaves the database untouched.
+# How long a restore waits, once PostgreSQL accepts connections, for its role to log in: the database pod's
+# postStart hook creates the roles just after the server starts (dbroles.py); the restore reaches the pod before
+# it is Ready. After that pg_restore runs anyway, and its refusal is the Job's reason.
+LOGIN_WAIT_TRIES = 600  # every 0.2 s: 2 minutes
+# One transaction: a stream that ends early (a failed or corrupted download) leaves the database untouched. As the
+# owner role, with --no-owner --no-privileges: every object restored belongs to it (and the API role's default
+# privileges apply), and a dump cannot run anything a superuser could (COPY TO PROGRAM, untrusted languages).
 RESTORE_SCRIPT = (
     f"{WAIT_FOR_FIFO}; until pg_isready --quiet --timeout=5; do sleep 0.2; done; "
+    f"n=0; until psql -XAtqc 'SELECT 1' >/dev/null 2>&1 || [ $n -ge {LOGIN_WAIT_TRIES} ]; "
+    "do n=$((n + 1)); sleep 0.2; done; "
     f'exec pg_restore --single-transaction --exit-on-error --no-owner --no-privileges --dbname="$PGDATABASE" < "{FIFO}"'
 )
 
@@ -139,15 +146,15 @@ def backup_claim(owner: Owner, backup: BackupSpec) -> Manifest | None:
     }
 
 
-def _pg_env(platform: str) -> list[dict[str, Any]]:
+def _pg_env(platform: str, role: DatabaseRole) -> list[dict[str, Any]]:
     names = Names(platform)
     return [
         # The pod itself: a restore's new database is reached the moment it accepts connections (builders).
         {"name": "PGHOST", "value": names.database_pod_host},
         {"name": "PGPORT", "value": str(DB_PORT)},
-        {"name": "PGUSER", "value": DB_USER},
+        {"name": "PGUSER", "value": role.name},
         {"name": "PGDATABASE", "value": DB_NAME},
-        {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": names.secret, "key": PASSWORD_KEY}}},
+        {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": names.secret, "key": role.password_key}}},
         {"name": "PGCONNECT_TIMEOUT", "value": "10"},
     ]
 
@@ -159,6 +166,7 @@ def _stream_job(
     component: str,
     spec: TaskPlatformSpec,
     database: dict[str, Any],
+    role: DatabaseRole,
     transfer_args: list[str],
     store: Store,
     pod_labels: dict[str, str],
@@ -168,7 +176,7 @@ def _stream_job(
     database = {
         **database,
         "image": spec.database.image,
-        "env": _pg_env(platform),
+        "env": _pg_env(platform, role),
         "securityContext": as_database,
         "terminationMessagePolicy": "FallbackToLogsOnError",  # pg_dump's / pg_restore's last words
         "volumeMounts": [stream_mount],
@@ -223,7 +231,8 @@ def backup_job(
     level = spec.database.backup.compression_level if spec.database.backup else DEFAULT_COMPRESSION_LEVEL
     dump = {"name": DUMP_CONTAINER, "command": ["sh", "-c", dump_script(level)]}
     pod_labels = {BACKUP_LABEL: owner.name}
-    return _stream_job(owner, platform, backup_job_name(owner.name), BACKUP, spec, dump, args, store, pod_labels)
+    name = backup_job_name(owner.name)
+    return _stream_job(owner, platform, name, BACKUP, spec, dump, BACKUP_ROLE, args, store, pod_labels)
 
 
 def restore_job(owner: Owner, spec: TaskPlatformSpec, key: str, store: Store, sha256: str | None) -> Manifest:
@@ -232,4 +241,5 @@ def restore_job(owner: Owner, spec: TaskPlatformSpec, key: str, store: Store, sh
     if sha256:
         args += ["--sha256", sha256]
     restore = {"name": RESTORE_CONTAINER, "command": ["sh", "-c", RESTORE_SCRIPT]}
-    return _stream_job(owner, owner.name, restore_job_name(owner.name), RESTORE, spec, restore, args, store, {})
+    name = restore_job_name(owner.name)
+    return _stream_job(owner, owner.name, name, RESTORE, spec, restore, OWNER_ROLE, args, store, {})

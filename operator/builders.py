@@ -9,26 +9,32 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from taskplatform.operator import dbroles
+from taskplatform.operator.dbroles import API_ROLE, MIGRATION_ROLE, OWNER_ROLE, ROLES, SUPERUSER, DatabaseRole
 from taskplatform.operator.jwtkeys import ADDITIONAL_KEY, SIGNING_KEY, JwtKeys
 from taskplatform.operator.models import GROUP, VERSION, DataMigrationSpec, TaskPlatformSpec
 
 API_PORT = 8000
 API_DRAIN_SECONDS = 5  # preStop pause of a stopping API pod (api_deployment)
 DB_PORT = 5432
-DB_USER = "taskplatform"
 DB_NAME = "taskplatform"
 API_UID = 10001  # the API image's numeric USER (Dockerfile.api)
 DB_UID = 999  # the postgres user of the official image and of the locally built one
 DATA_VOLUME = "data"  # the StatefulSet's volumeClaimTemplate
-# The keys of the credentials Secret (a user's own JWT Secret uses JWT_SECRET_KEY too). JWT_SECRET_KEY is the
-# key that should sign; the API pods use the keys of jwtkeys.py (SIGNING_KEY, ADDITIONAL_KEY), which follow it.
-PASSWORD_KEY, DATABASE_URL_KEY, JWT_SECRET_KEY = "postgres-password", "database-url", "jwt-secret"
+# The keys of the credentials Secret (a user's own JWT Secret uses JWT_SECRET_KEY too). PASSWORD_KEY is the
+# bootstrap superuser's password (the database pod's alone); each database role has `<role>-password` and
+# `<role>-database-url` (dbroles.py). JWT_SECRET_KEY is the key that should sign; the API pods use the keys of
+# jwtkeys.py (SIGNING_KEY, ADDITIONAL_KEY), which follow it.
+PASSWORD_KEY, JWT_SECRET_KEY = "postgres-password", "jwt-secret"
+# The superuser's URL, which operators from before the database roles wrote and their pods used: removed once the
+# API runs on its own role (platform.py), so that an old pod restarting meanwhile still finds it.
+LEGACY_DATABASE_URL_KEY = "database-url"
 # The `app.kubernetes.io/component` of each kind of pod; the database admits connections from DATABASE_CLIENTS.
 DATABASE = "database"
 API = "api"
@@ -99,27 +105,31 @@ class Names:
 class Credentials:
     """Generated once and kept in the Secret; the handlers read them back instead of regenerating."""
 
-    db_password: str = field(repr=False)
+    db_password: str = field(repr=False)  # the bootstrap superuser's: only the database pod gets it
     jwt_secret: str = field(repr=False)  # the generated (or user-edited) desired JWT key
     jwt_keys: JwtKeys | None = None  # what the API pods sign with and accept; None: jwt_secret alone signs
+    role_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)  # DatabaseRole.key -> password
 
     @property
     def keys(self) -> JwtKeys:
         return self.jwt_keys or JwtKeys(self.jwt_secret)
 
+    def password(self, role: DatabaseRole) -> str:
+        return self.role_passwords[role.key]
+
     @property
     def digest(self) -> str:
-        """Stamped on the database's pod template, so changing the Secret rolls its pod. (It still covers
-        `jwt-secret`, as it always has: dropping it would change every database's digest, and so restart every
-        database once, when the operator is upgraded.)"""
-        return hashlib.sha256(f"{self.db_password}\0{self.jwt_secret}".encode()).hexdigest()[:16]
+        """Stamped on the database's pod template: what its pod reads from the Secret (every role's password, which
+        its postStart hook sets), so changing any of them rolls it."""
+        material = json.dumps([self.db_password, *(self.password(role) for role in ROLES)])
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
 
     @property
     def api_digest(self) -> str:
-        """Stamped on the API's pod template: what its pods read from the Secret (the database password and the
+        """Stamped on the API's pod template: what its pods read from the Secret (the API role's password and the
         JWT keys in effect), so each change of them, and each rotation phase, is one rollout."""
         keys = self.keys
-        material = json.dumps([self.db_password, keys.signing, keys.additional])
+        material = json.dumps([self.password(API_ROLE), keys.signing, keys.additional])
         return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
@@ -161,18 +171,26 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def database_url(owner: Owner, password: str) -> str:
+def database_url(owner: Owner, user: str, password: str) -> str:
     """The password percent-encoded: a user-provided one may hold `@`, `:`, `/`, `%` or a space."""
     host = f"{Names(owner.name).database}.{owner.namespace}.svc"
-    return f"postgresql://{DB_USER}:{quote(password, safe='')}@{host}:{DB_PORT}/{DB_NAME}"
+    return f"postgresql://{user}:{quote(password, safe='')}@{host}:{DB_PORT}/{DB_NAME}"
 
 
-def credentials_secret(owner: Owner, credentials: Credentials) -> Manifest:
+def credentials_secret(owner: Owner, credentials: Credentials, legacy_url: str | None = None) -> Manifest:
+    """The superuser's password (no URL: no client connects as it), and each role's password and URL.
+    `legacy_url`: the superuser's URL an operator from before the roles wrote, kept while its pods may use it."""
+    roles: dict[str, str] = {}
+    for role in ROLES:
+        password = credentials.password(role)
+        roles[role.password_key] = password
+        roles[role.url_key] = database_url(owner, role.name, password)
     data = {
         PASSWORD_KEY: credentials.db_password,
-        DATABASE_URL_KEY: database_url(owner, credentials.db_password),
+        **roles,
         JWT_SECRET_KEY: credentials.jwt_secret,
         **(credentials.jwt_keys.secret_data() if credentials.jwt_keys is not None else {}),
+        **({LEGACY_DATABASE_URL_KEY: legacy_url} if legacy_url is not None else {}),
     }
     return {
         "apiVersion": "v1",
@@ -246,21 +264,6 @@ def _template_metadata(
     return metadata
 
 
-# The image sets the password only when it creates the cluster; this keeps the role's password equal to the
-# Secret's on every start (over the local socket), so a changed or re-created Secret takes effect on restart.
-# The password reaches SQL as a psql variable read from the environment (`\\getenv`, quoted by `:'name'`), never
-# pasted into the statement or put in an argument. A failing postStart hook would kill the database, so a failure
-# is tolerated (the API then fails /readyz). PGHOST, where set, names the socket's directory (tests).
-_SYNC_PASSWORD = """socket="${PGHOST:-/var/run/postgresql}"
-for i in $(seq 1 120); do pg_isready -q -h "$socket" && break; sleep 1; done
-psql -X -q -v ON_ERROR_STOP=1 -h "$socket" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f - <<'SQL' || true
-\\set VERBOSITY terse
-\\getenv password POSTGRES_PASSWORD
-ALTER ROLE CURRENT_USER PASSWORD :'password';
-SQL
-"""
-
-
 def database_statefulset(
     owner: Owner, spec: TaskPlatformSpec, credentials: Credentials | None = None, volume_size: str | None = None
 ) -> Manifest:
@@ -268,7 +271,7 @@ def database_statefulset(
     StatefulSet carries, while a resize is under way or refused (operator/storage.py)."""
     names = Names(owner.name)
     db = spec.database
-    ready = ["pg_isready", "-U", DB_USER, "-d", DB_NAME, "-h", "127.0.0.1"]
+    ready = ["pg_isready", "-U", SUPERUSER, "-d", DB_NAME, "-h", "127.0.0.1"]
     claim_spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": volume_size or db.storage.size}},
@@ -295,19 +298,19 @@ def database_statefulset(
                             "name": "postgres",
                             "image": db.image,
                             "ports": [{"name": "postgres", "containerPort": DB_PORT}],
+                            # The only pod with the superuser's password, and with every role's: its postStart
+                            # hook sets them (dbroles.py).
                             "env": [
-                                {"name": "POSTGRES_USER", "value": DB_USER},
+                                {"name": "POSTGRES_USER", "value": SUPERUSER},
                                 {"name": "POSTGRES_DB", "value": DB_NAME},
                                 {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-                                {
-                                    "name": "POSTGRES_PASSWORD",
-                                    "valueFrom": {"secretKeyRef": {"name": names.secret, "key": PASSWORD_KEY}},
-                                },
+                                _from_secret(dbroles.SUPERUSER_PASSWORD_ENV, names.secret, PASSWORD_KEY),
+                                *(_from_secret(role.password_env, names.secret, role.password_key) for role in ROLES),
                             ],
                             "resources": _resources(db.resources),
                             "readinessProbe": {"exec": {"command": ready}, "periodSeconds": 5},
                             "livenessProbe": {"exec": {"command": ready}, "periodSeconds": 10, "failureThreshold": 6},
-                            "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", _SYNC_PASSWORD]}}},
+                            "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", dbroles.SYNC_SCRIPT]}}},
                             "securityContext": {**_RESTRICTED_CONTAINER, "readOnlyRootFilesystem": False},
                             "volumeMounts": [{"name": DATA_VOLUME, "mountPath": "/var/lib/postgresql/data"}],
                         }
@@ -325,13 +328,14 @@ def _from_secret(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def _api_env(owner: Owner, spec: TaskPlatformSpec) -> list[dict[str, Any]]:
-    """The JWT keys come from the credentials Secret whether or not spec.auth.secretRef is set: the operator
-    copies the referenced key there in the phases of a rotation (jwtkeys.py), never all at once."""
+def _api_env(owner: Owner, spec: TaskPlatformSpec, role: DatabaseRole) -> list[dict[str, Any]]:
+    """DATABASE_URL is `role`'s (the API's, or the owner's for the schema Job). The JWT keys come from the
+    credentials Secret whether or not spec.auth.secretRef is set: the operator copies the referenced key there in
+    the phases of a rotation (jwtkeys.py), never all at once."""
     secret = Names(owner.name).secret
     env: list[dict[str, Any]] = [
         {"name": "ENVIRONMENT", "value": "prod"},
-        _from_secret("DATABASE_URL", secret, DATABASE_URL_KEY),
+        _from_secret("DATABASE_URL", secret, role.url_key),
         _from_secret("JWT_SECRET", secret, SIGNING_KEY),
         _from_secret("JWT_ADDITIONAL_SECRETS", secret, ADDITIONAL_KEY),
         {"name": "ACCESS_TOKEN_TTL_S", "value": str(spec.auth.access_token_ttl_seconds)},
@@ -353,12 +357,14 @@ def schema_job_name(owner: Owner, spec: TaskPlatformSpec) -> str:
     return f"{owner.name}-schema-{digest}"
 
 
-def _api_container(owner: Owner, spec: TaskPlatformSpec, name: str, args: list[str]) -> dict[str, Any]:
+def _api_container(
+    owner: Owner, spec: TaskPlatformSpec, name: str, args: list[str], role: DatabaseRole
+) -> dict[str, Any]:
     return {
         "name": name,
         "image": spec.api.image,
         "args": args,
-        "env": _api_env(owner, spec),
+        "env": _api_env(owner, spec, role),
         "resources": _resources(spec.api.resources),
         "securityContext": _RESTRICTED_CONTAINER,
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir, per pod)
@@ -367,7 +373,8 @@ def _api_container(owner: Owner, spec: TaskPlatformSpec, name: str, args: list[s
 
 def schema_migration_job(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
     # Started beside the database: it waits for PostgreSQL rather than failing into the Job's backoff.
-    container = _api_container(owner, spec, "migrate", ["migrate", "--wait", "600"])
+    # As the owner role: its migrations create and alter the tables it owns (the API role may not).
+    container = _api_container(owner, spec, "migrate", ["migrate", "--wait", "600"], OWNER_ROLE)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -390,7 +397,7 @@ def schema_migration_job(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
 
 
 def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials | None = None) -> Manifest:
-    container = _api_container(owner, spec, API, ["serve", "--port", str(API_PORT)])
+    container = _api_container(owner, spec, API, ["serve", "--port", str(API_PORT)], API_ROLE)
     container["ports"] = [{"name": "http", "containerPort": API_PORT}]
     container["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     container["readinessProbe"] = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5}
@@ -600,7 +607,7 @@ def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: Tas
         "env": [
             {"name": "SOURCE_URI", "valueFrom": {"secretKeyRef": {"name": spec.source_secret_ref.name, "key": "uri"}}},
             {"name": "SOURCE_DB", "value": spec.source_database},
-            {"name": "TARGET_URL", "valueFrom": {"secretKeyRef": {"name": platform.secret, "key": DATABASE_URL_KEY}}},
+            _from_secret("TARGET_URL", platform.secret, MIGRATION_ROLE.url_key),
             {"name": "PROGRESS_INTERVAL", "value": "2"},
             # The outcome as JSON in the pod's status: the operator reads the final counts from there.
             {"name": "SUMMARY_FILE", "value": "/dev/termination-log"},

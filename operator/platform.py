@@ -26,13 +26,13 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
 from taskplatform.api.limits import JWT_SECRET_MIN
-from taskplatform.operator import backups, builders, conditions, jwtkeys, restore, status, storage
+from taskplatform.operator import backups, builders, conditions, dbroles, jwtkeys, restore, status, storage
 from taskplatform.operator.builders import Credentials, Names, Owner
 from taskplatform.operator.conditions import ConditionType, Event, Observation, newly_true, now_rfc3339
 from taskplatform.operator.jwtkeys import JwtKeys
@@ -60,9 +60,10 @@ def _sooner(a: float | None, b: float | None) -> float | None:
 
 
 def generate_credentials() -> Credentials:
-    # URL-safe, though a password a user puts in the Secret may hold anything: the URL percent-encodes it and
-    # the database pod reads it into a psql variable (builders.py).
-    return Credentials(db_password=secrets.token_urlsafe(24), jwt_secret=secrets.token_urlsafe(48))
+    # URL-safe, though a password a user puts in the Secret may hold anything: the URLs percent-encode it and
+    # the database pod reads it into a psql variable (dbroles.py).
+    roles = {role.key: secrets.token_urlsafe(24) for role in dbroles.ROLES}
+    return Credentials(secrets.token_urlsafe(24), secrets.token_urlsafe(48), role_passwords=roles)
 
 
 def _decoded(secret: Manifest | None, key: str) -> str | None:
@@ -72,7 +73,8 @@ def _decoded(secret: Manifest | None, key: str) -> str | None:
 
 _CREDENTIAL_KEYS = (
     builders.PASSWORD_KEY,
-    builders.DATABASE_URL_KEY,
+    *(role.password_key for role in dbroles.ROLES),
+    builders.LEGACY_DATABASE_URL_KEY,
     builders.JWT_SECRET_KEY,
     jwtkeys.SIGNING_KEY,
     jwtkeys.ADDITIONAL_KEY,
@@ -119,11 +121,12 @@ def ensure_credentials(
     now: datetime,
 ) -> Credentials:
     """The Secret's credentials, with the JWT keys the API pods should have now (jwtkeys.plan, from the
-    desired key, the Secret's state and whether `deployment` has rolled that state out). The password and
-    `jwt-secret` are generated only when missing; a `jwt-secret` removed by hand comes back as the key that
-    signs (not as a new key, which would start a rotation). Written back only when something changed, with the
-    Secret's resourceVersion as a precondition: an edit made meanwhile fails the write, and the retried pass
-    reads it."""
+    desired key, the Secret's state and whether `deployment` has rolled that state out). The passwords and
+    `jwt-secret` are generated only when missing (a Secret from an operator before the database roles gains one
+    password per role, its superuser's kept); the URLs follow the passwords; a `jwt-secret` removed by hand comes
+    back as the key that signs (not as a new key, which would start a rotation). Written back only when something
+    changed, with the Secret's resourceVersion as a precondition: an edit made meanwhile fails the write, and the
+    retried pass reads it. The superuser's URL such a Secret holds goes once the API pods no longer use it."""
     name = Names(owner.name).secret
     for _ in range(3):  # the Secret created, or deleted, by someone else between the read and the write
         existing = kube.get("Secret", owner.namespace, name)
@@ -132,16 +135,24 @@ def ensure_credentials(
         password = data.get(builders.PASSWORD_KEY)
         jwt_secret = data.get(builders.JWT_SECRET_KEY) or (current.signing if current else None)
         fresh = generate_credentials()
-        credentials = Credentials(password or fresh.db_password, jwt_secret or fresh.jwt_secret, current)
+        missing_roles = [role for role in dbroles.ROLES if role.password_key not in data]
+        role_passwords = {role.key: data.get(role.password_key) or fresh.password(role) for role in dbroles.ROLES}
+        credentials = Credentials(
+            password or fresh.db_password, jwt_secret or fresh.jwt_secret, current, role_passwords
+        )
 
         desired, problem = _desired_key(kube, owner, spec, credentials.jwt_secret, result)
         key_plan = None
         if desired is not None:
             rolled_out = current is None or status.rolled_out(deployment, credentials.api_digest)
             key_plan = jwtkeys.plan(desired, current, rolled_out, now, builders.max_token_ttl_s(spec))
-            credentials = Credentials(credentials.db_password, credentials.jwt_secret, key_plan.keys)
+            credentials = replace(credentials, jwt_keys=key_plan.keys)
 
-        manifest = builders.credentials_secret(owner, credentials)
+        # The superuser's URL of a Secret from before the roles: carried while an API pod may still start on it.
+        legacy_url = data.get(builders.LEGACY_DATABASE_URL_KEY)
+        if legacy_url is not None and status.rolled_out(deployment, credentials.api_digest):
+            legacy_url = None
+        manifest = builders.credentials_secret(owner, credentials, legacy_url)
         stored = (existing or {}).get("data") or {}
         if existing is None:
             if kube.create(manifest) is None:
@@ -150,9 +161,19 @@ def ensure_credentials(
         elif any(stored.get(key) != value for key, value in manifest["data"].items()):
             manifest["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
             kube.apply(manifest)
-            if password is None or builders.JWT_SECRET_KEY not in data:
+            if password is not None and len(missing_roles) == len(dbroles.ROLES):
+                # Made by an operator from before the database roles: the pods move to their roles now.
+                message = f"Secret {name}: a password and URL for each database role"
+                result.events.append(Event("Normal", "DatabaseRolesAdded", message))
+            elif password is None or builders.JWT_SECRET_KEY not in data or missing_roles:
                 # Someone removed a key: put back what is missing, keep what is there.
                 result.events.append(Event("Warning", "CredentialsRepaired", f"Secret {name} was missing keys"))
+        if builders.LEGACY_DATABASE_URL_KEY in data and legacy_url is None:
+            # No API pod uses it any more (the schema and migration Jobs never restart onto it). A merge patch: the
+            # key may be held by the field manager of the Secret's creation, which an apply leaves alone.
+            kube.merge_patch("Secret", owner.namespace, name, {"data": {builders.LEGACY_DATABASE_URL_KEY: None}})
+            message = f"Secret {name}: the superuser's {builders.LEGACY_DATABASE_URL_KEY} removed"
+            result.events.append(Event("Normal", "SuperuserUrlRemoved", message))
         if key_plan is not None:
             result.events.extend(key_plan.events)
             result.requeue_after_s = _sooner(result.requeue_after_s, key_plan.recheck_after_s)

@@ -4,6 +4,7 @@ Containers use the host network: the throwaway PostgreSQL, FerretDB and local co
 tests listen on loopback, and no bridge or port mapping is needed to reach them.
 """
 
+import base64
 import json
 import subprocess
 import time
@@ -11,6 +12,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -20,7 +22,10 @@ from mongoserver import ThrowawayMongo
 from pgcluster import free_port
 from pymongo import MongoClient
 
-from taskplatform.operator.builders import Owner, database_statefulset
+from taskplatform.operator import dbroles
+from taskplatform.operator.builders import Credentials, Owner, credentials_secret, database_statefulset
+from taskplatform.operator.dbroles import ROLES
+from taskplatform.operator.jwtkeys import JwtKeys
 from taskplatform.operator.models import TaskPlatformSpec
 
 API_IMAGE = "taskplatform-api:0.1.0"
@@ -188,22 +193,35 @@ def test_the_operator_image_reconciles_on_the_local_control_plane(
 
 
 def test_the_database_takes_a_changed_password_from_the_hook(containers: list[Container]) -> None:
-    """The postStart hook the operator puts on the database (builders.py), run in the postgres image."""
+    """The postStart hook the operator puts on the database (builders.py, dbroles.py), run in the postgres image
+    with the StatefulSet's environment: the superuser takes the Secret's password, every role exists with its own,
+    none is a superuser, and the outcome is in the container's log (the hook writes to PID 1's stderr)."""
     port = free_port()
     containers.append(Container(POSTGRES_IMAGE, "-p", str(port),
                                 env={"POSTGRES_USER": "taskplatform", "POSTGRES_DB": "taskplatform",
                                      "POSTGRES_PASSWORD": "first"}))  # fmt: skip
-    statefulset = database_statefulset(Owner("TaskPlatform", "x", "ns", "uid"), TaskPlatformSpec())
-    hook = statefulset["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["postStart"]["exec"]["command"]
-    env = {"PGPORT": str(port), "POSTGRES_USER": "taskplatform", "POSTGRES_DB": "taskplatform",
-           "POSTGRES_PASSWORD": "second"}  # fmt: skip
+    roles = {role.key: f"{role.key} p@ss'word" for role in ROLES}
+    credentials = Credentials("second", "j" * 48, JwtKeys("j" * 48), roles)
+    statefulset = database_statefulset(Owner("TaskPlatform", "x", "ns", "uid"), TaskPlatformSpec(), credentials)
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    hook = container["lifecycle"]["postStart"]["exec"]["command"]
+    secret = {k: base64.b64decode(v).decode() for k, v in credentials_secret(Owner("TaskPlatform", "x", "ns", "uid"),
+                                                                              credentials)["data"].items()}  # fmt: skip
+    env = {e["name"]: e.get("value") or secret[e["valueFrom"]["secretKeyRef"]["key"]] for e in container["env"]}
+    env["PGPORT"] = str(port)
     result = docker("exec", *[f"--env={k}={v}" for k, v in env.items()], containers[0].name, *hook, check=False)
     assert result.returncode == 0, result.stderr
-    engine = sa.create_engine(f"postgresql+psycopg2://taskplatform:second@127.0.0.1:{port}/taskplatform")
-    try:
-        with engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT current_user")).scalar() == "taskplatform"
-    finally:
-        engine.dispose()
+    assert dbroles.SYNC_DONE in containers[0].logs()
+    logins = {"taskplatform": "second", **{role.name: roles[role.key] for role in ROLES}}
+    for user, password in logins.items():
+        url = f"postgresql+psycopg2://{user}:{quote(password, safe='')}@127.0.0.1:{port}/taskplatform"
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                superuser = conn.execute(sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar()
+                assert superuser is (user == "taskplatform"), user
+        finally:
+            engine.dispose()
     with pytest.raises(sa.exc.OperationalError):
         sa.create_engine(f"postgresql+psycopg2://taskplatform:first@127.0.0.1:{port}/taskplatform").connect()
+    assert not [p for p in logins.values() if p in containers[0].logs()]

@@ -11,8 +11,10 @@ from pydantic import ValidationError
 
 from taskplatform.migration.read_order import ReadOrder
 from taskplatform.operator import jwtkeys
+from taskplatform.operator.backupjobs import Store, backup_job, restore_job
 from taskplatform.operator.builders import (
     CREDENTIALS_ANNOTATION,
+    PASSWORD_KEY,
     Credentials,
     Owner,
     api_deployment,
@@ -22,12 +24,14 @@ from taskplatform.operator.builders import (
     schema_job_name,
 )
 from taskplatform.operator.crdgen import all_crds
+from taskplatform.operator.dbroles import API_ROLE, BACKUP_ROLE, MIGRATION_ROLE, OWNER_ROLE, ROLES, DatabaseRole
 from taskplatform.operator.jwtkeys import JwtKeys, Retiring
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 OWNER = Owner(kind="TaskPlatform", name="demo", namespace="apps", uid="1234-5678")
-CREDS = Credentials(db_password="db-pass-123", jwt_secret="j" * 48)
+ROLE_PASSWORDS = {role.key: f"{role.key}-pass-456" for role in ROLES}
+CREDS = Credentials(db_password="db-pass-123", jwt_secret="j" * 48, role_passwords=ROLE_PASSWORDS)
 
 
 def build(spec: dict[str, Any] | None = None) -> dict[tuple[str, str], dict[str, Any]]:
@@ -100,10 +104,15 @@ def test_secret_holds_credentials_and_connection_uri() -> None:
     decoded = {k: base64.b64decode(v).decode() for k, v in data.items()}
     assert decoded["postgres-password"] == "db-pass-123"
     assert decoded["jwt-secret"] == "j" * 48
-    assert decoded["database-url"] == "postgresql://taskplatform:db-pass-123@demo-db.apps.svc:5432/taskplatform"
-    awkward = Credentials(db_password="a'b@c:d/e%f g\"", jwt_secret="j" * 48)
-    url = base64.b64decode(desired_state(OWNER, TaskPlatformSpec(), awkward)[0]["data"]["database-url"]).decode()
-    assert url == "postgresql://taskplatform:a%27b%40c%3Ad%2Fe%25f%20g%22@demo-db.apps.svc:5432/taskplatform"
+    assert decoded["api-password"] == "api-pass-456"
+    assert (
+        decoded["api-database-url"] == "postgresql://taskplatform_api:api-pass-456@demo-db.apps.svc:5432/taskplatform"
+    )
+    assert {k for k in decoded if k.endswith("-database-url")} == {f"{role.key}-database-url" for role in ROLES}
+    assert "db-pass-123" not in "".join(v for k, v in decoded.items() if k != "postgres-password")  # no superuser URL
+    awkward = Credentials("x", "j" * 48, role_passwords={**ROLE_PASSWORDS, "owner": "a'b@c:d/e%f g\""})
+    url = base64.b64decode(desired_state(OWNER, TaskPlatformSpec(), awkward)[0]["data"]["owner-database-url"]).decode()
+    assert url == "postgresql://taskplatform_owner:a%27b%40c%3Ad%2Fe%25f%20g%22@demo-db.apps.svc:5432/taskplatform"
 
 
 def test_no_secret_value_appears_outside_the_secret() -> None:
@@ -139,7 +148,7 @@ def test_api_deployment_probes_env_and_security() -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     env = {e["name"]: e for e in container["env"]}
-    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "demo-credentials", "key": "database-url"}
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "demo-credentials", "key": "api-database-url"}
     assert env["LOG_LEVEL"]["value"] == "DEBUG"
     assert env["ENVIRONMENT"]["value"] == "prod"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -166,7 +175,7 @@ def test_api_pods_take_the_jwt_keys_in_effect_from_the_credentials_secret(auth: 
     """Even with a referenced Secret: the operator copies its key into the credentials Secret phase by phase
     (jwtkeys.py), so the pods never switch keys all at once, and the Deployment holds no key."""
     keys = JwtKeys("s" * 48, pending="n" * 48, retiring=(Retiring("o" * 48, datetime(2026, 1, 1, tzinfo=UTC)),))
-    credentials = Credentials(CREDS.db_password, CREDS.jwt_secret, keys)
+    credentials = Credentials(CREDS.db_password, CREDS.jwt_secret, keys, ROLE_PASSWORDS)
     manifests = desired_state(OWNER, TaskPlatformSpec.model_validate({"auth": auth}), credentials)
     deployment = next(m for m in manifests if m["kind"] == "Deployment")
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -207,13 +216,14 @@ def test_each_rotation_phase_and_a_changed_referenced_key_roll_the_api_pods_not_
         phases.append(jwtkeys.plan(new, phases[-1], rolled_out, now, 3600).keys)
     phases.append(jwtkeys.plan(new, phases[-1], True, now + timedelta(hours=1), 3600).keys)
     assert [k.phase for k in phases] == ["Steady", "Distributing", "Switching", "Retiring", "Steady"]
-    digests = [_api_digest(Credentials(CREDS.db_password, CREDS.jwt_secret, keys)) for keys in phases]
+    digests = [_api_digest(Credentials(CREDS.db_password, CREDS.jwt_secret, keys, ROLE_PASSWORDS)) for keys in phases]
     # Each phase that changes what the pods hold is one rollout; starting the previous key's clock is not.
     assert digests[2] == digests[3]
     assert len({digests[0], digests[1], digests[2], digests[4]}) == 4
     database = set()
     for keys in phases:
-        sts = database_statefulset(OWNER, TaskPlatformSpec(), Credentials(CREDS.db_password, CREDS.jwt_secret, keys))
+        credentials = Credentials(CREDS.db_password, CREDS.jwt_secret, keys, ROLE_PASSWORDS)
+        sts = database_statefulset(OWNER, TaskPlatformSpec(), credentials)
         database.add(sts["spec"]["template"]["metadata"]["annotations"][CREDENTIALS_ANNOTATION])
     assert len(database) == 1  # the database does not use the JWT keys
 
@@ -291,7 +301,10 @@ def test_data_migration_job_runs_the_cli_against_the_platform_database() -> None
     assert default["args"][4:6] == ["--read-order", ReadOrder.NATURAL]
     env = {e["name"]: e for e in container["env"]}
     assert env["SOURCE_URI"]["valueFrom"]["secretKeyRef"] == {"name": "mongo", "key": "uri"}
-    assert env["TARGET_URL"]["valueFrom"]["secretKeyRef"] == {"name": "demo-credentials", "key": "database-url"}
+    assert env["TARGET_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "demo-credentials",
+        "key": "migration-database-url",
+    }
     assert job["metadata"]["ownerReferences"][0]["kind"] == "DataMigration"
     dry = data_migration_job(owner, spec.model_copy(update={"dry_run": True}), TaskPlatformSpec())
     assert "--dry-run" in dry["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -312,14 +325,83 @@ def test_the_examples_parse_as_typed_specs() -> None:
     assert migration.source_secret_ref.name == "legacy-mongo"
 
 
-def test_changed_credentials_roll_the_pods_that_use_them() -> None:
-    rotated = Credentials(db_password="another", jwt_secret=CREDS.jwt_secret)
-    spec = TaskPlatformSpec()
-    for build_one in (api_deployment, database_statefulset):
-        before = build_one(OWNER, spec, CREDS)["spec"]["template"]["metadata"]["annotations"]
-        after = build_one(OWNER, spec, rotated)["spec"]["template"]["metadata"]["annotations"]
-        assert before[CREDENTIALS_ANNOTATION] != after[CREDENTIALS_ANNOTATION]
-        assert CREDS.db_password not in str(before) + str(after)
+def _digests(credentials: Credentials) -> tuple[str, str]:
+    database, api = (
+        build_one(OWNER, TaskPlatformSpec(), credentials)["spec"]["template"]["metadata"]["annotations"]
+        for build_one in (database_statefulset, api_deployment)
+    )
+    return database[CREDENTIALS_ANNOTATION], api[CREDENTIALS_ANNOTATION]
+
+
+@pytest.mark.parametrize("changed", ["superuser", *(role.key for role in ROLES)])
+def test_a_changed_password_rolls_exactly_the_pods_that_use_it(changed: str) -> None:
+    """The database pod holds every password (its hook sets them); the API pods only the API role's. The Jobs
+    read theirs when they start (create-once: a completed Job does not run again)."""
+    if changed == "superuser":
+        rotated = Credentials("another", CREDS.jwt_secret, role_passwords=ROLE_PASSWORDS)
+    else:
+        rotated = Credentials(CREDS.db_password, CREDS.jwt_secret, role_passwords={**ROLE_PASSWORDS, changed: "x"})
+    (database, api), (database_after, api_after) = _digests(CREDS), _digests(rotated)
+    assert database != database_after
+    assert (api != api_after) is (changed == API_ROLE.key)
+    # Editing the generated Secret's `jwt-secret` rolls the API (in phases, jwtkeys.py), not the database.
+    assert _digests(Credentials(CREDS.db_password, "k" * 48, role_passwords=ROLE_PASSWORDS))[0] == database
+
+
+def _credential_refs(container: dict[str, Any]) -> set[str]:
+    """The keys of the credentials Secret a container's environment reads."""
+    return {
+        e["valueFrom"]["secretKeyRef"]["key"]
+        for e in container.get("env", [])
+        if "valueFrom" in e and e["valueFrom"]["secretKeyRef"]["name"] == "demo-credentials"
+    }
+
+
+def _role_keys(role: DatabaseRole) -> set[str]:
+    return {role.password_key, role.url_key}
+
+
+def test_each_pod_reads_only_its_own_roles_keys_and_only_the_database_has_the_superusers() -> None:
+    children = build()
+    store = Store(volume_claim="demo-backups")
+    backup = backup_job(Owner("TaskPlatformBackup", "b", "apps", "3"), "demo", TaskPlatformSpec(), "k", store, [])
+    migration = data_migration_job(
+        Owner("DataMigration", "import", "apps", "9"),
+        DataMigrationSpec.model_validate({"target": "demo", "sourceSecretRef": {"name": "m"}}),
+        TaskPlatformSpec(),
+    )
+    schema = next(m for (kind, _), m in children.items() if kind == "Job")
+    workloads = {
+        "database": children[("StatefulSet", "demo-db")],
+        "api": children[("Deployment", "demo-api")],
+        "schema": schema,
+        "migration": migration,
+        "backup": backup,
+        "restore": restore_job(OWNER, TaskPlatformSpec(), "k", store, None),
+    }
+    refs = {
+        name: {(c["name"], key) for c in w["spec"]["template"]["spec"]["containers"] for key in _credential_refs(c)}
+        for name, w in workloads.items()
+    }
+    jwt = {"jwt-signing", "jwt-additional"}
+    assert {key for _, key in refs["database"]} == {PASSWORD_KEY, *(role.password_key for role in ROLES)}
+    assert {key for _, key in refs["api"]} == {API_ROLE.url_key, *jwt}
+    # The schema Job shares the API container's environment (the CLI's settings want a JWT key), not its role.
+    assert {key for _, key in refs["schema"]} == {OWNER_ROLE.url_key, *jwt}
+    assert refs["migration"] == {("migrate", MIGRATION_ROLE.url_key)}
+    assert refs["backup"] == {("pg-dump", BACKUP_ROLE.password_key)}
+    assert refs["restore"] == {("pg-restore", OWNER_ROLE.password_key)}
+    for name, role in (("backup", BACKUP_ROLE), ("restore", OWNER_ROLE)):
+        containers = workloads[name]["spec"]["template"]["spec"]["containers"]
+        users = {e["value"] for c in containers for e in c["env"] if e["name"] == "PGUSER"}
+        assert users == {role.name}, name
+    for name, workload in workloads.items():
+        if name != "database":
+            assert not any(key == PASSWORD_KEY for _, key in refs[name]), name
+        roles = [role for role in ROLES if {key for _, key in refs[name]} & _role_keys(role)]
+        assert len(roles) == (len(ROLES) if name == "database" else 1), (name, roles)
+        for password in (CREDS.db_password, *ROLE_PASSWORDS.values()):
+            assert password not in json.dumps(workload), name  # only secretKeyRefs, in env and args alike
 
 
 def test_the_database_resets_its_password_from_the_secret_on_start() -> None:
@@ -328,8 +410,12 @@ def test_the_database_resets_its_password_from_the_secret_on_start() -> None:
     assert "ALTER ROLE" in hook
     # From the Secret through the environment into a psql variable, never pasted into SQL or an argument (the
     # hook run against a real server: tests/integration/test_database_roles.py).
-    assert "\\getenv password POSTGRES_PASSWORD" in hook and "PASSWORD :'password'" in hook
-    assert "$POSTGRES_PASSWORD" not in hook and CREDS.db_password not in hook
+    for variable, env in [("superuser_password", "POSTGRES_PASSWORD")] + [
+        (f"{role.key}_password", role.password_env) for role in ROLES
+    ]:
+        assert f"\\getenv {variable} {env}" in hook and f"PASSWORD :'{variable}'" in hook
+        assert f"${env}" not in hook
+    assert not [p for p in (CREDS.db_password, *ROLE_PASSWORDS.values()) if p in hook]
 
 
 def test_pod_annotations_reach_the_api_and_schema_pods() -> None:

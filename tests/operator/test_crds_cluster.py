@@ -17,7 +17,10 @@ from taskplatform.operator.builders import (
     desired_state,
     platform_child_names,
 )
+from taskplatform.operator.dbroles import ROLES
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+
+ROLE_PASSWORDS = {role.key: "r" * 24 for role in ROLES}
 
 _S3 = {"endpoint": "s3.example.com", "bucket": "tp-backups", "credentialsSecretRef": {"name": "keys"}}
 
@@ -149,7 +152,9 @@ def test_builders_manifests_pass_server_side_validation(cluster: LocalCluster) -
     proxies = ["10.0.0.7", "10.0.0.1/8", "fd00::/64", "2001:db8::1"]  # what the model accepts, the server does
     assert cluster.apply(_platform("proxied", {"api": {"trustedProxies": proxies}}), "--dry-run=server").returncode == 0
     for spec in ({}, {"api": {"autoscaling": {"minReplicas": 2}}, "auth": {"secretRef": {"name": "jwt"}}}):
-        manifests = desired_state(owner, TaskPlatformSpec.model_validate(spec), Credentials("p" * 24, "j" * 48))
+        manifests = desired_state(
+            owner, TaskPlatformSpec.model_validate(spec), Credentials("p" * 24, "j" * 48, None, ROLE_PASSWORDS)
+        )
         result = cluster.apply(manifests, "--dry-run=server")
         assert result.returncode == 0, result.stderr
     dm_owner = Owner(kind="DataMigration", name="import-1", namespace="default", uid="00000000-0000-0000-0000-2")

@@ -1,15 +1,16 @@
 """JWT key rotation: each phase decided from (desired key, the credentials Secret's state, whether the API
 Deployment has rolled that state out, the clock), without a cluster; and the pass that stores the decision."""
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from secretskube import SecretsKube, decoded, secret
 
 from taskplatform.operator import jwtkeys
 from taskplatform.operator.builders import Credentials, Owner, credentials_secret
+from taskplatform.operator.dbroles import ROLES
 from taskplatform.operator.jwtkeys import ADDITIONAL_KEY, ROTATION_KEY, SIGNING_KEY, JwtKeys, Phase, Retiring, plan
 from taskplatform.operator.models import TaskPlatformSpec
 from taskplatform.operator.platform import Result, ensure_credentials
@@ -130,7 +131,7 @@ def test_bookkeeping_names_keys_by_fingerprint_and_survives_hand_edits() -> None
 
 def test_no_key_shows_in_reprs_events_or_conditions() -> None:
     keys = JwtKeys(OLD)
-    texts = [repr(keys), repr(Credentials("p" * 24, NEW, keys))]
+    texts = [repr(keys), repr(Credentials("p" * 24, NEW, keys, {"api": "a" * 24}))]
     for desired, rolled in ((NEW, True), (NEW, True), (NEW, True), (NEW, True)):
         decided = plan(desired, keys, rolled, T0, TTL)
         keys = decided.keys
@@ -192,41 +193,6 @@ def test_a_state_is_rolled_out_once_every_pod_runs_it(obj: dict[str, Any] | None
 OWNER = Owner("TaskPlatform", "demo", "apps", "u-1")
 
 
-class SecretsKube:
-    """The API server's Secrets, as far as ensure_credentials uses them."""
-
-    def __init__(self, *secrets: dict[str, Any]) -> None:
-        self.secrets = {s["metadata"]["name"]: s for s in secrets}
-        self.applied: list[dict[str, Any]] = []
-
-    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        assert kind == "Secret"
-        return self.secrets.get(name)
-
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        self.secrets[manifest["metadata"]["name"]] = {**manifest, "metadata": {**manifest["metadata"],
-                                                                                "resourceVersion": "1"}}  # fmt: skip
-        return manifest
-
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        self.applied.append(manifest)
-        name = manifest["metadata"]["name"]
-        version = str(int(self.secrets[name]["metadata"]["resourceVersion"]) + 1)
-        self.secrets[name] = {**manifest, "metadata": {**manifest["metadata"], "resourceVersion": version}}
-        return manifest
-
-
-def secret(name: str, version: str = "5", **data: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "namespace": "apps", "resourceVersion": version},
-        "data": {k.replace("_", "-"): base64.b64encode(v.encode()).decode() for k, v in data.items()},
-    }
-
-
-def decoded(kube: SecretsKube, name: str = "demo-credentials") -> dict[str, str]:
-    return {k: base64.b64decode(v).decode() for k, v in kube.secrets[name]["data"].items()}
-
-
 def run(kube: SecretsKube, spec: dict[str, Any], deploy: dict[str, Any] | None) -> Result:
     result, observed = Result(), PlatformObservation()
     ensure_credentials(kube, OWNER, TaskPlatformSpec.model_validate(spec), deploy, observed, result, T0)  # type: ignore[arg-type]
@@ -250,7 +216,8 @@ def test_a_referenced_secret_drives_the_rotation_through_the_credentials_secret(
     assert decoded(kube)["jwt-signing"] == OLD and result.jwt_source == ("company-jwt", jwtkeys.fingerprint(OLD))
 
     kube.secrets["company-jwt"] = secret("company-jwt", jwt_secret=NEW)
-    in_effect = Credentials("p" * 24, "g" * 64, JwtKeys(OLD)).api_digest
+    api = {"api": decoded(kube)["api-password"]}  # what the API pods read besides the keys
+    in_effect = Credentials("p" * 24, "g" * 64, JwtKeys(OLD), api).api_digest
     result = run(kube, spec, deployment(digest=in_effect))
     assert (decoded(kube)["jwt-signing"], json.loads(decoded(kube)["jwt-additional"])) == (OLD, [NEW])
     assert [e.reason for e in result.events] == ["JWTKeyRotating"]
@@ -258,7 +225,7 @@ def test_a_referenced_secret_drives_the_rotation_through_the_credentials_secret(
     run(kube, spec, deployment(digest=in_effect))  # the Deployment has not rolled phase 1 out yet
     assert len(kube.applied) == writes  # nothing to write
 
-    phase_one = Credentials("p" * 24, "g" * 64, JwtKeys(OLD, pending=NEW)).api_digest
+    phase_one = Credentials("p" * 24, "g" * 64, JwtKeys(OLD, pending=NEW), api).api_digest
     run(kube, spec, deployment(digest=phase_one))
     assert (decoded(kube)["jwt-signing"], json.loads(decoded(kube)["jwt-additional"])) == (NEW, [OLD])
 
@@ -278,7 +245,7 @@ def test_an_unusable_desired_key_leaves_the_key_in_effect_signing_and_degrades()
 
 def test_a_removed_jwt_secret_comes_back_as_the_signing_key_not_as_a_new_one() -> None:
     keys = JwtKeys(OLD)
-    manifest = credentials_secret(OWNER, Credentials("p" * 24, OLD, keys))
+    manifest = credentials_secret(OWNER, Credentials("p" * 24, OLD, keys, {role.key: "r" * 24 for role in ROLES}))
     del manifest["data"]["jwt-secret"]
     manifest["metadata"]["resourceVersion"] = "9"
     kube = SecretsKube(manifest)

@@ -9,14 +9,21 @@ import json
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import kubernetes
+import previousoperator
 import pytest
+import sqlalchemy as sa
 from kubecluster import LocalCluster, OperatorProcess, wait_for
 
 from taskplatform.operator.builders import CREDENTIALS_ANNOTATION as DIGEST
 from taskplatform.operator.builders import Credentials
+from taskplatform.operator.dbroles import API_ROLE, ROLES
 from taskplatform.operator.jwtkeys import JwtKeys, Retiring
+from taskplatform.operator.kube import Kube
+from taskplatform.operator.status import rolled_out
 
 _names = itertools.count()
 
@@ -82,7 +89,9 @@ def wait_ready(cluster: LocalCluster, ns: str, name: str) -> dict[str, Any]:
     return tp
 
 
-CREDENTIAL_KEYS = {"postgres-password", "database-url", "jwt-secret", "jwt-signing", "jwt-additional", "jwt-rotation"}
+ROLE_KEYS = {key for role in ROLES for key in (role.password_key, role.url_key)}
+JWT_KEYS = {"jwt-signing", "jwt-additional", "jwt-rotation"}  # the keys in effect (jwtkeys.py)
+CREDENTIAL_KEYS = {"postgres-password", *ROLE_KEYS, "jwt-secret", *JWT_KEYS}
 
 
 def secret_data(cluster: LocalCluster, ns: str, name: str) -> dict[str, str]:
@@ -268,6 +277,78 @@ def test_a_deleted_secret_is_regenerated_and_the_pods_using_it_roll(cluster: Loc
     wait_ready(cluster, ns, "lost")
 
 
+def template_digests(cluster: LocalCluster, ns: str, name: str) -> tuple[str, str]:
+    """The credentials digests of the database's and the API's pod templates."""
+    sts, deployment = get(cluster, ns, "statefulset", f"{name}-db"), get(cluster, ns, "deployment", f"{name}-api")
+    pick = [(obj or {})["spec"]["template"]["metadata"]["annotations"][DIGEST] for obj in (sts, deployment)]
+    return pick[0], pick[1]
+
+
+def test_editing_a_roles_password_rolls_the_pods_that_use_it_and_its_url_follows(
+    cluster: LocalCluster, ns: str
+) -> None:
+    """The rotation path of every database role: edit its password in the Secret (any characters)."""
+    apply(cluster, platform(ns, "edit", {"api": {"replicas": 1}}))
+    wait_ready(cluster, ns, "edit")
+    database, api = template_digests(cluster, ns, "edit")
+    awkward = "new p@ss:w/rd's 100%"
+    patch = json.dumps({"stringData": {"api-password": awkward}})
+    cluster.kubectl("patch", "secret", "edit-credentials", "-n", ns, "--type=merge", "-p", patch)
+    wait_for(lambda: all(a != b for a, b in zip(template_digests(cluster, ns, "edit"), (database, api), strict=True)),
+             "the database and the API to roll")  # fmt: skip
+    url = secret_data(cluster, ns, "edit-credentials")["api-database-url"]
+    assert sa.engine.make_url(url).password == awkward and sa.engine.make_url(url).username == API_ROLE.name
+
+    database, api = template_digests(cluster, ns, "edit")
+    patch = json.dumps({"stringData": {"backup-password": "another"}})
+    cluster.kubectl("patch", "secret", "edit-credentials", "-n", ns, "--type=merge", "-p", patch)
+    wait_for(lambda: template_digests(cluster, ns, "edit")[0] != database, "the database to roll")
+    assert template_digests(cluster, ns, "edit")[1] == api  # the API does not hold the backup role's password
+    wait_ready(cluster, ns, "edit")
+
+
+def test_a_platform_the_previous_operator_made_moves_to_the_database_roles(
+    cluster: LocalCluster, operator: OperatorProcess, ns: str, tmp_path: Path
+) -> None:
+    """Its objects as that operator wrote them (tests/previousoperator.py: its builders from git), running; then
+    this operator takes over. (On kwok nothing really connects: tests/integration/test_database_roles.py runs the
+    database side, tests/e2e/test_upgrade.py both on a real node.)"""
+    operator.kill()
+    try:
+        apply(cluster, platform(ns, "old", {"api": {"replicas": 2}}))
+        uid = (get(cluster, ns, "tp", "old") or {})["metadata"]["uid"]
+        kube = Kube(kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig)))
+        previous = previousoperator.platform_objects(tmp_path, "old", ns, uid, {"api": {"replicas": 2}})
+        previousoperator.apply_as_it_did(kube, previous)
+        old_deployment = next(m for m in previous if m["kind"] == "Deployment")
+        old_digest = old_deployment["spec"]["template"]["metadata"]["annotations"][DIGEST]
+        wait_for(lambda: rolled_out(get(cluster, ns, "deployment", "old-api"), old_digest), "the old API running")
+        before = secret_data(cluster, ns, "old-credentials")
+        assert set(before) == {"postgres-password", "database-url", "jwt-secret", *JWT_KEYS}
+        jobs = {j["metadata"]["name"] for j in (get(cluster, ns, "jobs") or {})["items"]}
+    finally:
+        operator.start()
+
+    tp = wait_ready(cluster, ns, "old")
+    data = wait_for(lambda: (d := secret_data(cluster, ns, "old-credentials")) and "database-url" not in d and d,
+                    "the superuser's URL removed once the API runs on its role")  # fmt: skip
+    assert set(data) == CREDENTIAL_KEYS
+    assert data["postgres-password"] == before["postgres-password"]  # the database's superuser is the same
+    assert (data["jwt-signing"], data["jwt-secret"]) == (before["jwt-signing"], before["jwt-secret"])  # no rotation
+    env = {e["name"]: e for e in (get(cluster, ns, "deployment", "old-api") or {})["spec"]["template"]["spec"]
+           ["containers"][0]["env"]}  # fmt: skip
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == API_ROLE.url_key
+    statefulset = get(cluster, ns, "statefulset", "old-db") or {}
+    db_env = {e["name"] for e in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert {role.password_env for role in ROLES} <= db_env
+    # The same API image: its schema Job ran under the previous operator and does not run again.
+    assert {j["metadata"]["name"] for j in (get(cluster, ns, "jobs") or {})["items"]} == jobs
+    reasons = {e["reason"] for e in (get(cluster, ns, "events", "--field-selector", "involvedObject.name=old")
+                                     or {})["items"]}  # fmt: skip
+    assert {"DatabaseRolesAdded", "SuperuserUrlRemoved"} <= reasons
+    assert condition(tp, "Degraded")["status"] == "False"
+
+
 def test_autoscaling_leaves_replicas_to_the_autoscaler(cluster: LocalCluster, ns: str) -> None:
     scaling = {"autoscaling": {"minReplicas": 2, "maxReplicas": 6, "targetCpuUtilizationPercentage": 60}}
     apply(cluster, platform(ns, "auto", {"api": scaling}))
@@ -338,7 +419,8 @@ def test_a_restarted_operator_converges(cluster: LocalCluster, operator: Operato
     wait_ready(cluster, ns, "during")
     data = secret_data(cluster, ns, "during-credentials")
     assert data["postgres-password"] == "made-before-the-crash"  # kept, not regenerated
-    assert "made-before-the-crash@during-db." in data["database-url"]  # the missing key filled in
+    assert set(data) == CREDENTIAL_KEYS  # the missing keys filled in
+    assert f"{data['api-password']}@during-db." in data["api-database-url"]
     # A Secret as the operator wrote them before JWT key rotation: its key goes on signing, nothing else.
     assert (data["jwt-signing"], json.loads(data["jwt-additional"])) == ("j" * 40, [])
     wait_for(lambda: (get(cluster, ns, "deployment", "before-api") or {})["spec"]["replicas"] == 3, "3 replicas")
@@ -439,7 +521,8 @@ def test_a_rotated_key_goes_through_its_phases_without_dropping_the_old_one(clus
     # Each phase was one rollout, in order: old key alone, new key accepted, new key signing.
     def digest(signing: str, *additional: str) -> str:
         keys = JwtKeys(signing, retiring=tuple(Retiring(k) for k in additional))
-        return Credentials(secret_data(cluster, ns, "rot-credentials")["postgres-password"], new, keys).api_digest
+        api = {API_ROLE.key: secret_data(cluster, ns, "rot-credentials")[API_ROLE.password_key]}
+        return Credentials(secret_data(cluster, ns, "rot-credentials")["postgres-password"], new, keys, api).api_digest
 
     phases = [digest(old), digest(old, new), digest(new, old)]
     assert [d for d in rollout_digests(cluster, ns, "rot") if d in phases] == phases
@@ -471,7 +554,10 @@ def test_a_data_migration_succeeds_and_reports_its_counts(cluster: LocalCluster,
     assert job is not None
     assert job["metadata"]["ownerReferences"][0]["uid"] == dm["metadata"]["uid"]
     env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["TARGET_URL"]["valueFrom"]["secretKeyRef"] == {"name": "target-credentials", "key": "database-url"}
+    assert env["TARGET_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "target-credentials",
+        "key": "migration-database-url",
+    }
 
 
 def test_a_failed_data_migration_reports_why(cluster: LocalCluster, ns: str) -> None:
