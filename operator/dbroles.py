@@ -130,8 +130,9 @@ def sync_sql() -> str:
         "FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member "
         f"JOIN pg_roles g ON g.oid = a.grantor WHERE m.rolname = ANY ({_names(roles)}) AND NOT ({wanted}) \\gexec",
         *(f"GRANT {granted} TO {member};" for member, granted in MEMBERSHIPS),
-        "-- The database: nobody but these roles (and the superuser) may connect.",
-        "SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC, " + grantees + "', current_database()) \\gexec",
+        "-- The database: nobody but these roles (and the superuser) may connect; to the others (`postgres`) none.",
+        "SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC, " + grantees + "', datname) FROM pg_database "
+        "WHERE datallowconn AND NOT datistemplate \\gexec",
         *(
             f"SELECT format('GRANT {privileges} ON DATABASE %I TO {name}', current_database()) \\gexec"
             for name, privileges in DATABASE_PRIVILEGES.items()

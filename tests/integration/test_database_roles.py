@@ -209,6 +209,8 @@ def assert_least_privilege(urls: dict[str, str]) -> None:
         ), (key, c_function)
         assert "permission denied" in refused(url, "SELECT pg_read_file('/etc/passwd')"), key
         assert "must be superuser" in refused(url, "ALTER ROLE current_user SUPERUSER"), key
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            connect(sa.engine.make_url(url).set(database="postgres").render_as_string(False))  # nor other databases
 
 
 def api_flow(url: str) -> list[str]:
