@@ -16,7 +16,7 @@ from typing import Any
 from kubecluster import ROOT, LocalCluster, wait_for
 from throwaway import built_binary
 
-from taskplatform.operator.builders import selector_string
+from taskplatform.operator.builders import COMPONENT_LABEL, INSTANCE_LABEL, selector_string
 from taskplatform.operator.models import ConditionType
 
 CHART = ROOT / "charts" / "taskplatform"
@@ -29,6 +29,7 @@ API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE = (
     "taskplatform-postgres:15",
 )
 CLIENT_POD = "e2e-client"
+DBPROBE = ROOT / "tests" / "e2e" / "dbprobe.py"
 
 
 def _run(*command: str, **kwargs: Any) -> str:
@@ -205,6 +206,48 @@ class E2E:
         """HTTP requests made from the client pod (incluster.py's `requests` plan); their answers."""
         return list(self.in_cluster({"requests": list(requests)}))
 
+    def probe_pod(self, pod: str, container: str, source: str) -> dict[str, Any]:
+        """tests/e2e/dbprobe.py run in a running pod's container, through its own connection settings (`source`:
+        the variable holding its database URL)."""
+        result = self.kubectl("exec", "-i", pod, "-c", container, "--", "python", "-", source,
+                              stdin=DBPROBE.read_text())  # fmt: skip
+        return dict(json.loads(result.stdout.splitlines()[-1]))
+
+    def probe_job(self, job: str, container: str, source: str, instance: str, component: str) -> dict[str, Any]:
+        """tests/e2e/dbprobe.py in a pod given the environment of a Job's container as the Job has it (its
+        secretKeyRefs: the connection settings of its pods, which have finished) and the labels the database's
+        NetworkPolicy admits; the API image (Python, psycopg2). `source`: the variable holding its URL, or `-` for
+        libpq's PG* variables. No managed-by label: the operator does not take it for one of its pods."""
+        spec = self.get("job", job)["spec"]["template"]["spec"]
+        (found,) = [c for c in spec["containers"] if c["name"] == container]
+        name = f"probe-{job}"[:63].rstrip("-")
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {INSTANCE_LABEL: instance, COMPONENT_LABEL: component}},
+            "spec": {
+                "restartPolicy": "Never",
+                "enableServiceLinks": False,
+                "securityContext": spec["securityContext"],
+                "containers": [{
+                    "name": "probe", "image": API_IMAGE, "imagePullPolicy": "IfNotPresent",
+                    "command": ["python", "-c", DBPROBE.read_text(), source], "env": found["env"],
+                    "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                        "runAsUser": 10001, "runAsGroup": 10001},
+                }],
+            },
+        }  # fmt: skip
+        self.apply(pod)
+        try:
+            done = wait_for(lambda: (p := self.get("pod", name))["status"].get("phase") in ("Succeeded", "Failed")
+                            and p, f"pod {name} finished", 120)  # fmt: skip
+            log = self.kubectl("logs", name).stdout
+            assert done["status"]["phase"] == "Succeeded", log
+            return dict(json.loads(log.splitlines()[-1]))
+        finally:
+            self.kubectl("delete", "pod", name, "--wait=false", check=False)
+
     def wait_platform_ready(self, name: str, timeout_s: float = 240) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             found = self.get("taskplatform", name)
@@ -284,6 +327,22 @@ def diagnose(cluster: LocalCluster, namespace: str | None = None) -> str:
                      or line.startswith(("E", "W"))]  # fmt: skip
             parts.append((f"local node: {name} log (last 30 lines)", "\n".join(lines[-30:])))
     return "\n".join(f"===== {title} =====\n{text}" for title, text in parts)
+
+
+UNTRUSTED = ("copy_to_program", "c_function", "plpython_function", "read_server_file")
+
+
+def assert_confined(probe: dict[str, Any], role: str, *, owns_schema: bool) -> None:
+    """The probe's answer (dbprobe.py): connected as `role`, not a superuser, refused every way out of the
+    database (a program, a C or plpython function, a server file); DDL only for the schema's owner (and its
+    member, the migration role)."""
+    assert (probe["user"], probe["superuser"]) == (role, False), probe
+    checks = probe["checks"]
+    for name in UNTRUSTED:
+        assert checks[name]["refused"], (name, checks[name])
+    assert "pg_execute_server_program" in checks["copy_to_program"]["message"], checks["copy_to_program"]
+    for name in ("drop_table", "create_table"):
+        assert checks[name]["refused"] is not owns_schema, (name, checks[name])
 
 
 def wait_ready_pods(

@@ -35,7 +35,7 @@ def builders(folder: Path) -> ModuleType:
 
 
 def platform_objects(folder: Path, name: str, namespace: str, uid: str, spec: dict[str, Any] | None = None,
-                     password: str = "the previous operator's password") -> list[dict[str, Any]]:  # fmt: skip
+                     password: str = "previous-operator-password-0123") -> list[dict[str, Any]]:  # fmt: skip
     """Everything that operator applied for a TaskPlatform (`uid`: the TaskPlatform's), its Secret as that operator
     wrote it (the superuser's password and URL, the JWT keys)."""
     from taskplatform.operator.jwtkeys import JwtKeys

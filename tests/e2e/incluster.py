@@ -5,7 +5,8 @@ only, apart from pymongo for seeding the legacy MongoDB and minio for the S3 sto
 
 Plans:
   {"requests": [{"method", "url", "json"? or "form"?, "headers"?}, ...]}  -> [{"status", "body", "error"?}, ...]
-  {"loop": {"url", "stop_file", "max_requests", "max_seconds"}}      -> {"ok", "failed", "errors"}
+  {"loop": {"url", "stop_file", "max_requests", "max_seconds", "headers"?}}
+      -> {"ok", "failed", "errors", "stopped", "failures_s": [first, last] seconds after the start, or null}
   {"mongo": {"uri", "database", "collections": {name: extended-JSON documents}}} -> {"inserted": {...}}
   {"s3": {"endpoint", "access_key", "secret_key", "bucket", "make_bucket"?, "corrupt"?: [source, target]}}
       -> {"objects": {key: size}} or {"error"} if unreachable   (corrupt: copies source to target with one byte flipped)
@@ -47,23 +48,34 @@ def request(
     return {"status": status, "body": parsed}
 
 
-def loop(url: str, stop_file: str, max_requests: int, max_seconds: float) -> dict[str, object]:
+def loop(
+    url: str, stop_file: str, max_requests: int, max_seconds: float, headers: dict[str, str] | None = None
+) -> dict[str, object]:
     """GET `url` on a new connection each time until `stop_file` exists; bounded in count and time."""
-    ok, failed, errors = 0, 0, []
-    deadline = time.monotonic() + max_seconds
+    ok, failed, errors, failures_s = 0, 0, [], None
+    started = time.monotonic()
+    deadline = started + max_seconds
     for n in range(max_requests):
         if os.path.exists(stop_file) or time.monotonic() > deadline:
             break
-        answer = request("GET", url)
+        answer = request("GET", url, headers=headers)
         if answer["status"] == 200:
             ok += 1
         else:  # refused, reset, timed out, or an HTTP error: a failed request for the user
             failed += 1
             errors = [*errors[-9:], str(answer.get("error") or f"HTTP {answer['status']}")]
+            at = round(time.monotonic() - started, 2)
+            failures_s = [failures_s[0] if failures_s else at, at]
         if n % 50 == 0:
             print(f"# {ok} {failed}", flush=True)
         time.sleep(0.01)
-    return {"ok": ok, "failed": failed, "errors": errors, "stopped": os.path.exists(stop_file)}
+    return {
+        "ok": ok,
+        "failed": failed,
+        "errors": errors,
+        "stopped": os.path.exists(stop_file),
+        "failures_s": failures_s,
+    }
 
 
 def seed_mongo(uri: str, database: str, collections: dict[str, str]) -> dict[str, object]:

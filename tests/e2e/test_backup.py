@@ -17,14 +17,16 @@ from e2ecluster import (
     S3_ENDPOINT,
     S3_SECRET,
     S3_SERVICE,
+    assert_confined,
     condition,
     platform_manifest,
     s3_server,
 )
 from kubecluster import wait_for
 
-from taskplatform.operator.backupjobs import SCHEDULED_LABEL
-from taskplatform.operator.builders import Names, backup_claim_name, restore_job_name
+from taskplatform.operator.backupjobs import DUMP_CONTAINER, RESTORE_CONTAINER, SCHEDULED_LABEL
+from taskplatform.operator.builders import BACKUP, RESTORE, Names, backup_claim_name, backup_job_name, restore_job_name
+from taskplatform.operator.dbroles import BACKUP_ROLE, OWNER_ROLE
 from taskplatform.operator.models import ConditionType
 
 pytestmark = pytest.mark.e2e
@@ -154,6 +156,10 @@ def test_backups_restore_into_new_platforms_and_a_corrupted_dump_restores_nothin
     assert objects[f"{SOURCE}/src-3.dump"] == e2e.get("taskplatformbackup", "src-3")["status"]["sizeBytes"]
     status = e2e.get("taskplatform", SOURCE)["status"]
     assert (status["lastBackup"], status["lastSuccessfulBackup"]) == ("src-3", "src-3")
+    # pg_dump ran as the backup role (the Job's own settings): it reads everything and may write nothing.
+    dumper = e2e.probe_job(backup_job_name("src-3"), DUMP_CONTAINER, "-", SOURCE, BACKUP)
+    assert_confined(dumper, BACKUP_ROLE.name, owns_schema=False)
+    assert dumper["checks"]["write_tasks"]["refused"], dumper["checks"]["write_tasks"]
     healthy = condition(e2e.get("taskplatform", SOURCE), ConditionType.BACKUP_HEALTHY)
     assert healthy is not None and healthy["status"] == "True", healthy
 
@@ -176,6 +182,9 @@ def test_backups_restore_into_new_platforms_and_a_corrupted_dump_restores_nothin
         found = wait_platform(e2e, restored)
         assert condition(found, ConditionType.DATABASE_RESTORED)["status"] == "True"  # type: ignore[index]
         assert fingerprint(e2e, api(restored), emails) == original, f"{restored} differs from the original"
+        # pg_restore ran as the owner role (the Job's own settings), never as a superuser.
+        restorer = e2e.probe_job(restore_job_name(restored), RESTORE_CONTAINER, "-", restored, RESTORE)
+        assert_confined(restorer, OWNER_ROLE.name, owns_schema=True)
         if extra:
             scheduled = wait_for(lambda: scheduled_backups(e2e, "from-s3"), "a scheduled backup completed", 180)
             assert scheduled[0]["status"]["location"].startswith(f"s3://{BUCKET}/scheduled/from-s3/from-s3-")

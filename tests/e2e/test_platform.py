@@ -10,10 +10,21 @@ from typing import Any
 
 import bcrypt
 import pytest
-from e2ecluster import CLIENT_POD, E2E, condition, platform_manifest, ready, wait_ready_pods
+from e2ecluster import CLIENT_POD, E2E, assert_confined, condition, platform_manifest, ready, wait_ready_pods
 from kubecluster import wait_for
 
-from taskplatform.operator.builders import API, API_PORT, DATA_MIGRATION, DATABASE, Names
+from taskplatform.operator.builders import (
+    API,
+    API_PORT,
+    DATA_MIGRATION,
+    DATABASE,
+    PASSWORD_KEY,
+    SCHEMA_MIGRATION,
+    Names,
+    data_migration_job_name,
+    selector_string,
+)
+from taskplatform.operator.dbroles import API_ROLE, MIGRATION_ROLE, OWNER_ROLE
 from taskplatform.operator.models import ConditionType
 
 pytestmark = pytest.mark.e2e
@@ -104,6 +115,33 @@ def test_the_api_serves_through_its_service_and_logout_holds_on_every_replica(e2
     assert before["status"] == 200, before  # the token works on the other pod ...
     assert logout["status"] == 204, logout  # ... until it is revoked through the first one
     assert after["status"] == 401, after
+
+
+def test_every_pod_connects_as_its_own_role_and_none_can_leave_the_database(e2e: E2E) -> None:
+    """Through each pod's own connection settings: the API pod's DATABASE_URL, the schema Job's (a pod given its
+    container's environment). No superuser: no program, no C or plpython function, no server file; the API may
+    write tasks but not drop or create a table. Only the database pod is given the superuser's password."""
+    api_pod = wait_ready_pods(e2e, API, PLATFORM, 2)[0]["metadata"]["name"]
+    api = e2e.probe_pod(api_pod, API, "DATABASE_URL")
+    assert_confined(api, API_ROLE.name, owns_schema=False)
+    assert not api["checks"]["write_tasks"]["refused"], api["checks"]["write_tasks"]
+
+    [schema_job] = e2e.get("jobs", "-l", selector_string(PLATFORM, SCHEMA_MIGRATION))["items"]
+    schema = e2e.probe_job(schema_job["metadata"]["name"], "migrate", "DATABASE_URL", PLATFORM, SCHEMA_MIGRATION)
+    assert_confined(schema, OWNER_ROLE.name, owns_schema=True)
+
+    pods = e2e.get("pods", "-l", f"app.kubernetes.io/instance={PLATFORM}")["items"]
+    readers = {
+        p["metadata"]["labels"]["app.kubernetes.io/component"]
+        for p in pods
+        for c in p["spec"]["containers"]
+        for e in c.get("env", [])
+        if e.get("valueFrom", {}).get("secretKeyRef", {}) == {"name": NAMES.secret, "key": PASSWORD_KEY}
+    }
+    assert readers == {DATABASE}, readers
+    # The database pod's hook says so in its log (what it did; no password).
+    log = e2e.kubectl("logs", NAMES.database_pod, "-c", "postgres").stdout
+    assert "taskplatform role sync: roles in step" in log, log[-2000:]
 
 
 def test_scaling_and_losing_pods_fails_no_request_and_loses_no_task(e2e: E2E) -> None:
@@ -222,6 +260,10 @@ def test_a_datamigration_job_imports_legacy_data_and_a_bad_source_fails_cleanly(
     assert database_count(e2e, "tasks") == tasks_before + LEGACY_USERS * LEGACY_TASKS_EACH
     headers = login(e2e, service_url(e2e), "legacy3@example.com", LEGACY_PASSWORD)  # the old password
     assert len(tasks(e2e, service_url(e2e), headers)) == LEGACY_TASKS_EACH
+    # It imported as the migration role: a member of the owner's (its index deferral), never a superuser.
+    job = data_migration_job_name("legacy-import")
+    migration_probe = e2e.probe_job(job, "migrate", "TARGET_URL", PLATFORM, DATA_MIGRATION)
+    assert_confined(migration_probe, MIGRATION_ROLE.name, owns_schema=True)
 
     rows = (database_count(e2e, "users"), database_count(e2e, "tasks"))
     e2e.apply(migration_manifest("broken-import", "bad-mongo"))
@@ -259,6 +301,10 @@ def test_a_deleted_credentials_secret_is_regenerated_and_both_workloads_roll_ont
     e2e.wait_serving(service_url(e2e))
     base = service_url(e2e)  # the API reaches the database with the new password: a login reads the users table
     assert len(tasks(e2e, base, login(e2e, base, "ada@example.com", PASSWORD))) == 3
+    for role in (API_ROLE, OWNER_ROLE):  # every role's password was regenerated
+        assert secret["data"][role.password_key] != old_secret["data"][role.password_key]
+    api_pod = wait_ready_pods(e2e, API, PLATFORM, 3)[0]["metadata"]["name"]
+    assert_confined(e2e.probe_pod(api_pod, API, "DATABASE_URL"), API_ROLE.name, owns_schema=False)
 
 
 def test_deleting_the_taskplatform_removes_every_child_and_its_volume_claim(e2e: E2E) -> None:
