@@ -5,6 +5,7 @@ Every revocation is a database row, so a token revoked through one replica is re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -113,7 +114,7 @@ async def _store_password(session: AsyncSession, user_id: int, old_hash: str, ne
 def _issue_pair(
     session: AsyncSession, settings: Settings, user_id: int, family_id: str, session_ends: datetime
 ) -> TokenPair:
-    access, _ = encode_token(
+    access, access_claims = encode_token(
         settings, user_id=user_id, family_id=family_id, token_type="access", not_after=session_ends
     )
     # A rotation never extends the session: refresh_token_ttl_s from login is its absolute lifetime (the
@@ -126,8 +127,9 @@ def _issue_pair(
     return TokenPair(
         access_token=access,
         refresh_token=refresh,
-        expires_in=min(settings.access_token_ttl_s, max(0, int((session_ends - now).total_seconds()))),
-        refresh_expires_in=max(0, int((refresh_claims.exp - now).total_seconds())),
+        # Whole seconds, rounded up: the claims are (iat and exp are whole seconds since the epoch).
+        expires_in=max(0, math.ceil((access_claims.exp - now).total_seconds())),
+        refresh_expires_in=max(0, math.ceil((refresh_claims.exp - now).total_seconds())),
     )
 
 
