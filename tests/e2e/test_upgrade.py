@@ -75,6 +75,11 @@ def test_a_platform_of_the_previous_operator_moves_to_the_roles_without_losing_d
         kube = Kube(kubernetes.config.new_client_from_config(config_file=str(e2e.cluster.kubeconfig)))
         previous = previousoperator.platform_objects(tmp_path, PLATFORM, e2e.namespace, uid, manifest["spec"])
         previousoperator.apply_as_it_did(kube, previous)
+        # That operator started the API only once the schema Job had succeeded; applied all at once here, the
+        # API pods can be ready (the database answers) before the tables exist.
+        schema_job = next(m for m in previous if m["kind"] == "Job")["metadata"]["name"]
+        wait_for(lambda: (e2e.get("job", schema_job).get("status", {}).get("succeeded") or 0) >= 1,
+                 f"Job {schema_job} to succeed", 300)  # fmt: skip
         wait_ready_pods(e2e, API, PLATFORM, 2, timeout_s=300)
         e2e.wait_serving(base())
         emails = [f"before-{n}@example.com" for n in range(2)]
