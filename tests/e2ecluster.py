@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +170,14 @@ def platform_manifest(
     }  # fmt: skip
 
 
+@dataclass
+class ClientLoop:
+    """What a client loop (E2E.client_loop) reported once stopped: its counts, and the client's stderr."""
+
+    summary: dict[str, Any] = field(default_factory=dict)
+    errors: str = ""
+
+
 class E2E:
     """The cluster, the namespace the suite works in, and the client pod's requests."""
 
@@ -191,6 +202,27 @@ class E2E:
         """The command that runs incluster.py in the client pod, reading its plan from stdin."""
         return [str(self.cluster.bin / "kubectl"), "--kubeconfig", str(self.cluster.kubeconfig), "-n", self.namespace,
                 "exec", "-i", CLIENT_POD, "--", "python", "/tmp/incluster.py"]  # fmt: skip
+
+    @contextmanager
+    def client_loop(self, **plan: Any) -> Iterator[ClientLoop]:
+        """incluster.py's bounded request loop in the client pod (`plan`: its url, stop_file, max_requests,
+        max_seconds, headers), running for the block; stopped through its stop file after it, with its summary
+        then on the ClientLoop yielded."""
+        process = subprocess.Popen(self.client_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)  # fmt: skip
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(json.dumps({"loop": plan}))
+        process.stdin.close()
+        loop = ClientLoop()
+        try:
+            assert process.stdout.readline().startswith("#")  # the loop is running
+            yield loop
+        finally:
+            self.kubectl("exec", CLIENT_POD, "--", "touch", plan["stop_file"], check=False)
+            output, loop.errors = process.stdout.read(), process.stderr.read() if process.stderr else ""
+            process.wait(timeout=120)
+            self.kubectl("exec", CLIENT_POD, "--", "rm", "-f", plan["stop_file"], check=False)
+        loop.summary = json.loads(output.splitlines()[-1])
 
     def in_cluster(self, plan: dict[str, Any], timeout_s: float = 120) -> Any:
         """Run a plan of incluster.py in the client pod; its JSON answer."""

@@ -5,12 +5,11 @@ order, as a user's day would: install, use, scale, lose pods, import legacy data
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 import bcrypt
 import pytest
-from e2ecluster import CLIENT_POD, E2E, assert_confined, condition, platform_manifest, ready, wait_ready_pods
+from e2ecluster import E2E, assert_confined, condition, platform_manifest, ready, wait_ready_pods
 from kubecluster import wait_for
 
 from taskplatform.operator.builders import (
@@ -151,25 +150,14 @@ def test_scaling_and_losing_pods_fails_no_request_and_loses_no_task(e2e: E2E) ->
     e2e.wait_serving(service_url(e2e))
 
     # A client loops through the Service (new connection each time) while one API pod is replaced.
-    loop = subprocess.Popen(e2e.client_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    assert loop.stdin is not None and loop.stdout is not None
-    loop.stdin.write(json.dumps({"loop": {"url": f"{base}/readyz", "stop_file": "/tmp/stop-loop",
-                                          "max_requests": 20000, "max_seconds": 240}}))  # fmt: skip
-    loop.stdin.close()
-    try:
-        assert loop.stdout.readline().startswith("#")  # the loop is running
+    with e2e.client_loop(url=f"{base}/readyz", stop_file="/tmp/stop-loop", max_requests=20000,
+                         max_seconds=240) as loop:  # fmt: skip
         victim = pods[0]["metadata"]["name"]
         e2e.kubectl("delete", "pod", victim, "--wait=true")
         replaced = wait_ready_pods(e2e, API, PLATFORM, 3)
         assert victim not in {p["metadata"]["name"] for p in replaced}
-    finally:
-        e2e.kubectl("exec", CLIENT_POD, "--", "touch", "/tmp/stop-loop", check=False)
-        output, errors = loop.stdout.read(), loop.stderr.read() if loop.stderr else ""
-        loop.wait(timeout=120)
-        e2e.kubectl("exec", CLIENT_POD, "--", "rm", "-f", "/tmp/stop-loop", check=False)
-    summary = json.loads(output.splitlines()[-1])
-    assert summary["stopped"] and summary["ok"] > 0, (summary, errors)
+    summary = loop.summary
+    assert summary["stopped"] and summary["ok"] > 0, (summary, loop.errors)
     assert summary["failed"] == 0, summary
 
     # The database pod is deleted: it comes back on the same volume, with every task.

@@ -6,7 +6,6 @@ ends up on its own role, and the only requests that fail are those of the databa
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import kubernetes
 import previousoperator
 import pytest
 from e2ecluster import (
-    CLIENT_POD,
     E2E,
     OPERATOR_NAMESPACE,
     RELEASE,
@@ -102,15 +100,8 @@ def test_a_platform_of_the_previous_operator_moves_to_the_roles_without_losing_d
 
     # A client reads tasks through the Service (a new connection each time) while this operator takes over.
     headers = login(e2e, emails[0])
-    loop = subprocess.Popen(e2e.client_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    assert loop.stdin is not None and loop.stdout is not None
-    loop.stdin.write(json.dumps({"loop": {"url": f"{base()}/api/v1/tasks", "headers": headers,
-                                          "stop_file": "/tmp/stop-upgrade", "max_requests": 50000,
-                                          "max_seconds": 400}}))  # fmt: skip
-    loop.stdin.close()
-    try:
-        assert loop.stdout.readline().startswith("#")
+    with e2e.client_loop(url=f"{base()}/api/v1/tasks", headers=headers, stop_file="/tmp/stop-upgrade",
+                         max_requests=50000, max_seconds=400) as loop:  # fmt: skip
         scale_operator(e2e, 1)
 
         def moved() -> dict[str, Any] | None:
@@ -125,14 +116,9 @@ def test_a_platform_of_the_previous_operator_moves_to_the_roles_without_losing_d
 
         secret = wait_for(moved, "the API on its role, the superuser's URL gone", 300)
         e2e.wait_platform_ready(PLATFORM)
-    finally:
-        e2e.kubectl("exec", CLIENT_POD, "--", "touch", "/tmp/stop-upgrade", check=False)
-        output, errors = loop.stdout.read(), loop.stderr.read() if loop.stderr else ""
-        loop.wait(timeout=120)
-        e2e.kubectl("exec", CLIENT_POD, "--", "rm", "-f", "/tmp/stop-upgrade", check=False)
-    summary = json.loads(output.splitlines()[-1])
+    summary = loop.summary
     print(f"upgrade under load: {summary}")  # the measured interruption (docs/e2e.md)
-    assert summary["stopped"] and summary["ok"] > 0, (summary, errors)
+    assert summary["stopped"] and summary["ok"] > 0, (summary, loop.errors)
 
     assert {role.password_key for role in ROLES} <= set(secret["data"])
     [database] = wait_ready_pods(e2e, DATABASE, PLATFORM, 1)
