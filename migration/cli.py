@@ -29,7 +29,7 @@ from taskplatform.migration.progress import Reporter
 from taskplatform.migration.read_order import DESCRIPTION as READ_ORDER_DESCRIPTION
 from taskplatform.migration.read_order import ReadOrder
 from taskplatform.migration.runner import Migration, Options
-from taskplatform.migration.source import source_client
+from taskplatform.migration.source import BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, source_client
 from taskplatform.migration.target import Target
 from taskplatform.migration.verify import verify
 
@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--batch-size", type=int, default=int(env("BATCH_SIZE", "5000")), help="documents per transaction"
+    )
+    parser.add_argument(
+        "--batch-bytes",
+        type=int,
+        default=int(env("BATCH_BYTES", str(BATCH_BYTES_DEFAULT))),
+        help=f"bytes of BSON per transaction at most (a larger document goes alone; default {BATCH_BYTES_DEFAULT})",
     )
     parser.add_argument(
         "--collections", default=env("COLLECTIONS", ",".join(KINDS)), help="users,tasks (or one of them)"
@@ -133,6 +139,8 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
         raise _Failure("no target: give --target-url or set TARGET_URL / DATABASE_URL")
     if args.batch_size < 1 or args.batch_size > 100_000:
         raise _Failure("--batch-size must be between 1 and 100000")
+    if not 1 <= args.batch_bytes <= BATCH_BYTES_MAX:
+        raise _Failure(f"--batch-bytes (env BATCH_BYTES) must be between 1 and {BATCH_BYTES_MAX}")
     if not BCRYPT_ROUNDS_MIN <= args.bcrypt_max_rounds <= BCRYPT_ROUNDS_LIMIT:
         raise _Failure(
             f"--bcrypt-max-rounds (env BCRYPT_MAX_ROUNDS) must be between {BCRYPT_ROUNDS_MIN} and {BCRYPT_ROUNDS_LIMIT}"
@@ -170,7 +178,14 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
     try:
         with Reporter(interactive=progress, interval_s=args.progress_interval) as reporter:
             options = Options(
-                args.batch_size, kinds, args.dry_run, args.restart, args.read_order, mapping, args.bcrypt_max_rounds
+                args.batch_size,
+                args.batch_bytes,
+                kinds,
+                args.dry_run,
+                args.restart,
+                args.read_order,
+                mapping,
+                args.bcrypt_max_rounds,
             )
             if not args.verify_only:
                 stats = Migration(client[db_name], target, options, reporter).run()

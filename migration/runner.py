@@ -19,7 +19,14 @@ from taskplatform.migration.collections import KINDS, TASKS, USERS, Kind, Row
 from taskplatform.migration.mapping import Mapping
 from taskplatform.migration.progress import CollectionStats, Reporter
 from taskplatform.migration.read_order import ReadOrder
-from taskplatform.migration.source import Batch, Position, PositionLost, estimated_count, read_batches
+from taskplatform.migration.source import (
+    BATCH_BYTES_DEFAULT,
+    Batch,
+    Position,
+    PositionLost,
+    estimated_count,
+    read_batches,
+)
 from taskplatform.migration.target import Checkpoint, Counts, Rejected, Target
 from taskplatform.migration.transform import RejectError, TaskRow, UserRow, legacy_id, owner_reference
 
@@ -27,6 +34,7 @@ from taskplatform.migration.transform import RejectError, TaskRow, UserRow, lega
 @dataclass(frozen=True, slots=True)
 class Options:
     batch_size: int = 5000
+    batch_bytes: int = BATCH_BYTES_DEFAULT
     kinds: tuple[str, ...] = tuple(KINDS)
     dry_run: bool = False
     restart: bool = False
@@ -133,7 +141,9 @@ class Migration:
         )
         started = time.monotonic()
         try:
-            for batch in _prefetch(read_batches(collection, position, self.options.batch_size)):
+            for batch in _prefetch(
+                read_batches(collection, position, self.options.batch_size, self.options.batch_bytes)
+            ):
                 altered = self._batch(
                     kind, name, batch, counts, Checkpoint(batch.position, counts, False, import_time, deferred)
                 )

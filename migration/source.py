@@ -22,8 +22,9 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+import bson
 from bson import Decimal128, ObjectId, Timestamp, json_util
 from bson.json_util import CANONICAL_JSON_OPTIONS
 from pymongo import MongoClient
@@ -32,6 +33,11 @@ from pymongo.errors import PyMongoError
 
 from taskplatform.migration.read_order import ReadOrder
 
+# A batch ends at this many bytes of BSON even before its document count (a document may hold up to 16 MB):
+# with the two batches read ahead, the one being written and a server reply being decoded, the reader's memory
+# stays within a few hundred MB whatever the documents' sizes (the DataMigration Job's memory limit, docs/migration.md).
+BATCH_BYTES_DEFAULT = 32 << 20
+BATCH_BYTES_MAX = 1 << 30
 # Every BSON type an `_id` can have (arrays cannot be one), in MongoDB's comparison order.
 ID_BUCKETS = ("null", "number", "string", "object", "binData", "objectId", "bool", "date", "timestamp")
 
@@ -122,26 +128,56 @@ def resume_filter(start: Position) -> dict[str, Any]:
     return {"$or": [rest_of_bucket, {"_id": {"$type": later}}]} if later else rest_of_bucket
 
 
-def read_batches(collection: Collection[dict[str, Any]], start: Position, batch_size: int) -> Iterator[Batch]:
-    """Documents after `start` in its order, in batches; each batch carries the position to checkpoint once it
-    is written. Natural order raises PositionLost, before the first batch, when `start` no longer holds."""
+def read_batches(
+    collection: Collection[dict[str, Any]], start: Position, batch_size: int, batch_bytes: int = BATCH_BYTES_DEFAULT
+) -> Iterator[Batch]:
+    """Documents after `start` in its order, in batches of at most `batch_size` documents and `batch_bytes` bytes
+    of BSON (a larger document is a batch of its own); each batch carries the position to checkpoint once it is
+    written. Natural order raises PositionLost, before the first batch, when `start` no longer holds."""
     if start.order is ReadOrder.ID:
         # One cursor: MongoDB sorts mixed `_id` types by type first.
-        with collection.find(resume_filter(start), sort=[("_id", 1)], batch_size=batch_size) as cursor:
-            yield from _batched(cursor, batch_size, lambda _id, _: Position(ReadOrder.ID, bucket_of(_id), 0, _id, True))
+        with collection.find_raw_batches(resume_filter(start), sort=[("_id", 1)], batch_size=batch_size) as cursor:
+            docs = _sized_documents(_raw(cursor), collection)
+            yield from _batched(
+                docs, batch_size, batch_bytes, lambda _id, _: Position(ReadOrder.ID, bucket_of(_id), 0, _id, True)
+            )
         return
     # No sort at all: FerretDB refuses an explicit `$natural` sort on an ordinary collection.
     skipped = max(start.consumed - 1, 0)
-    with collection.find({}, skip=skipped, batch_size=batch_size) as cursor:
+    with collection.find_raw_batches({}, skip=skipped, batch_size=batch_size) as cursor:
+        docs = _sized_documents(_raw(cursor), collection)
         if start.has_last:
-            before = next(cursor, None)
-            if before is None or _canonical(before["_id"]) != _canonical(start.last_id):
+            before = next(docs, None)
+            if before is None or _canonical(before[0]["_id"]) != _canonical(start.last_id):
                 raise PositionLost(
                     f"document {start.consumed} of {collection.name}'s natural order is no longer "
                     f"{json_util.dumps(start.last_id)}: the collection changed since the interrupted run"
                 )
             skipped += 1
-        yield from _batched(cursor, batch_size, lambda _id, n: Position(ReadOrder.NATURAL, 0, skipped + n, _id, True))
+        yield from _batched(
+            docs, batch_size, batch_bytes, lambda _id, n: Position(ReadOrder.NATURAL, 0, skipped + n, _id, True)
+        )
+
+
+def _raw(cursor: Iterable[Any]) -> Iterable[bytes]:
+    """A raw-batch cursor's items: pymongo's types call them documents; they are each reply's BSON bytes."""
+    return cast(Iterable[bytes], cursor)
+
+
+def _sized_documents(
+    raw_batches: Iterable[bytes], collection: Collection[dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any], int]]:
+    """Each document of the server's replies, decoded with the collection's codec options, with its size in
+    bytes. A reply is decoded in one call, as pymongo's own cursor does; the sizes come from each document's
+    length prefix (BSON's first four bytes, little-endian), which the decoder has validated."""
+    options = collection.codec_options
+    for raw in raw_batches:
+        docs = bson.decode_all(raw, options)
+        view, offset = memoryview(raw), 0
+        for doc in docs:
+            size = int.from_bytes(view[offset : offset + 4], "little")
+            offset += size
+            yield doc, size
 
 
 def _canonical(value: Any) -> str:
@@ -150,17 +186,26 @@ def _canonical(value: Any) -> str:
 
 
 def _batched(
-    docs: Iterable[dict[str, Any]], batch_size: int, position_after: Callable[[Any, int], Position]
+    docs: Iterable[tuple[dict[str, Any], int]],
+    batch_size: int,
+    batch_bytes: int,
+    position_after: Callable[[Any, int], Position],
 ) -> Iterator[Batch]:
-    """`docs` in batches of `batch_size`; `position_after(_id, n)` is the position after the n-th document."""
-    batch, n = Batch(), 0
-    for doc in docs:
+    """`docs` (each with its size) in batches of at most `batch_size` documents and `batch_bytes` bytes, a
+    larger document alone; `position_after(_id, n)` is the position after the n-th document."""
+    batch, n, size = Batch(), 0, 0
+    for doc, doc_size in docs:
+        if batch.docs and size + doc_size > batch_bytes:
+            batch.position = position_after(batch.docs[-1]["_id"], n)
+            yield batch
+            batch, size = Batch(), 0
         n += 1
+        size += doc_size
         batch.docs.append(doc)
         if len(batch.docs) >= batch_size:
             batch.position = position_after(doc["_id"], n)
             yield batch
-            batch = Batch()
+            batch, size = Batch(), 0
     if batch.docs:
         batch.position = position_after(batch.docs[-1]["_id"], n)
         yield batch
