@@ -63,6 +63,7 @@ from taskplatform.operator.backupjobs import (  # noqa: E402
     TRANSFER_CONTAINER,
 )
 from taskplatform.operator.builders import Names, backup_job_name, restore_job_name  # noqa: E402
+from taskplatform.operator.kinds import JOB, POD, lookup  # noqa: E402
 from taskplatform.operator.kube import Kube  # noqa: E402
 from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL  # noqa: E402
 
@@ -174,11 +175,11 @@ class Timeline:
     def poll(self) -> None:
         # Two calls per poll once the Job exists (its pods and the resource): the polling shares the cores with
         # what it measures, which the direct runs do not.
-        job = self.objects.get("Job") or self.kube.get("Job", NAMESPACE, self.job) or {}
-        pods = self.kube.list("Pod", NAMESPACE, f"batch.kubernetes.io/job-name={self.job}")
+        job = self.objects.get("Job") or self.kube.get(JOB, NAMESPACE, self.job) or {}
+        pods = self.kube.list(POD, NAMESPACE, f"batch.kubernetes.io/job-name={self.job}")
         self.objects = {f"Pod/{p['metadata']['name']}": p for p in pods}
         self.objects["Job"] = job
-        self.objects[self.extra[0]] = self.kube.get(*self.extra[:1], NAMESPACE, self.extra[1]) or {}
+        self.objects[self.extra[0]] = self.kube.get(lookup(self.extra[0]), NAMESPACE, self.extra[1]) or {}
         self.mark("Job created", bool(job))
         self.mark("pod running", any((p.get("status") or {}).get("phase") == "Running" for p in pods))
         exited = [backups.outcome(None, p) for p in pods]

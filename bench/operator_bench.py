@@ -32,6 +32,7 @@ from kubecluster import LocalCluster, OperatorProcess  # noqa: E402
 
 from taskplatform.operator.builders import Credentials, Owner, desired_state  # noqa: E402
 from taskplatform.operator.dbroles import ROLES  # noqa: E402
+from taskplatform.operator.kinds import DEPLOYMENT, JOB, STATEFUL_SET, TASK_PLATFORM  # noqa: E402
 from taskplatform.operator.kube import Kube, load_api_client  # noqa: E402
 from taskplatform.operator.models import TaskPlatformSpec  # noqa: E402
 
@@ -53,7 +54,7 @@ def bare_children(ns: str, names: list[str]) -> list[dict[str, Any]]:
     """What the operator would create, minus owner references (their owners do not exist here)."""
     manifests = []
     for name in names:
-        for manifest in desired_state(Owner("TaskPlatform", name, ns, "none"), TaskPlatformSpec.model_validate(SPEC),
+        for manifest in desired_state(Owner(TASK_PLATFORM, name, ns, "none"), TaskPlatformSpec.model_validate(SPEC),
                                       Credentials("p" * 24, "j" * 48, None, ROLE_PASSWORDS)):  # fmt: skip
             manifest["metadata"].pop("ownerReferences")
             manifests.append(manifest)
@@ -76,7 +77,7 @@ def timed_apply(cluster: LocalCluster, ns: str, items: list[dict[str, Any]], don
 
 def all_platforms_ready(kube: Kube, ns: str, count: int) -> Callable[[], bool]:
     def check() -> bool:
-        items = kube.list("TaskPlatform", ns, "")
+        items = kube.list(TASK_PLATFORM, ns, "")
         ready = [
             tp for tp in items
             if any(c["type"] == "Ready" and c["status"] == "True" for c in tp.get("status", {}).get("conditions", []))
@@ -88,9 +89,9 @@ def all_platforms_ready(kube: Kube, ns: str, count: int) -> Callable[[], bool]:
 
 def all_children_ready(kube: Kube, ns: str, count: int) -> Callable[[], bool]:
     def check() -> bool:
-        deployments = kube.list("Deployment", ns, "")
-        statefulsets = kube.list("StatefulSet", ns, "")
-        jobs = kube.list("Job", ns, "")
+        deployments = kube.list(DEPLOYMENT, ns, "")
+        statefulsets = kube.list(STATEFUL_SET, ns, "")
+        jobs = kube.list(JOB, ns, "")
         return (
             sum(d.get("status", {}).get("availableReplicas", 0) == 2 for d in deployments) == count
             and sum(s.get("status", {}).get("readyReplicas", 0) == 1 for s in statefulsets) == count

@@ -18,7 +18,6 @@ from taskplatform.operator.builders import (
     DB_PORT,
     DB_UID,
     RESTORE,
-    Manifest,
     Names,
     Owner,
     _metadata,
@@ -29,6 +28,7 @@ from taskplatform.operator.builders import (
     restore_job_name,
 )
 from taskplatform.operator.dbroles import BACKUP_ROLE, OWNER_ROLE, DatabaseRole
+from taskplatform.operator.kinds import JOB, PERSISTENT_VOLUME_CLAIM, Manifest
 from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL, BackupSpec, S3Location, TaskPlatformSpec
 
 STREAM_DIR = "/stream"
@@ -135,8 +135,7 @@ def backup_claim(owner: Owner, backup: BackupSpec) -> Manifest | None:
     if backup.volume.storage_class_name:
         spec["storageClassName"] = backup.volume.storage_class_name
     return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
+        **PERSISTENT_VOLUME_CLAIM.type_meta(),
         "metadata": {
             "name": backup_claim_name(owner.name),
             "namespace": owner.namespace,
@@ -194,8 +193,7 @@ def _stream_job(
         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     }
     return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
+        **JOB.type_meta(),
         "metadata": {**_metadata(owner, name, component), "labels": labels(platform, component)},
         "spec": {
             # A failed dump or restore is reported, not retried: the next scheduled backup is the retry, and a

@@ -25,11 +25,10 @@ from taskplatform.operator import backupjobs, builders, conditions, status
 from taskplatform.operator.backupjobs import SCHEDULED_LABEL, Store
 from taskplatform.operator.builders import Owner, backup_job_name
 from taskplatform.operator.conditions import ConditionType, Event, Observation, newly_true, now_rfc3339, rfc3339
-from taskplatform.operator.kube import Kube, KubeError, Manifest, newest_job_pod
+from taskplatform.operator.kinds import JOB, PERSISTENT_VOLUME_CLAIM, TASK_PLATFORM, TASK_PLATFORM_BACKUP, Manifest
+from taskplatform.operator.kube import Kube, KubeError, newest_job_pod
 from taskplatform.operator.models import (
     CRON_MACROS,
-    GROUP,
-    VERSION,
     BackupSpec,
     TaskPlatformBackupSpec,
     TaskPlatformBackupStatus,
@@ -83,7 +82,7 @@ def backups_of(kube: Kube, namespace: str, platform: str) -> list[BackupView]:
     """The platform's backups, oldest first (on-demand ones carry no label: they are matched by spec)."""
     found = [
         BackupView.of(obj)
-        for obj in kube.list("TaskPlatformBackup", namespace, "")
+        for obj in kube.list(TASK_PLATFORM_BACKUP, namespace, "")
         if (obj.get("spec") or {}).get("platform") == platform
     ]
     return sorted(found, key=lambda b: (b.created, b.name))
@@ -126,8 +125,7 @@ def schedule_decision(
 
 def scheduled_backup(platform: Owner, scheduled_time: datetime) -> Manifest:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "TaskPlatformBackup",
+        **TASK_PLATFORM_BACKUP.type_meta(),
         "metadata": {
             "name": builders.scheduled_backup_name(platform.name, scheduled_time),
             "namespace": platform.namespace,
@@ -273,7 +271,7 @@ def reconcile_backup(kube: Kube, backup: Manifest, now: datetime | None = None) 
     new_status = previous.model_copy(deep=True)
     new_status.observed_generation = meta.get("generation")
     job_name = backup_job_name(name)
-    job = kube.get("Job", namespace, job_name)
+    job = kube.get(JOB, namespace, job_name)
     if job is None:
         _start(kube, backup, spec, new_status, result, now or datetime.now(UTC))
     else:
@@ -292,7 +290,7 @@ def reconcile_backup(kube: Kube, backup: Manifest, now: datetime | None = None) 
         result.finished = True
         result.platform = spec.platform
     if status_changed(previous, new_status):
-        kube.patch_status("TaskPlatformBackup", namespace, name, status_patch(new_status))
+        kube.patch_status(TASK_PLATFORM_BACKUP, namespace, name, status_patch(new_status))
     return result
 
 
@@ -311,13 +309,13 @@ def _start(
 ) -> None:
     meta = backup["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    platform = kube.get("TaskPlatform", namespace, spec.platform)
+    platform = kube.get(TASK_PLATFORM, namespace, spec.platform)
     if platform is None:
-        return _fail(new_status, f"TaskPlatform {spec.platform} does not exist")
+        return _fail(new_status, f"{TASK_PLATFORM.named(spec.platform)} does not exist")
     platform_spec = TaskPlatformSpec.model_validate(platform.get("spec") or {})
     backup_spec = platform_spec.database.backup
     if backup_spec is None:
-        return _fail(new_status, f"TaskPlatform {spec.platform} has no spec.database.backup (no destination)")
+        return _fail(new_status, f"{TASK_PLATFORM.named(spec.platform)} has no spec.database.backup (no destination)")
     platform_conditions = conditions.parse((platform.get("status") or {}).get("conditions"))
     new_status.phase, new_status.scheduled = "Pending", (meta.get("labels") or {}).get(SCHEDULED_LABEL) == "true"
     if not conditions.is_true(platform_conditions, ConditionType.DATABASE_READY):
@@ -333,13 +331,13 @@ def _start(
     store = Store.of(backup_spec, spec.platform)
     key = backupjobs.dump_key(backup_spec.s3.prefix if backup_spec.s3 else "", spec.platform, name)
     prune = [str(b.status.key) for b in to_prune(others, backup_spec.retention, store)]
-    owner = Owner("TaskPlatformBackup", name, namespace, meta["uid"])
+    owner = Owner(TASK_PLATFORM_BACKUP, name, namespace, meta["uid"])
     kube.create(backupjobs.backup_job(owner, spec.platform, platform_spec, key, store, prune))
-    new_status.phase, new_status.message = "Running", f"Job {backup_job_name(name)} is dumping the database"
+    new_status.phase, new_status.message = "Running", f"{JOB.named(backup_job_name(name))} is dumping the database"
     new_status.job_name, new_status.key = backup_job_name(name), key
     new_status.s3, new_status.volume_claim = store.s3, store.volume_claim
     new_status.start_time = rfc3339(now)
-    result.events.append(Event("Normal", "BackupStarted", f"Job {backup_job_name(name)}"))
+    result.events.append(Event("Normal", "BackupStarted", JOB.named(backup_job_name(name))))
     return None
 
 
@@ -365,7 +363,7 @@ def _observe(
     pruned = set(summary.get("pruned") or [])
     for old in backups_of(kube, namespace, platform):
         if old.status.key in pruned and old.status.key != new_status.key:
-            kube.delete("TaskPlatformBackup", namespace, old.name)
+            kube.delete(TASK_PLATFORM_BACKUP, namespace, old.name)
             result.events.append(
                 Event("Normal", "BackupPruned", f"{old.name} ({old.status.location}) beyond retention")
             )
@@ -419,7 +417,7 @@ def reconcile_platform_backups(
     now = now or datetime.now(UTC)
     meta = platform["metadata"]
     claim = backupjobs.backup_claim(owner, backup)
-    if claim is not None and kube.get("PersistentVolumeClaim", owner.namespace, claim["metadata"]["name"]) is None:
+    if claim is not None and kube.get(PERSISTENT_VOLUME_CLAIM, owner.namespace, claim["metadata"]["name"]) is None:
         # Created once: a claim's spec is mostly immutable, and once made it is the user's data, not a child.
         create_or_report(kube, claim, f"backup volume {claim['metadata']['name']}", observed)
     found = PlatformBackups()
@@ -430,7 +428,7 @@ def reconcile_platform_backups(
         decision = schedule_decision(backup.schedule, last_schedule, created, now)
         if decision.due is not None:
             due = scheduled_backup(owner, decision.due)  # already there when a pass repeats: create says so
-            if create_or_report(kube, due, f"TaskPlatformBackup {due['metadata']['name']}", observed) is None:
+            if create_or_report(kube, due, TASK_PLATFORM_BACKUP.named(due["metadata"]["name"]), observed) is None:
                 found.last_schedule_time = rfc3339(decision.due)
         found.requeue_after_s = max((decision.next_time - now).total_seconds(), 0.0) + 1.0
     views = backups_of(kube, owner.namespace, owner.name)

@@ -18,7 +18,20 @@ from urllib.parse import quote
 from taskplatform.operator import dbroles
 from taskplatform.operator.dbroles import API_ROLE, MIGRATION_ROLE, OWNER_ROLE, ROLES, SUPERUSER, DatabaseRole
 from taskplatform.operator.jwtkeys import ADDITIONAL_KEY, SIGNING_KEY, JwtKeys
-from taskplatform.operator.models import GROUP, VERSION, DataMigrationSpec, TaskPlatformSpec
+from taskplatform.operator.kinds import (
+    DEPLOYMENT,
+    HORIZONTAL_POD_AUTOSCALER,
+    JOB,
+    NETWORK_POLICY,
+    POD_DISRUPTION_BUDGET,
+    SECRET,
+    SERVICE,
+    STATEFUL_SET,
+    TASK_PLATFORM,
+    CustomResourceKind,
+    Manifest,
+)
+from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
 
 API_PORT = 8000
 API_DRAIN_SECONDS = 5  # preStop pause of a stopping API pod (api_deployment)
@@ -43,20 +56,18 @@ DATA_MIGRATION = "data-migration"
 BACKUP = "backup"
 RESTORE = "restore"
 DATABASE_CLIENTS = (API, SCHEMA_MIGRATION, DATA_MIGRATION, BACKUP, RESTORE)
-Manifest = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class Owner:
-    kind: str
+    kind: CustomResourceKind
     name: str
     namespace: str
     uid: str
 
     def reference(self) -> dict[str, Any]:
         return {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": self.kind,
+            **self.kind.type_meta(),
             "name": self.name,
             "uid": self.uid,
             "controller": True,
@@ -193,8 +204,7 @@ def credentials_secret(owner: Owner, credentials: Credentials, legacy_url: str |
         **({LEGACY_DATABASE_URL_KEY: legacy_url} if legacy_url is not None else {}),
     }
     return {
-        "apiVersion": "v1",
-        "kind": "Secret",
+        **SECRET.type_meta(),
         "metadata": _metadata(owner, Names(owner.name).secret, "credentials"),
         "type": "Opaque",
         "data": {key: _b64(value) for key, value in data.items()},
@@ -230,8 +240,7 @@ def database_services(owner: Owner) -> list[Manifest]:
     names = Names(owner.name)
     port = {"name": "postgres", "port": DB_PORT, "targetPort": "postgres"}
     headless = {
-        "apiVersion": "v1",
-        "kind": "Service",
+        **SERVICE.type_meta(),
         "metadata": _metadata(owner, names.database_headless, DATABASE),
         "spec": {
             "clusterIP": "None",
@@ -244,8 +253,7 @@ def database_services(owner: Owner) -> list[Manifest]:
         },
     }
     client = {
-        "apiVersion": "v1",
-        "kind": "Service",
+        **SERVICE.type_meta(),
         "metadata": _metadata(owner, names.database, DATABASE),
         "spec": {"type": "ClusterIP", "selector": selector(owner.name, DATABASE), "ports": [port]},
     }
@@ -279,8 +287,7 @@ def database_statefulset(
     if db.storage.storage_class_name:
         claim_spec["storageClassName"] = db.storage.storage_class_name
     return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
+        **STATEFUL_SET.type_meta(),
         "metadata": _metadata(owner, names.database, DATABASE),
         "spec": {
             "serviceName": names.database_headless,
@@ -376,8 +383,7 @@ def schema_migration_job(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
     # As the owner role: its migrations create and alter the tables it owns (the API role may not).
     container = _api_container(owner, spec, "migrate", ["migrate", "--wait", "600"], OWNER_ROLE)
     return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
+        **JOB.type_meta(),
         "metadata": _metadata(owner, schema_job_name(owner, spec), SCHEMA_MIGRATION),
         "spec": {
             "backoffLimit": 6,
@@ -424,8 +430,7 @@ def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credential
         # With autoscaling the HorizontalPodAutoscaler owns replicas; setting them here would fight it.
         deployment_spec["replicas"] = spec.api.replicas
     return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        **DEPLOYMENT.type_meta(),
         "metadata": _metadata(owner, Names(owner.name).api, API),
         "spec": deployment_spec,
     }
@@ -433,8 +438,7 @@ def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credential
 
 def api_service(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
     return {
-        "apiVersion": "v1",
-        "kind": "Service",
+        **SERVICE.type_meta(),
         "metadata": _metadata(owner, Names(owner.name).api, API),
         "spec": {
             "type": spec.api.service.type,
@@ -450,8 +454,7 @@ def api_pdb(owner: Owner, spec: TaskPlatformSpec) -> Manifest | None:
     if fewest <= 1:
         return None
     return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
+        **POD_DISRUPTION_BUDGET.type_meta(),
         "metadata": _metadata(owner, Names(owner.name).api, API),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(owner.name, API)}},
     }
@@ -462,11 +465,10 @@ def api_hpa(owner: Owner, spec: TaskPlatformSpec) -> Manifest | None:
     if scaling is None:
         return None
     return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
+        **HORIZONTAL_POD_AUTOSCALER.type_meta(),
         "metadata": _metadata(owner, Names(owner.name).api, API),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": Names(owner.name).api},
+            "scaleTargetRef": {**DEPLOYMENT.type_meta(), "name": Names(owner.name).api},
             "minReplicas": scaling.min_replicas,
             "maxReplicas": scaling.max_replicas,
             "metrics": [
@@ -498,8 +500,7 @@ def database_network_policy(owner: Owner) -> Manifest:
         }
     }
     return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
+        **NETWORK_POLICY.type_meta(),
         "metadata": _metadata(owner, names.database, DATABASE),
         "spec": {
             "podSelector": {"matchLabels": selector(owner.name, DATABASE)},
@@ -559,7 +560,7 @@ _REVISION_HASH = "-" + "0" * 10
 
 
 def platform_child_names(name: str) -> list[str]:
-    names, owner = Names(name), Owner("TaskPlatform", name, "", "")
+    names, owner = Names(name), Owner(TASK_PLATFORM, name, "", "")
     return [
         names.secret,
         names.database,
@@ -617,8 +618,7 @@ def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: Tas
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir, per pod)
     }
     return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
+        **JOB.type_meta(),
         "metadata": {
             "name": data_migration_job_name(owner.name),
             "namespace": owner.namespace,

@@ -21,18 +21,15 @@ from taskplatform.operator.builders import (
     migration_child_names,
     platform_child_names,
 )
-from taskplatform.operator.models import (
-    GROUP,
-    TASKPLATFORM_RULES,
-    VERSION,
-    ConditionType,
-    DataMigrationSpec,
-    DataMigrationStatus,
-    TaskPlatformBackupSpec,
-    TaskPlatformBackupStatus,
-    TaskPlatformSpec,
-    TaskPlatformStatus,
+from taskplatform.operator.kinds import (
+    CUSTOM_RESOURCE_DEFINITION,
+    DATA_MIGRATION,
+    TASK_PLATFORM,
+    TASK_PLATFORM_BACKUP,
+    CustomResourceKind,
+    Manifest,
 )
+from taskplatform.operator.models import TASKPLATFORM_RULES, ConditionType
 
 _KEEP = {
     "type", "description", "default", "enum", "minimum", "maximum", "pattern", "minLength", "maxLength",
@@ -90,38 +87,33 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def crd(
-    kind: str,
-    plural: str,
-    short: str,
+    kind: CustomResourceKind,
     description: str,
-    spec: type[BaseModel],
-    status: type[BaseModel],
     printer_columns: list[dict[str, Any]],
     subresources: dict[str, Any],
     child_names: Callable[[str], list[str]],
     rules: list[dict[str, str]] | None = None,
-) -> dict[str, Any]:
-    spec_schema = model_schema(spec)
-    spec_schema["description"] = spec.__doc__ or f"Desired state of the {kind}."
-    status_schema = model_schema(status)
-    status_schema["description"] = f"Observed state of the {kind}, written by the operator."
+) -> Manifest:
+    spec_schema = model_schema(kind.spec_model)
+    spec_schema["description"] = kind.spec_model.__doc__ or f"Desired state of the {kind.kind}."
+    status_schema = model_schema(kind.status_model)
+    status_schema["description"] = f"Observed state of the {kind.kind}, written by the operator."
     return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
+        **CUSTOM_RESOURCE_DEFINITION.type_meta(),
+        "metadata": {"name": kind.crd_name},
         "spec": {
-            "group": GROUP,
+            "group": kind.group,
             "scope": "Namespaced",
             "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": kind.lower(),
-                "shortNames": [short],
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.singular,
+                "shortNames": [kind.short_name],
             },
             "versions": [
                 {
-                    "name": VERSION,
+                    "name": kind.version,
                     "served": True,
                     "storage": True,
                     "subresources": subresources,
@@ -178,15 +170,11 @@ GENERATION_COLUMNS = [
 ]
 
 
-def all_crds() -> dict[str, dict[str, Any]]:
+def all_crds() -> dict[str, Manifest]:
     """File name → CRD manifest."""
     task_platform = crd(
-        "TaskPlatform",
-        "taskplatforms",
-        "tp",
+        TASK_PLATFORM,
         "A task API with its PostgreSQL database, run and scaled by the TaskPlatform operator.",
-        TaskPlatformSpec,
-        TaskPlatformStatus,
         [
             _ready_column(ConditionType.READY),
             _reason_column(ConditionType.READY),
@@ -207,12 +195,8 @@ def all_crds() -> dict[str, dict[str, Any]]:
         TASKPLATFORM_RULES,
     )
     data_migration = crd(
-        "DataMigration",
-        "datamigrations",
-        "dm",
+        DATA_MIGRATION,
         "A one-off migration of legacy MongoDB data into a TaskPlatform's database, run as a Job.",
-        DataMigrationSpec,
-        DataMigrationStatus,
         [
             {"name": "Target", "type": "string", "jsonPath": ".spec.target"},
             _ready_column(ConditionType.SUCCEEDED),
@@ -224,13 +208,9 @@ def all_crds() -> dict[str, dict[str, Any]]:
         migration_child_names,
     )
     backup = crd(
-        "TaskPlatformBackup",
-        "taskplatformbackups",
-        "tpb",
+        TASK_PLATFORM_BACKUP,
         "One pg_dump of a TaskPlatform's database to the destination of its spec.database.backup, run as a Job; "
         "created on demand or by the backup schedule. It outlives the TaskPlatform (docs/backup.md).",
-        TaskPlatformBackupSpec,
-        TaskPlatformBackupStatus,
         [
             {"name": "Platform", "type": "string", "jsonPath": ".spec.platform"},
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -243,11 +223,7 @@ def all_crds() -> dict[str, dict[str, Any]]:
         {"status": {}},
         backup_child_names,
     )
-    return {
-        "taskplatforms.yaml": task_platform,
-        "datamigrations.yaml": data_migration,
-        "taskplatformbackups.yaml": backup,
-    }
+    return {f"{crd['spec']['names']['plural']}.yaml": crd for crd in (task_platform, data_migration, backup)}
 
 
 HEADER = "# Generated from taskplatform/operator/models.py by `make crds`; do not edit by hand.\n"

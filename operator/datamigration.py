@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from taskplatform.operator import builders, conditions, status
 from taskplatform.operator.builders import Owner
 from taskplatform.operator.conditions import ConditionType, Event, Observation, is_true, newly_true, now_rfc3339
-from taskplatform.operator.kube import Kube, KubeError, Manifest, newest_job_pod
+from taskplatform.operator.kinds import DATA_MIGRATION, JOB, TASK_PLATFORM, Manifest
+from taskplatform.operator.kube import Kube, KubeError, newest_job_pod
 from taskplatform.operator.models import DataMigrationSpec, DataMigrationStatus, TaskPlatformSpec
 from taskplatform.operator.status import status_changed, status_patch
 
@@ -51,25 +52,25 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
     job_name = builders.data_migration_job_name(name)
     new_status = DataMigrationStatus(observed_generation=meta.get("generation"))
 
-    job = kube.get("Job", namespace, job_name)
+    job = kube.get(JOB, namespace, job_name)
     if job is None:
-        platform = kube.get("TaskPlatform", namespace, spec.target)
+        platform = kube.get(TASK_PLATFORM, namespace, spec.target)
         platform_conditions = conditions.parse((platform or {}).get("status", {}).get("conditions"))
         if platform is None:
-            observations = _waiting("TargetNotFound", f"TaskPlatform {spec.target} does not exist")
+            observations = _waiting("TargetNotFound", f"{TASK_PLATFORM.named(spec.target)} does not exist")
             result.retry_after_s = 10
         elif not is_true(platform_conditions, ConditionType.READY):
-            observations = _waiting("WaitingForTarget", f"TaskPlatform {spec.target} is not Ready yet")
+            observations = _waiting("WaitingForTarget", f"{TASK_PLATFORM.named(spec.target)} is not Ready yet")
             result.retry_after_s = 5
         else:
-            owner = Owner("DataMigration", name, namespace, meta["uid"])
+            owner = Owner(DATA_MIGRATION, name, namespace, meta["uid"])
             platform_spec = TaskPlatformSpec.model_validate(platform.get("spec") or {})
             job = kube.create(builders.data_migration_job(owner, spec, platform_spec)) or kube.get(
-                "Job", namespace, job_name
+                JOB, namespace, job_name
             )
             if job is None:
                 # It existed a moment ago (create said so) and is gone now: being deleted. Look again soon.
-                observations = _waiting("CreatingJob", f"Job {job_name} is being replaced")
+                observations = _waiting("CreatingJob", f"{JOB.named(job_name)} is being replaced")
                 result.retry_after_s = 2
             else:
                 result.events.append(Event("Normal", "JobCreated", f"started Job {job_name}"))
@@ -95,7 +96,7 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
         kind = "Warning" if observation.type == ConditionType.FAILED else "Normal"
         result.events.append(Event(kind, observation.reason, observation.message or observation.type))
     if status_changed(previous, new_status):
-        kube.patch_status("DataMigration", namespace, name, status_patch(new_status))
+        kube.patch_status(DATA_MIGRATION, namespace, name, status_patch(new_status))
     return result
 
 

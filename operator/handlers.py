@@ -41,8 +41,18 @@ from taskplatform.operator.builders import (
 from taskplatform.operator.conditions import ConditionType, Event
 from taskplatform.operator.datamigration import reconcile_migration
 from taskplatform.operator.jwtkeys import fingerprint
-from taskplatform.operator.kube import Kube, KubeError, Manifest, load_api_client, newest_job_pod
-from taskplatform.operator.models import GROUP, VERSION
+from taskplatform.operator.kinds import (
+    DATA_MIGRATION,
+    OWNED_KINDS,
+    POD,
+    SECRET,
+    TASK_PLATFORM,
+    TASK_PLATFORM_BACKUP,
+    Manifest,
+    ResourceKind,
+    owner_kind,
+)
+from taskplatform.operator.kube import Kube, KubeError, load_api_client, newest_job_pod
 from taskplatform.operator.platform import reconcile_platform
 
 log = logging.getLogger("taskplatform.operator")
@@ -55,17 +65,6 @@ class _PassResult(Protocol):
 
 
 R = TypeVar("R", bound=_PassResult)
-# (apiVersion, plural) of everything a TaskPlatform or DataMigration owns.
-CHILDREN = [
-    ("v1", "secrets"),
-    ("v1", "services"),
-    ("apps/v1", "statefulsets"),
-    ("apps/v1", "deployments"),
-    ("batch/v1", "jobs"),
-    ("policy/v1", "poddisruptionbudgets"),
-    ("autoscaling/v2", "horizontalpodautoscalers"),
-    ("networking.k8s.io/v1", "networkpolicies"),
-]
 # The pods of backup and restore Jobs, watched so that their containers' exit is acted on at once (the
 # Job controller marks the Job complete a second or two later); the poll every JOB_POLL_S stays the fallback.
 STREAM_POD_COMPONENTS = (BACKUP, RESTORE)
@@ -152,9 +151,9 @@ class Runtime:
 
     def __init__(self, kube: Kube):
         self.kube = kube
-        self.platforms = KeyedRunner(self._reconcile_platform, "TaskPlatform")
-        self.migrations = KeyedRunner(self._reconcile_migration, "DataMigration")
-        self.backups = KeyedRunner(self._reconcile_backup, "TaskPlatformBackup")
+        self.platforms = KeyedRunner(self._reconcile_platform, TASK_PLATFORM.kind)
+        self.migrations = KeyedRunner(self._reconcile_migration, DATA_MIGRATION.kind)
+        self.backups = KeyedRunner(self._reconcile_backup, TASK_PLATFORM_BACKUP.kind)
         self.restores = KeyedRunner(self._watch_restore, "Restore")
         for runner in (self.platforms, self.migrations, self.backups, self.restores):
             metrics.QUEUE_DEPTH.watch(runner.name, runner)
@@ -163,7 +162,7 @@ class Runtime:
         # platform → (referenced Secret, fingerprint of its `jwt-secret` as the platform's last pass saw it)
         self._jwt_sources: dict[Key, tuple[str, str | None]] = {}
 
-    async def _reconciled(self, kind: str, reconcile: Callable[[Kube, Manifest], R], key: Key) -> R | None:
+    async def _reconciled(self, kind: ResourceKind, reconcile: Callable[[Kube, Manifest], R], key: Key) -> R | None:
         """Read the resource, run one pass in a worker thread, post its Events; None when it is gone.
         A failed pass becomes a Warning event on the resource, then the error goes on, to be retried."""
         obj = await asyncio.to_thread(self.kube.get, kind, *key)
@@ -178,7 +177,7 @@ class Runtime:
         return result
 
     async def _reconcile_platform(self, key: Key) -> float | None:
-        result = await self._reconciled("TaskPlatform", reconcile_platform, key)
+        result = await self._reconciled(TASK_PLATFORM, reconcile_platform, key)
         if result is None or result.jwt_source is None:
             self._jwt_sources.pop(key, None)  # its poll stops at its next turn
         else:
@@ -193,7 +192,7 @@ class Runtime:
         return min(again, result.requeue_after_s) if result.requeue_after_s is not None else again
 
     async def _reconcile_migration(self, key: Key) -> float | None:
-        result = await self._reconciled("DataMigration", reconcile_migration, key)
+        result = await self._reconciled(DATA_MIGRATION, reconcile_migration, key)
         if result is None or result.finished:
             return None
         return result.retry_after_s or MIGRATION_POLL_S  # progress comes from the pod's log
@@ -205,7 +204,7 @@ class Runtime:
         if source is None:
             return None  # the platform is gone or no longer references a Secret
         name, seen = source
-        secret = await asyncio.to_thread(self.kube.get, "Secret", key[0], name)
+        secret = await asyncio.to_thread(self.kube.get, SECRET, key[0], name)
         value = ((secret or {}).get("data") or {}).get(JWT_SECRET_KEY)
         # Never raises on odd bytes (nor shows them in a log line): the platform's pass reports those.
         if (fingerprint(base64.b64decode(value).decode(errors="replace")) if value else None) != seen:
@@ -224,7 +223,7 @@ class Runtime:
         return None
 
     async def _reconcile_backup(self, key: Key) -> float | None:
-        result = await self._reconciled("TaskPlatformBackup", reconcile_backup, key)
+        result = await self._reconciled(TASK_PLATFORM_BACKUP, reconcile_backup, key)
         if result is None:
             return None
         if result.platform is not None:
@@ -258,9 +257,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     # Selected by the API server: the operator receives its own children only, not every Secret or pod.
     managed = ",".join(f"{key}={value}" for key, value in MANAGED_BY.items())
-    for api_version, plural in CHILDREN:
-        settings.watching.label_selectors[api_version, plural] = managed
-    settings.watching.label_selectors["v1", "pods"] = (
+    for kind in OWNED_KINDS:
+        settings.watching.label_selectors[kind.api_version, kind.plural] = managed
+    settings.watching.label_selectors[POD.api_version, POD.plural] = (
         f"{managed},{COMPONENT_LABEL} in ({','.join(STREAM_POD_COMPONENTS)})"
     )
     if os.environ.get("TASKPLATFORM_EXACT_NAMESPACES") == "1":
@@ -297,31 +296,31 @@ async def _run_for_kopf(runner: KeyedRunner, key: Key, retry: int) -> None:
         raise kopf.TemporaryError(f"Kubernetes API unreachable: {exc}", delay=delay) from exc
 
 
-@kopf.on.resume(GROUP, VERSION, "taskplatforms")
-@kopf.on.create(GROUP, VERSION, "taskplatforms")
-@kopf.on.update(GROUP, VERSION, "taskplatforms")
+@kopf.on.resume(TASK_PLATFORM.api_version, TASK_PLATFORM.plural)
+@kopf.on.create(TASK_PLATFORM.api_version, TASK_PLATFORM.plural)
+@kopf.on.update(TASK_PLATFORM.api_version, TASK_PLATFORM.plural)
 async def platform_changed(namespace: str | None, name: str, retry: int, **_: Any) -> None:
     await _run_for_kopf(runtime().platforms, (namespace or "", name), retry)
 
 
-@kopf.on.resume(GROUP, VERSION, "datamigrations")
-@kopf.on.create(GROUP, VERSION, "datamigrations")
+@kopf.on.resume(DATA_MIGRATION.api_version, DATA_MIGRATION.plural)
+@kopf.on.create(DATA_MIGRATION.api_version, DATA_MIGRATION.plural)
 async def migration_created(namespace: str | None, name: str, retry: int, **_: Any) -> None:
     await _run_for_kopf(runtime().migrations, (namespace or "", name), retry)
 
 
-@kopf.on.resume(GROUP, VERSION, "taskplatformbackups")
-@kopf.on.create(GROUP, VERSION, "taskplatformbackups")
+@kopf.on.resume(TASK_PLATFORM_BACKUP.api_version, TASK_PLATFORM_BACKUP.plural)
+@kopf.on.create(TASK_PLATFORM_BACKUP.api_version, TASK_PLATFORM_BACKUP.plural)
 async def backup_created(namespace: str | None, name: str, retry: int, **_: Any) -> None:
     await _run_for_kopf(runtime().backups, (namespace or "", name), retry)
 
 
-@kopf.index(GROUP, VERSION, "datamigrations")
+@kopf.index(DATA_MIGRATION.api_version, DATA_MIGRATION.plural)
 def migrations_by_target(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[Key, str]:
     return {(namespace or "", str(spec.get("target", ""))): name}
 
 
-@kopf.on.event(GROUP, VERSION, "taskplatforms")
+@kopf.on.event(TASK_PLATFORM.api_version, TASK_PLATFORM.plural)
 async def platform_event(namespace: str | None, name: str, status: kopf.Status, **kwargs: Any) -> None:
     """A platform that became Ready releases the DataMigrations waiting for it."""
     waiting = cast(kopf.Index[Key, str], kwargs["migrations_by_target"])  # kopf passes indexes by name
@@ -333,21 +332,20 @@ async def platform_event(namespace: str | None, name: str, status: kopf.Status, 
 async def child_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
     namespace = namespace or ""
     for ref in body.metadata.get("ownerReferences") or []:
-        if not ref.get("apiVersion", "").startswith(f"{GROUP}/"):
-            continue
-        if ref.get("kind") == "TaskPlatform":
+        owner = owner_kind(ref)
+        if owner is TASK_PLATFORM:
             runtime().platforms.enqueue((namespace, ref["name"]))
-        elif ref.get("kind") == "DataMigration":
+        elif owner is DATA_MIGRATION:
             runtime().migrations.enqueue((namespace, ref["name"]))
-        elif ref.get("kind") == "TaskPlatformBackup":
+        elif owner is TASK_PLATFORM_BACKUP:
             runtime().backups.enqueue((namespace, ref["name"]))
 
 
-for _api_version, _plural in CHILDREN:
-    kopf.on.event(_api_version, _plural, labels=MANAGED_BY)(child_changed)
+for _kind in OWNED_KINDS:
+    kopf.on.event(_kind.api_version, _kind.plural, labels=MANAGED_BY)(child_changed)
 
 
-@kopf.on.event("v1", "pods", labels=MANAGED_BY)
+@kopf.on.event(POD.api_version, POD.plural, labels=MANAGED_BY)
 async def stream_pod_changed(labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
     """A backup or restore pod changed (scheduled, started, its containers exited): that backup's pass, or the
     restore's watch, runs now instead of at its next poll."""

@@ -1,57 +1,23 @@
 """The few Kubernetes API calls the operator makes, on the `kubernetes` client's authenticated ApiClient.
 
 Children are written with server-side apply under one field manager: fields the operator sets are restored
-when someone edits them, fields it leaves out (an autoscaler's replicas, defaults) are left alone. The table
-below lists every kind the operator touches; RBAC for exactly these is in charts/ and docs/operator.md.
-Blocking calls: the handlers run them in worker threads.
+when someone edits them, fields it leaves out (an autoscaler's replicas, defaults) are left alone. Every kind
+it touches is described in kinds.py; RBAC for exactly these is in charts/ and docs/operator.md.
+Blocking calls: the runtime runs them in worker threads.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from kubernetes import client, config
 
-from taskplatform.operator.models import GROUP, VERSION
+from taskplatform.operator.kinds import POD, Manifest, ResourceKind, kind_of
 
 FIELD_MANAGER = "taskplatform-operator"
-Manifest = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Kind:
-    api_version: str
-    plural: str
-
-    def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
-        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        path = f"{prefix}/namespaces/{quote(namespace)}/{self.plural}"
-        if name is not None:
-            path += f"/{quote(name)}"
-        if subresource is not None:
-            path += f"/{subresource}"
-        return path
-
-
-KINDS: dict[str, Kind] = {
-    "Secret": Kind("v1", "secrets"),
-    "Service": Kind("v1", "services"),
-    "Pod": Kind("v1", "pods"),
-    "PersistentVolumeClaim": Kind("v1", "persistentvolumeclaims"),
-    "StatefulSet": Kind("apps/v1", "statefulsets"),
-    "Deployment": Kind("apps/v1", "deployments"),
-    "Job": Kind("batch/v1", "jobs"),
-    "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
-    "HorizontalPodAutoscaler": Kind("autoscaling/v2", "horizontalpodautoscalers"),
-    "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
-    "TaskPlatform": Kind(f"{GROUP}/{VERSION}", "taskplatforms"),
-    "DataMigration": Kind(f"{GROUP}/{VERSION}", "datamigrations"),
-    "TaskPlatformBackup": Kind(f"{GROUP}/{VERSION}", "taskplatformbackups"),
-}
 
 
 def owns_field(obj: Manifest | None, *path: str, manager: str = FIELD_MANAGER) -> bool:
@@ -129,17 +95,17 @@ class Kube:
             return data.decode(errors="replace")
         return json.loads(data) if data else None
 
-    def get(self, kind: str, namespace: str, name: str) -> Manifest | None:
+    def get(self, kind: ResourceKind, namespace: str, name: str) -> Manifest | None:
         try:
-            result: Manifest = self._call("GET", KINDS[kind].path(namespace, name))
+            result: Manifest = self._call("GET", kind.path(namespace, name))
         except KubeError as exc:
             if exc.status == 404:
                 return None
             raise
         return result
 
-    def list(self, kind: str, namespace: str, label_selector: str) -> list[Manifest]:
-        result = self._call("GET", KINDS[kind].path(namespace), {"labelSelector": label_selector})
+    def list(self, kind: ResourceKind, namespace: str, label_selector: str) -> list[Manifest]:
+        result = self._call("GET", kind.path(namespace), {"labelSelector": label_selector})
         items: list[Manifest] = result.get("items", [])
         return items
 
@@ -147,7 +113,7 @@ class Kube:
         meta = manifest["metadata"]
         result: Manifest = self._call(
             "PATCH",
-            KINDS[manifest["kind"]].path(meta["namespace"], meta["name"]),
+            kind_of(manifest).path(meta["namespace"], meta["name"]),
             {"fieldManager": field_manager, "force": "true"},
             body=manifest,
             content_type="application/apply-patch+yaml",  # JSON is YAML
@@ -159,7 +125,7 @@ class Kube:
         meta = manifest["metadata"]
         try:
             result: Manifest = self._call(
-                "POST", KINDS[manifest["kind"]].path(meta["namespace"]), {"fieldManager": FIELD_MANAGER}, manifest
+                "POST", kind_of(manifest).path(meta["namespace"]), {"fieldManager": FIELD_MANAGER}, manifest
             )
         except KubeError as exc:
             if exc.status == 409 and exc.reason == "AlreadyExists":
@@ -167,38 +133,38 @@ class Kube:
             raise
         return result
 
-    def delete(self, kind: str, namespace: str, name: str, propagation: str = "Background") -> bool:
+    def delete(self, kind: ResourceKind, namespace: str, name: str, propagation: str = "Background") -> bool:
         """Delete; `propagation="Orphan"` keeps what the object owns (a StatefulSet's pods and volumes)."""
         try:
-            self._call("DELETE", KINDS[kind].path(namespace, name), body={"propagationPolicy": propagation})
+            self._call("DELETE", kind.path(namespace, name), body={"propagationPolicy": propagation})
         except KubeError as exc:
             if exc.status == 404:
                 return False
             raise
         return True
 
-    def merge_patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> Manifest:
+    def merge_patch(self, kind: ResourceKind, namespace: str, name: str, patch: dict[str, Any]) -> Manifest:
         """A JSON merge patch, for objects the operator does not own (a StatefulSet's volume claims)."""
         result: Manifest = self._call(
-            "PATCH", KINDS[kind].path(namespace, name), body=patch, content_type="application/merge-patch+json"
+            "PATCH", kind.path(namespace, name), body=patch, content_type="application/merge-patch+json"
         )
         return result
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, kind: ResourceKind, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource; lists (conditions) are replaced whole."""
         self._call(
             "PATCH",
-            KINDS[kind].path(namespace, name, "status"),
+            kind.path(namespace, name, "status"),
             body={"status": status},
             content_type="application/merge-patch+json",
         )
 
     def pod_log_tail(self, namespace: str, name: str, lines: int) -> str:
-        text: str = self._call("GET", KINDS["Pod"].path(namespace, name, "log"), {"tailLines": str(lines)}, raw=True)
+        text: str = self._call("GET", POD.path(namespace, name, "log"), {"tailLines": str(lines)}, raw=True)
         return text
 
 
 def newest_job_pod(kube: Kube, namespace: str, job_name: str) -> Manifest | None:
     """The latest pod a Job started (its status holds the containers' termination messages)."""
-    pods = kube.list("Pod", namespace, f"batch.kubernetes.io/job-name={job_name}")
+    pods = kube.list(POD, namespace, f"batch.kubernetes.io/job-name={job_name}")
     return max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), default=None)

@@ -36,7 +36,19 @@ from taskplatform.operator import backups, builders, conditions, dbroles, jwtkey
 from taskplatform.operator.builders import Credentials, Names, Owner
 from taskplatform.operator.conditions import ConditionType, Event, Observation, newly_true, now_rfc3339
 from taskplatform.operator.jwtkeys import JwtKeys
-from taskplatform.operator.kube import Kube, KubeError, Manifest, owns_field
+from taskplatform.operator.kinds import (
+    DEPLOYMENT,
+    HORIZONTAL_POD_AUTOSCALER,
+    JOB,
+    NETWORK_POLICY,
+    POD_DISRUPTION_BUDGET,
+    SECRET,
+    SERVICE,
+    STATEFUL_SET,
+    TASK_PLATFORM,
+    Manifest,
+)
+from taskplatform.operator.kube import Kube, KubeError, owns_field
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
 
 T = TypeVar("T")
@@ -93,19 +105,19 @@ def _desired_key(
         reason = "JWTKeyInvalid"
     else:
         source = spec.auth.secret_ref.name
-        key = _decoded(kube.get("Secret", owner.namespace, source), builders.JWT_SECRET_KEY)
+        key = _decoded(kube.get(SECRET, owner.namespace, source), builders.JWT_SECRET_KEY)
         result.jwt_source = (source, jwtkeys.fingerprint(key) if key else None)
         reason = "SecretRefInvalid"
     if not key:
         return None, Observation(
-            ConditionType.DEGRADED, "True", reason, f"Secret {source} with a `jwt-secret` key not found"
+            ConditionType.DEGRADED, "True", reason, f"{SECRET.named(source)} with a `jwt-secret` key not found"
         )
     if len(key) < JWT_SECRET_MIN:
         return None, Observation(
             ConditionType.DEGRADED,
             "True",
             reason,
-            f"Secret {source}: `jwt-secret` has fewer than {JWT_SECRET_MIN} characters, which the API refuses; "
+            f"{SECRET.named(source)}: `jwt-secret` has fewer than {JWT_SECRET_MIN} characters, which the API refuses; "
             "the key in effect goes on signing",
         )
     return key, None
@@ -129,7 +141,7 @@ def ensure_credentials(
     retried pass reads it. The superuser's URL such a Secret holds goes once the API pods no longer use it."""
     name = Names(owner.name).secret
     for _ in range(3):  # the Secret created, or deleted, by someone else between the read and the write
-        existing = kube.get("Secret", owner.namespace, name)
+        existing = kube.get(SECRET, owner.namespace, name)
         data = {key: value for key in _CREDENTIAL_KEYS if (value := _decoded(existing, key)) is not None}
         current = JwtKeys.from_secret_data(data)
         password = data.get(builders.PASSWORD_KEY)
@@ -163,16 +175,16 @@ def ensure_credentials(
             kube.apply(manifest)
             if password is not None and len(missing_roles) == len(dbroles.ROLES):
                 # Made by an operator from before the database roles: the pods move to their roles now.
-                message = f"Secret {name}: a password and URL for each database role"
+                message = f"{SECRET.named(name)}: a password and URL for each database role"
                 result.events.append(Event("Normal", "DatabaseRolesAdded", message))
             elif password is None or builders.JWT_SECRET_KEY not in data or missing_roles:
                 # Someone removed a key: put back what is missing, keep what is there.
-                result.events.append(Event("Warning", "CredentialsRepaired", f"Secret {name} was missing keys"))
+                result.events.append(Event("Warning", "CredentialsRepaired", f"{SECRET.named(name)} was missing keys"))
         if builders.LEGACY_DATABASE_URL_KEY in data and legacy_url is None:
             # No API pod uses it any more (the schema and migration Jobs never restart onto it). A merge patch: the
             # key may be held by the field manager of the Secret's creation, which an apply leaves alone.
-            kube.merge_patch("Secret", owner.namespace, name, {"data": {builders.LEGACY_DATABASE_URL_KEY: None}})
-            message = f"Secret {name}: the superuser's {builders.LEGACY_DATABASE_URL_KEY} removed"
+            kube.merge_patch(SECRET, owner.namespace, name, {"data": {builders.LEGACY_DATABASE_URL_KEY: None}})
+            message = f"{SECRET.named(name)}: the superuser's {builders.LEGACY_DATABASE_URL_KEY} removed"
             result.events.append(Event("Normal", "SuperuserUrlRemoved", message))
         if key_plan is not None:
             result.events.extend(key_plan.events)
@@ -182,7 +194,7 @@ def ensure_credentials(
             result.recheck_soon = True
         observed.jwt = jwtkeys.condition(credentials.jwt_keys if desired is not None else None)
         return credentials
-    raise RuntimeError(f"Secret {name} kept changing while being created")
+    raise RuntimeError(f"{SECRET.named(name)} kept changing while being created")
 
 
 HANDOVER_MANAGER = "taskplatform-operator-handover"
@@ -195,8 +207,7 @@ def _hand_replicas_to_autoscaler(kube: Kube, deployment: Manifest) -> None:
     meta = deployment["metadata"]
     kube.apply(
         {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
+            **DEPLOYMENT.type_meta(),
             "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
             "spec": {"replicas": deployment["spec"]["replicas"]},
         },
@@ -227,28 +238,28 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
         return Result()  # children go with it (owner references); the volume per its retention policy
     namespace, name = meta["namespace"], meta["name"]
     spec = TaskPlatformSpec.model_validate(platform.get("spec") or {})
-    owner = Owner("TaskPlatform", name, namespace, meta["uid"])
+    owner = Owner(TASK_PLATFORM, name, namespace, meta["uid"])
     names = Names(name)
     result = Result()
     observed = status.PlatformObservation()
 
     # The API Deployment as it is: whether it has rolled out the JWT keys in effect decides the next phase.
-    current = kube.get("Deployment", namespace, names.api)
+    current = kube.get(DEPLOYMENT, namespace, names.api)
     # Every other child depends on the credentials: failures raise.
     credentials = ensure_credentials(kube, owner, spec, current, observed, result, datetime.now(UTC))
 
     for service in builders.database_services(owner):
-        _step(observed, f"Service {service['metadata']['name']}", partial(kube.apply, service))
+        _step(observed, SERVICE.named(service["metadata"]["name"]), partial(kube.apply, service))
     policy = builders.database_network_policy(owner)
-    _step(observed, f"NetworkPolicy {names.database}", partial(kube.apply, policy))
-    current_statefulset = kube.get("StatefulSet", namespace, names.database)
+    _step(observed, NETWORK_POLICY.named(names.database), partial(kube.apply, policy))
+    current_statefulset = kube.get(STATEFUL_SET, namespace, names.database)
     plan = storage.plan_storage(kube, owner, spec, current_statefulset)
     observed.storage = plan.observation
     observed.volume_size = plan.capacity
     observed.statefulset = current_statefulset
     if plan.apply_statefulset:
         statefulset = builders.database_statefulset(owner, spec, credentials, plan.volume_size)
-        observed.statefulset = _step(observed, f"StatefulSet {names.database}", partial(kube.apply, statefulset))
+        observed.statefulset = _step(observed, STATEFUL_SET.named(names.database), partial(kube.apply, statefulset))
         observed.statefulset = observed.statefulset or current_statefulset
     if plan.applied and not plan.observation.holds:
         result.recheck_soon = True  # a volume's resize or binding shows on no object the operator watches
@@ -272,13 +283,13 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
 
     schema_job = builders.schema_migration_job(owner, spec)
     schema_job_name = schema_job["metadata"]["name"]
-    observed.schema_job = kube.get("Job", namespace, schema_job_name)
+    observed.schema_job = kube.get(JOB, namespace, schema_job_name)
     # After a restore only: the schema Job upgrades the restored schema, and an empty database never serves.
     if observed.schema_job is None and restored:
-        observed.schema_job = _step(observed, f"Job {schema_job_name}", partial(kube.create, schema_job))
-        observed.schema_job = observed.schema_job or kube.get("Job", namespace, schema_job_name)
+        observed.schema_job = _step(observed, JOB.named(schema_job_name), partial(kube.create, schema_job))
+        observed.schema_job = observed.schema_job or kube.get(JOB, namespace, schema_job_name)
         if observed.schema_job is not None:
-            result.events.append(Event("Normal", "SchemaMigrationStarted", f"Job {schema_job_name}"))
+            result.events.append(Event("Normal", "SchemaMigrationStarted", JOB.named(schema_job_name)))
 
     if current is not None and spec.api.autoscaling is not None and owns_field(current, "spec", "replicas"):
         _hand_replicas_to_autoscaler(kube, current)
@@ -293,17 +304,17 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
             # Hold the image until its schema is in place; scale, resources and env still apply.
             deployment = builders.api_deployment(owner, _with_image(spec, image), credentials)
     if deployment is not None:
-        observed.deployment = _step(observed, f"Deployment {names.api}", partial(kube.apply, deployment)) or current
-    _step(observed, f"Service {names.api}", partial(kube.apply, builders.api_service(owner, spec)))
+        observed.deployment = _step(observed, DEPLOYMENT.named(names.api), partial(kube.apply, deployment)) or current
+    _step(observed, SERVICE.named(names.api), partial(kube.apply, builders.api_service(owner, spec)))
 
     for kind, manifest in (
-        ("PodDisruptionBudget", builders.api_pdb(owner, spec)),
-        ("HorizontalPodAutoscaler", builders.api_hpa(owner, spec)),
+        (POD_DISRUPTION_BUDGET, builders.api_pdb(owner, spec)),
+        (HORIZONTAL_POD_AUTOSCALER, builders.api_hpa(owner, spec)),
     ):
         action = (
             partial(kube.apply, manifest) if manifest is not None else partial(kube.delete, kind, namespace, names.api)
         )
-        _step(observed, f"{kind} {names.api}", action)
+        _step(observed, kind.named(names.api), action)
 
     if observed.problems:
         result.recheck_soon = True
@@ -344,4 +355,4 @@ def _write_status(
     if observed.backup is not None and conditions.newly_failing(conditions_before, observed.backup):
         result.events.append(Event("Warning", observed.backup.reason, observed.backup.message))
     if status.status_changed(previous, new_status):
-        kube.patch_status("TaskPlatform", meta["namespace"], meta["name"], status.status_patch(new_status))
+        kube.patch_status(TASK_PLATFORM, meta["namespace"], meta["name"], status.status_patch(new_status))

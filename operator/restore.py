@@ -13,7 +13,8 @@ from taskplatform.operator import backupjobs, backups, conditions, status
 from taskplatform.operator.backupjobs import Store
 from taskplatform.operator.builders import Owner, restore_job_name
 from taskplatform.operator.conditions import ConditionType, Event, Observation
-from taskplatform.operator.kube import Kube, Manifest, newest_job_pod
+from taskplatform.operator.kinds import JOB, TASK_PLATFORM_BACKUP, Manifest
+from taskplatform.operator.kube import Kube, newest_job_pod
 from taskplatform.operator.models import RestoreSource, S3Location, TaskPlatformBackupStatus, TaskPlatformSpec
 
 
@@ -24,12 +25,14 @@ def _restored(message: str) -> Observation:
 def resolve_source(kube: Kube, namespace: str, source: RestoreSource) -> tuple[Store, str, str | None] | str:
     """The store, key and expected checksum of the dump to restore; or why it cannot be used (a message)."""
     if source.backup is not None:
-        backup = kube.get("TaskPlatformBackup", namespace, source.backup)
+        backup = kube.get(TASK_PLATFORM_BACKUP, namespace, source.backup)
         if backup is None:
-            return f"TaskPlatformBackup {source.backup} does not exist"
+            return f"{TASK_PLATFORM_BACKUP.named(source.backup)} does not exist"
         recorded = TaskPlatformBackupStatus.model_validate(backup.get("status") or {})
         if recorded.phase != "Completed" or not recorded.key:
-            return f"TaskPlatformBackup {source.backup} has not completed (phase {recorded.phase or 'Pending'})"
+            return (
+                f"{TASK_PLATFORM_BACKUP.named(source.backup)} has not completed (phase {recorded.phase or 'Pending'})"
+            )
         return Store(s3=recorded.s3, volume_claim=recorded.volume_claim), recorded.key, recorded.sha256
     if source.s3 is not None:
         location = S3Location.model_validate(source.s3.model_dump(exclude={"key"}))
@@ -58,9 +61,9 @@ def reconcile_restore(
         return True
     job_name = restore_job_name(owner.name)
     restoring = Observation(
-        ConditionType.DATABASE_RESTORED, "False", "Restoring", f"Job {job_name} is restoring the database"
+        ConditionType.DATABASE_RESTORED, "False", "Restoring", f"{JOB.named(job_name)} is restoring the database"
     )
-    job = kube.get("Job", owner.namespace, job_name)
+    job = kube.get(JOB, owner.namespace, job_name)
     if job is None:
         resolved = resolve_source(kube, owner.namespace, source)
         if isinstance(resolved, str):
@@ -69,11 +72,11 @@ def reconcile_restore(
             return False
         store, key, sha256 = resolved
         manifest = backupjobs.restore_job(owner, spec, key, store, sha256)
-        refusal = backups.create_or_report(kube, manifest, f"Job {job_name}", observed)
+        refusal = backups.create_or_report(kube, manifest, JOB.named(job_name), observed)
         if refusal is not None:
             observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", "ApplyFailed", refusal)
             return False
-        events.append(Event("Normal", "RestoreStarted", f"Job {job_name} restores {key}"))
+        events.append(Event("Normal", "RestoreStarted", f"{JOB.named(job_name)} restores {key}"))
         observed.restore = restoring  # just created: nothing has run yet
         return False
     pod = newest_job_pod(kube, owner.namespace, job_name)

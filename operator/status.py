@@ -13,9 +13,8 @@ from pydantic import BaseModel
 
 from taskplatform.operator.builders import API, CREDENTIALS_ANNOTATION, Names, selector_string
 from taskplatform.operator.conditions import ConditionType, Observation
+from taskplatform.operator.kinds import JOB, Manifest
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
-
-Manifest = dict[str, Any]
 
 
 def _status(obj: Manifest | None) -> dict[str, Any]:
@@ -271,7 +270,9 @@ def migration_conditions(job: Manifest | None, termination: Termination | None) 
             Observation(ConditionType.FAILED, "False", "Pending"),
         ]
     if outcome is None:
-        running = Observation(ConditionType.RUNNING, "True", "JobRunning", f"Job {job['metadata']['name']} is running")
+        running = Observation(
+            ConditionType.RUNNING, "True", "JobRunning", f"{JOB.named(job['metadata']['name'])} is running"
+        )
         return [
             running,
             Observation(ConditionType.SUCCEEDED, "False", "Running"),

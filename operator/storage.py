@@ -23,7 +23,8 @@ from kubernetes.utils.quantity import parse_quantity
 
 from taskplatform.operator.builders import Names, Owner
 from taskplatform.operator.conditions import ConditionType, Observation
-from taskplatform.operator.kube import Kube, KubeError, Manifest
+from taskplatform.operator.kinds import PERSISTENT_VOLUME_CLAIM, STATEFUL_SET, Manifest
+from taskplatform.operator.kube import Kube, KubeError
 from taskplatform.operator.models import TaskPlatformSpec
 
 STORAGE = ConditionType.STORAGE_READY
@@ -59,7 +60,7 @@ class StoragePlan:
 
 def plan_storage(kube: Kube, owner: Owner, spec: TaskPlatformSpec, statefulset: Manifest | None) -> StoragePlan:
     names = Names(owner.name)
-    claim = kube.get("PersistentVolumeClaim", owner.namespace, names.database_claim)
+    claim = kube.get(PERSISTENT_VOLUME_CLAIM, owner.namespace, names.database_claim)
     capacity = _claim_size(claim, "status") if claim is not None else None
     return replace(_plan(kube, owner, spec, statefulset, claim), capacity=capacity)
 
@@ -83,7 +84,7 @@ def _plan(
     if claim is not None and _smaller(_claim_size(claim, "spec") or wanted, wanted):
         try:
             claim = kube.merge_patch(
-                "PersistentVolumeClaim",
+                PERSISTENT_VOLUME_CLAIM,
                 owner.namespace,
                 names.database_claim,
                 {"spec": {"resources": {"requests": {"storage": wanted}}}},
@@ -91,17 +92,17 @@ def _plan(
         except KubeError as exc:
             if exc.transient:
                 raise
-            message = f"PersistentVolumeClaim {names.database_claim} cannot grow to {wanted}: {exc.message}"
+            message = f"{PERSISTENT_VOLUME_CLAIM.named(names.database_claim)} cannot grow to {wanted}: {exc.message}"
             return StoragePlan(current, True, Observation(STORAGE, "False", "ExpansionNotSupported", message), False)
     if _smaller(current, wanted):
-        kube.delete("StatefulSet", owner.namespace, names.database, propagation="Orphan")
+        kube.delete(STATEFUL_SET, owner.namespace, names.database, propagation="Orphan")
         resizing = Observation(STORAGE, "False", "Resizing", f"re-creating the StatefulSet for {wanted} volumes")
         return StoragePlan(wanted, False, resizing, True)
     capacity = _claim_size(claim, "status") if claim is not None else None
     if claim is not None and capacity is None:
-        message = f"PersistentVolumeClaim {names.database_claim} is waiting for its volume"
+        message = f"{PERSISTENT_VOLUME_CLAIM.named(names.database_claim)} is waiting for its volume"
         return StoragePlan(wanted, True, Observation(STORAGE, "False", "Binding", message), True)
     if capacity is not None and _smaller(capacity, wanted):
-        message = f"PersistentVolumeClaim {names.database_claim} has {capacity} of {wanted}"
+        message = f"{PERSISTENT_VOLUME_CLAIM.named(names.database_claim)} has {capacity} of {wanted}"
         return StoragePlan(wanted, True, Observation(STORAGE, "False", "Resizing", message), True)
     return StoragePlan(wanted, True, Observation(STORAGE, "True", "AsRequested", capacity or wanted), True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from taskplatform.operator.kinds import SECRET, ResourceKind
+
 
 class SecretsKube:
     def __init__(self, *secrets: dict[str, Any]) -> None:
@@ -13,8 +15,8 @@ class SecretsKube:
         self.applied: list[dict[str, Any]] = []
         self.patched: list[dict[str, Any]] = []
 
-    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        assert kind == "Secret"
+    def get(self, kind: ResourceKind, namespace: str, name: str) -> dict[str, Any] | None:
+        assert kind is SECRET
         return self.secrets.get(name)
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -33,8 +35,8 @@ class SecretsKube:
         self.secrets[name] = {**manifest, "metadata": {**manifest["metadata"], "resourceVersion": version}}
         return manifest
 
-    def merge_patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        assert kind == "Secret" and set(patch) == {"data"}
+    def merge_patch(self, kind: ResourceKind, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        assert kind is SECRET and set(patch) == {"data"}
         self.patched.append(patch)
         data = {k: v for k, v in {**self.secrets[name]["data"], **patch["data"]}.items() if v is not None}
         self.secrets[name] = {**self.secrets[name], "data": data}

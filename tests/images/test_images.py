@@ -26,6 +26,7 @@ from taskplatform.operator import dbroles
 from taskplatform.operator.builders import Credentials, Owner, credentials_secret, database_statefulset
 from taskplatform.operator.dbroles import ROLES
 from taskplatform.operator.jwtkeys import JwtKeys
+from taskplatform.operator.kinds import TASK_PLATFORM
 from taskplatform.operator.models import TaskPlatformSpec
 
 API_IMAGE = "taskplatform-api:0.1.0"
@@ -202,10 +203,10 @@ def test_the_database_takes_a_changed_password_from_the_hook(containers: list[Co
                                      "POSTGRES_PASSWORD": "first"}))  # fmt: skip
     roles = {role.key: f"{role.key} p@ss'word" for role in ROLES}
     credentials = Credentials("second", "j" * 48, JwtKeys("j" * 48), roles)
-    statefulset = database_statefulset(Owner("TaskPlatform", "x", "ns", "uid"), TaskPlatformSpec(), credentials)
+    statefulset = database_statefulset(Owner(TASK_PLATFORM, "x", "ns", "uid"), TaskPlatformSpec(), credentials)
     container = statefulset["spec"]["template"]["spec"]["containers"][0]
     hook = container["lifecycle"]["postStart"]["exec"]["command"]
-    secret = {k: base64.b64decode(v).decode() for k, v in credentials_secret(Owner("TaskPlatform", "x", "ns", "uid"),
+    secret = {k: base64.b64decode(v).decode() for k, v in credentials_secret(Owner(TASK_PLATFORM, "x", "ns", "uid"),
                                                                               credentials)["data"].items()}  # fmt: skip
     env = {e["name"]: e.get("value") or secret[e["valueFrom"]["secretKeyRef"]["key"]] for e in container["env"]}
     env["PGPORT"] = str(port)

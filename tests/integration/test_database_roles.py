@@ -55,9 +55,10 @@ from taskplatform.operator.builders import (
 )
 from taskplatform.operator.dbroles import API_ROLE, BACKUP_ROLE, MIGRATION_ROLE, OWNER_ROLE, ROLES, SUPERUSER
 from taskplatform.operator.jwtkeys import JwtKeys
+from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
 
-OWNER = Owner("TaskPlatform", "demo", "apps", "uid")
+OWNER = Owner(TASK_PLATFORM, "demo", "apps", "uid")
 SPEC = TaskPlatformSpec()
 # Everything a user-provided password may hold that breaks a quoted SQL literal or a URL.
 AWKWARD = 'it\'s a p@ss:w/rd 100% "quoted" + more'
@@ -144,7 +145,7 @@ def at_server(server: ThrowawayPostgres, database: str, url: str) -> str:
 def pod_urls(server: ThrowawayPostgres, database: str, creds: Credentials) -> dict[str, str]:
     """The database URL each pod is given (its container's env), by role."""
     migration_spec = DataMigrationSpec.model_validate({"target": "demo", "sourceSecretRef": {"name": "legacy"}})
-    migration = data_migration_job(Owner("DataMigration", "import", "apps", "2"), migration_spec, SPEC)
+    migration = data_migration_job(Owner(DATA_MIGRATION, "import", "apps", "2"), migration_spec, SPEC)
     containers = {
         API_ROLE: (api_deployment(OWNER, SPEC, creds), "DATABASE_URL"),
         OWNER_ROLE: (schema_migration_job(OWNER, SPEC), "DATABASE_URL"),
@@ -164,7 +165,7 @@ def job_env(role: dbroles.DatabaseRole, creds: Credentials) -> dict[str, str]:
     store = Store(volume_claim="demo-backups")
     if role is BACKUP_ROLE:
         job, name = (
-            backup_job(Owner("TaskPlatformBackup", "b", "apps", "3"), "demo", SPEC, "k", store, []),
+            backup_job(Owner(TASK_PLATFORM_BACKUP, "b", "apps", "3"), "demo", SPEC, "k", store, []),
             DUMP_CONTAINER,
         )
     else:

@@ -15,6 +15,7 @@ from taskplatform.operator.backupjobs import DUMP_CONTAINER, RESTORE_CONTAINER, 
 from taskplatform.operator.backups import BackupView, backup_health, reconcile_backup, schedule_decision, to_prune
 from taskplatform.operator.builders import DATABASE_CLIENTS, Owner, database_network_policy, database_services
 from taskplatform.operator.conditions import ConditionType, Observation, newly_failing, rfc3339
+from taskplatform.operator.kinds import TASK_PLATFORM, TASK_PLATFORM_BACKUP, ResourceKind
 from taskplatform.operator.kube import KubeError
 from taskplatform.operator.models import (
     DEFAULT_COMPRESSION_LEVEL,
@@ -60,7 +61,7 @@ def test_a_backup_job_pairs_pg_dump_with_the_uploader_over_a_pipe() -> None:
     platform_spec = spec({"s3": {**S3, "tls": True, "verifyTls": False}})
     assert platform_spec.database.backup is not None
     store = Store.of(platform_spec.database.backup, "demo")
-    owner = Owner("TaskPlatformBackup", "nightly", "apps", "u-1")
+    owner = Owner(TASK_PLATFORM_BACKUP, "nightly", "apps", "u-1")
     job = backupjobs.backup_job(owner, "demo", platform_spec, "prod/demo/nightly.dump", store, ["prod/demo/old.dump"])
     pod = job["spec"]["template"]["spec"]
     containers = {c["name"]: c for c in pod["containers"]}
@@ -76,7 +77,7 @@ def test_a_backup_job_pairs_pg_dump_with_the_uploader_over_a_pipe() -> None:
     # The database pod's own name: it resolves before the pod is Ready (the headless Service publishes it), so a
     # restore starts as soon as PostgreSQL accepts connections.
     assert pg_env["PGHOST"]["value"] == "demo-db-0.demo-db-headless"
-    headless, _ = database_services(Owner("TaskPlatform", "demo", "apps", "u-2"))
+    headless, _ = database_services(Owner(TASK_PLATFORM, "demo", "apps", "u-2"))
     assert headless["metadata"]["name"] == "demo-db-headless" and headless["spec"]["publishNotReadyAddresses"] is True
     assert pg_env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "demo-credentials"
     # No secret value in the manifest itself, and the pod is labelled as the database's client it is.
@@ -92,7 +93,7 @@ def test_the_backup_compression_level_reaches_pg_dump() -> None:
     platform_spec = spec({"s3": S3, "compressionLevel": 9})
     assert platform_spec.database.backup is not None
     store = Store.of(platform_spec.database.backup, "demo")
-    job = backupjobs.backup_job(Owner("TaskPlatformBackup", "b", "apps", "u-1"), "demo", platform_spec, "k", store, [])
+    job = backupjobs.backup_job(Owner(TASK_PLATFORM_BACKUP, "b", "apps", "u-1"), "demo", platform_spec, "k", store, [])
     dump = next(c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == DUMP_CONTAINER)
     assert "pg_dump --format=custom --compress=9 " in dump["command"][-1]
 
@@ -102,9 +103,9 @@ def test_the_transfer_container_is_created_before_the_database_client() -> None:
     platform_spec = spec({"s3": S3})
     assert platform_spec.database.backup is not None
     store = Store.of(platform_spec.database.backup, "demo")
-    owner = Owner("TaskPlatformBackup", "b", "apps", "u-1")
+    owner = Owner(TASK_PLATFORM_BACKUP, "b", "apps", "u-1")
     backup = backupjobs.backup_job(owner, "demo", platform_spec, "k", store, [])
-    restoring = backupjobs.restore_job(Owner("TaskPlatform", "demo", "apps", "u-1"), platform_spec, "k", store, None)
+    restoring = backupjobs.restore_job(Owner(TASK_PLATFORM, "demo", "apps", "u-1"), platform_spec, "k", store, None)
     for job, client in ((backup, DUMP_CONTAINER), (restoring, RESTORE_CONTAINER)):
         assert [c["name"] for c in job["spec"]["template"]["spec"]["containers"]] == [TRANSFER_CONTAINER, client]
 
@@ -112,7 +113,7 @@ def test_the_transfer_container_is_created_before_the_database_client() -> None:
 def test_a_volume_destination_mounts_the_backup_claim_which_outlives_the_platform() -> None:
     platform_spec = spec({"volume": {"size": "5Gi", "storageClassName": "fast"}})
     assert platform_spec.database.backup is not None
-    owner = Owner("TaskPlatform", "demo", "apps", "u-1")
+    owner = Owner(TASK_PLATFORM, "demo", "apps", "u-1")
     claim = backupjobs.backup_claim(owner, platform_spec.database.backup)
     assert claim is not None and "ownerReferences" not in claim["metadata"]
     assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi" and claim["spec"]["storageClassName"] == "fast"
@@ -126,7 +127,7 @@ def test_a_volume_destination_mounts_the_backup_claim_which_outlives_the_platfor
 
 
 def test_backup_and_restore_jobs_may_reach_the_database() -> None:
-    policy = database_network_policy(Owner("TaskPlatform", "demo", "apps", "u"))
+    policy = database_network_policy(Owner(TASK_PLATFORM, "demo", "apps", "u"))
     allowed = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"]
     assert {"backup", "restore"} <= set(allowed)
 
@@ -191,22 +192,22 @@ class FakeKube:
         self.deleted: list[tuple[str, str]] = []
         self.status: Manifest | None = None
 
-    def get(self, kind: str, namespace: str, name: str) -> Manifest | None:
-        return self.objects.get((kind, name))
+    def get(self, kind: ResourceKind, namespace: str, name: str) -> Manifest | None:
+        return self.objects.get((kind.kind, name))
 
-    def list(self, kind: str, namespace: str, selector: str) -> list[Manifest]:
-        return [obj for (k, _), obj in self.objects.items() if k == kind]
+    def list(self, kind: ResourceKind, namespace: str, selector: str) -> list[Manifest]:
+        return [obj for (k, _), obj in self.objects.items() if k == kind.kind]
 
     def create(self, manifest: Manifest) -> Manifest:
         self.created.append(manifest)
         self.objects[(manifest["kind"], manifest["metadata"]["name"])] = manifest
         return manifest
 
-    def delete(self, kind: str, namespace: str, name: str) -> bool:
-        self.deleted.append((kind, name))
-        return self.objects.pop((kind, name), None) is not None
+    def delete(self, kind: ResourceKind, namespace: str, name: str) -> bool:
+        self.deleted.append((kind.kind, name))
+        return self.objects.pop((kind.kind, name), None) is not None
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: Manifest) -> None:
+    def patch_status(self, kind: ResourceKind, namespace: str, name: str, status: Manifest) -> None:
         self.status = status
 
 
@@ -348,7 +349,7 @@ def test_the_platform_pass_creates_the_backup_volume_and_the_due_scheduled_backu
         "status": {},
     }
     kube = FakeKube({("TaskPlatform", "demo"): tp})
-    owner = Owner("TaskPlatform", "demo", "ns", "u")
+    owner = Owner(TASK_PLATFORM, "demo", "ns", "u")
     spec = BackupSpec.model_validate(hourly)
     observed = PlatformObservation()
     now = T0 + timedelta(hours=1, minutes=10)
@@ -398,7 +399,7 @@ class RefusingKube(FakeKube):
 def test_a_refused_restore_job_or_scheduled_backup_is_reported_not_retried_silently() -> None:
     done = {"phase": "Completed", "key": "prod/demo/b1.dump", "sha256": "a" * 64, "s3": S3}
     kube = RefusingKube({("TaskPlatformBackup", "b1"): backup("b1", done)})
-    owner = Owner("TaskPlatform", "new", "ns", "u")
+    owner = Owner(TASK_PLATFORM, "new", "ns", "u")
     observed = PlatformObservation()
     spec = TaskPlatformSpec.model_validate({"database": {"restoreFrom": {"backup": "b1"}}})
     new = {"metadata": {"name": "new", "namespace": "ns"}, "status": {}}

@@ -26,10 +26,11 @@ from taskplatform.operator.builders import (
 from taskplatform.operator.crdgen import all_crds
 from taskplatform.operator.dbroles import API_ROLE, BACKUP_ROLE, MIGRATION_ROLE, OWNER_ROLE, ROLES, DatabaseRole
 from taskplatform.operator.jwtkeys import JwtKeys, Retiring
+from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
 
 ROOT = Path(__file__).resolve().parents[2]
-OWNER = Owner(kind="TaskPlatform", name="demo", namespace="apps", uid="1234-5678")
+OWNER = Owner(kind=TASK_PLATFORM, name="demo", namespace="apps", uid="1234-5678")
 ROLE_PASSWORDS = {role.key: f"{role.key}-pass-456" for role in ROLES}
 CREDS = Credentials(db_password="db-pass-123", jwt_secret="j" * 48, role_passwords=ROLE_PASSWORDS)
 
@@ -71,7 +72,7 @@ def test_only_the_platforms_own_clients_may_reach_its_database() -> None:
     api = children[("Deployment", "demo-api")]["spec"]["template"]["metadata"]["labels"]
     schema = next(m for k, m in children.items() if k[0] == "Job")["spec"]["template"]["metadata"]["labels"]
     migration = data_migration_job(
-        Owner("DataMigration", "import", "apps", "9"),
+        Owner(DATA_MIGRATION, "import", "apps", "9"),
         DataMigrationSpec.model_validate({"target": "demo", "sourceSecretRef": {"name": "m"}}),
         TaskPlatformSpec(),
     )["spec"]["template"]["metadata"]["labels"]
@@ -83,7 +84,7 @@ def test_only_the_platforms_own_clients_may_reach_its_database() -> None:
 
 
 def build_for(name: str) -> dict[tuple[str, str], dict[str, Any]]:
-    owner = Owner(kind="TaskPlatform", name=name, namespace="apps", uid="0")
+    owner = Owner(kind=TASK_PLATFORM, name=name, namespace="apps", uid="0")
     return {(m["kind"], m["metadata"]["name"]): m for m in desired_state(owner, TaskPlatformSpec(), CREDS)}
 
 
@@ -286,7 +287,7 @@ def test_api_deployment_is_a_pure_function_of_the_spec() -> None:
 
 
 def test_data_migration_job_runs_the_cli_against_the_platform_database() -> None:
-    owner = Owner(kind="DataMigration", name="import-1", namespace="apps", uid="u-1")
+    owner = Owner(kind=DATA_MIGRATION, name="import-1", namespace="apps", uid="u-1")
     spec = DataMigrationSpec.model_validate(
         {"target": "demo", "sourceSecretRef": {"name": "mongo"}, "batchSize": 2000, "collections": ["tasks"],
          "readOrder": "id"}
@@ -364,9 +365,9 @@ def _role_keys(role: DatabaseRole) -> set[str]:
 def test_each_pod_reads_only_its_own_roles_keys_and_only_the_database_has_the_superusers() -> None:
     children = build()
     store = Store(volume_claim="demo-backups")
-    backup = backup_job(Owner("TaskPlatformBackup", "b", "apps", "3"), "demo", TaskPlatformSpec(), "k", store, [])
+    backup = backup_job(Owner(TASK_PLATFORM_BACKUP, "b", "apps", "3"), "demo", TaskPlatformSpec(), "k", store, [])
     migration = data_migration_job(
-        Owner("DataMigration", "import", "apps", "9"),
+        Owner(DATA_MIGRATION, "import", "apps", "9"),
         DataMigrationSpec.model_validate({"target": "demo", "sourceSecretRef": {"name": "m"}}),
         TaskPlatformSpec(),
     )
@@ -430,7 +431,7 @@ def test_data_migration_job_reports_through_its_termination_message() -> None:
     spec = DataMigrationSpec.model_validate(
         {"target": "demo", "sourceSecretRef": {"name": "mongo"}, "podAnnotations": {"sidecar.istio.io/inject": "false"}}
     )
-    owner = Owner(kind="DataMigration", name="import", namespace="apps", uid="42")
+    owner = Owner(kind=DATA_MIGRATION, name="import", namespace="apps", uid="42")
     job = data_migration_job(owner, spec, TaskPlatformSpec())
     container = job["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}

@@ -18,6 +18,7 @@ from taskplatform.operator.builders import (
     platform_child_names,
 )
 from taskplatform.operator.dbroles import ROLES
+from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
 
 ROLE_PASSWORDS = {role.key: "r" * 24 for role in ROLES}
@@ -148,7 +149,7 @@ def test_data_migration_spec_is_immutable(cluster: LocalCluster) -> None:
 
 
 def test_builders_manifests_pass_server_side_validation(cluster: LocalCluster) -> None:
-    owner = Owner(kind="TaskPlatform", name="defaults", namespace="default", uid="00000000-0000-0000-0000-000000000001")
+    owner = Owner(kind=TASK_PLATFORM, name="defaults", namespace="default", uid="00000000-0000-0000-0000-000000000001")
     proxies = ["10.0.0.7", "10.0.0.1/8", "fd00::/64", "2001:db8::1"]  # what the model accepts, the server does
     assert cluster.apply(_platform("proxied", {"api": {"trustedProxies": proxies}}), "--dry-run=server").returncode == 0
     for spec in ({}, {"api": {"autoscaling": {"minReplicas": 2}}, "auth": {"secretRef": {"name": "jwt"}}}):
@@ -157,7 +158,7 @@ def test_builders_manifests_pass_server_side_validation(cluster: LocalCluster) -
         )
         result = cluster.apply(manifests, "--dry-run=server")
         assert result.returncode == 0, result.stderr
-    dm_owner = Owner(kind="DataMigration", name="import-1", namespace="default", uid="00000000-0000-0000-0000-2")
+    dm_owner = Owner(kind=DATA_MIGRATION, name="import-1", namespace="default", uid="00000000-0000-0000-0000-2")
     job = data_migration_job(
         dm_owner,
         DataMigrationSpec.model_validate({"target": "defaults", "sourceSecretRef": {"name": "m"}}),
@@ -169,7 +170,7 @@ def test_builders_manifests_pass_server_side_validation(cluster: LocalCluster) -
         spec = TaskPlatformSpec.model_validate({"database": {"backup": backup}})
         assert spec.database.backup is not None
         store = Store.of(spec.database.backup, "defaults")
-        backup_owner = Owner(kind="TaskPlatformBackup", name="b1", namespace="default", uid="00000000-0000-0000-0000-3")
+        backup_owner = Owner(kind=TASK_PLATFORM_BACKUP, name="b1", namespace="default", uid="00000000-0000-0000-0000-3")
         manifests = [backupjobs.backup_job(backup_owner, "defaults", spec, "defaults/b1.dump", store, ["old.dump"]),
                      backupjobs.restore_job(owner, spec, "defaults/b1.dump", store, "a" * 64)]  # fmt: skip
         claim = backupjobs.backup_claim(owner, spec.database.backup)

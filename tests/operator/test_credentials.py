@@ -13,11 +13,12 @@ from secretskube import SecretsKube, decoded, secret
 from taskplatform.operator.builders import CREDENTIALS_ANNOTATION, LEGACY_DATABASE_URL_KEY, Credentials, Owner
 from taskplatform.operator.dbroles import API_ROLE, OWNER_ROLE, ROLES
 from taskplatform.operator.jwtkeys import JwtKeys
+from taskplatform.operator.kinds import TASK_PLATFORM
 from taskplatform.operator.models import TaskPlatformSpec
 from taskplatform.operator.platform import Result, ensure_credentials
 from taskplatform.operator.status import PlatformObservation
 
-OWNER = Owner("TaskPlatform", "demo", "apps", "u-1")
+OWNER = Owner(TASK_PLATFORM, "demo", "apps", "u-1")
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY = "k" * 48
 

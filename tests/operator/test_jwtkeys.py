@@ -12,6 +12,7 @@ from taskplatform.operator import jwtkeys
 from taskplatform.operator.builders import Credentials, Owner, credentials_secret
 from taskplatform.operator.dbroles import ROLES
 from taskplatform.operator.jwtkeys import ADDITIONAL_KEY, ROTATION_KEY, SIGNING_KEY, JwtKeys, Phase, Retiring, plan
+from taskplatform.operator.kinds import TASK_PLATFORM
 from taskplatform.operator.models import TaskPlatformSpec
 from taskplatform.operator.platform import Result, ensure_credentials
 from taskplatform.operator.status import PlatformObservation, rolled_out
@@ -190,7 +191,7 @@ def test_a_state_is_rolled_out_once_every_pod_runs_it(obj: dict[str, Any] | None
 
 # --- the pass: the state read from and written to the credentials Secret (platform.ensure_credentials) --------
 
-OWNER = Owner("TaskPlatform", "demo", "apps", "u-1")
+OWNER = Owner(TASK_PLATFORM, "demo", "apps", "u-1")
 
 
 def run(kube: SecretsKube, spec: dict[str, Any], deploy: dict[str, Any] | None) -> Result:

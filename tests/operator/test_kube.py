@@ -1,6 +1,7 @@
 """Pure helpers of operator/kube.py."""
 
-from taskplatform.operator.kube import KINDS, owns_field
+from taskplatform.operator.kinds import DEPLOYMENT, SECRET, TASK_PLATFORM
+from taskplatform.operator.kube import owns_field
 
 
 def deployment(manager: str, operation: str = "Apply") -> dict:
@@ -17,8 +18,8 @@ def test_owns_field_reads_the_managed_fields_of_server_side_apply() -> None:
 
 
 def test_resource_paths() -> None:
-    assert KINDS["Secret"].path("ns", "x") == "/api/v1/namespaces/ns/secrets/x"
-    assert KINDS["Deployment"].path("ns") == "/apis/apps/v1/namespaces/ns/deployments"
-    assert KINDS["TaskPlatform"].path("ns", "x", "status") == (
+    assert SECRET.path("ns", "x") == "/api/v1/namespaces/ns/secrets/x"
+    assert DEPLOYMENT.path("ns") == "/apis/apps/v1/namespaces/ns/deployments"
+    assert TASK_PLATFORM.path("ns", "x", "status") == (
         "/apis/taskplatform.io/v1alpha1/namespaces/ns/taskplatforms/x/status"
     )

@@ -4,6 +4,7 @@ the same code in test_operator_cluster.py)."""
 from typing import Any
 
 from taskplatform.operator.datamigration import reconcile_migration
+from taskplatform.operator.kinds import TASK_PLATFORM, ResourceKind
 
 Manifest = dict[str, Any]
 
@@ -20,13 +21,13 @@ class VanishingJobKube:
     def __init__(self) -> None:
         self.patches: list[Manifest] = []
 
-    def get(self, kind: str, namespace: str, name: str) -> Manifest | None:
-        return READY_PLATFORM if kind == "TaskPlatform" else None
+    def get(self, kind: ResourceKind, namespace: str, name: str) -> Manifest | None:
+        return READY_PLATFORM if kind is TASK_PLATFORM else None
 
     def create(self, manifest: Manifest) -> Manifest | None:
         return None
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: Manifest) -> None:
+    def patch_status(self, kind: ResourceKind, namespace: str, name: str, status: Manifest) -> None:
         self.patches.append(status)
 
 

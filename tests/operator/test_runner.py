@@ -14,6 +14,7 @@ from taskplatform.operator.backupjobs import BACKUP_LABEL
 from taskplatform.operator.builders import API, BACKUP, RESTORE, labels
 from taskplatform.operator.handlers import Key, KeyedRunner
 from taskplatform.operator.jwtkeys import fingerprint
+from taskplatform.operator.kinds import SECRET, ResourceKind
 from taskplatform.operator.platform import Result
 
 KEY: Key = ("ns", "demo")
@@ -190,8 +191,8 @@ def test_a_referenced_secrets_change_starts_its_platforms_pass() -> None:
     class SecretReads:
         value = "o" * 48
 
-        def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
-            assert (kind, namespace, name) == ("Secret", "ns", "company-jwt")
+        def get(self, kind: ResourceKind, namespace: str, name: str) -> dict[str, Any]:
+            assert (kind, namespace, name) == (SECRET, "ns", "company-jwt")
             return {"data": {"jwt-secret": base64.b64encode(self.value.encode()).decode()}}
 
     async def scenario() -> None:
