@@ -58,14 +58,16 @@ from kubecluster import LocalCluster, wait_for  # noqa: E402
 from kubernetes.config import new_client_from_config  # noqa: E402
 
 from taskplatform.operator import backups, status  # noqa: E402
-from taskplatform.operator.backupjobs import (  # noqa: E402
-    RESTORE_SCRIPT,
-    TRANSFER_CONTAINER,
-)
-from taskplatform.operator.builders import Names, backup_job_name, restore_job_name  # noqa: E402
 from taskplatform.operator.kinds import JOB, POD, lookup  # noqa: E402
 from taskplatform.operator.kube import Kube  # noqa: E402
 from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL  # noqa: E402
+from taskplatform.operator.specs.backup import (  # noqa: E402
+    RESTORE_SCRIPT,
+    TRANSFER_CONTAINER,
+    backup_job_name,
+    restore_job_name,
+)
+from taskplatform.operator.specs.names import Names  # noqa: E402
 
 BEGIN, END = "<!-- backup-bench:begin -->", "<!-- backup-bench:end -->"
 NAMESPACE = "backup-bench"

@@ -44,8 +44,11 @@ from kubecluster import LocalCluster, OperatorProcess, wait_for  # noqa: E402
 from pgcluster import free_port  # noqa: E402
 
 from taskplatform.operator import jwtkeys  # noqa: E402
-from taskplatform.operator.builders import API, API_PORT, Names, selector_string  # noqa: E402
 from taskplatform.operator.dbroles import API_ROLE  # noqa: E402
+from taskplatform.operator.specs.api import API_COMPONENT as API  # noqa: E402
+from taskplatform.operator.specs.api import API_PORT  # noqa: E402
+from taskplatform.operator.specs.common import selector_string  # noqa: E402
+from taskplatform.operator.specs.names import Names  # noqa: E402
 
 BEGIN, END = "<!-- e2e-bench:begin -->", "<!-- e2e-bench:end -->"
 PLATFORM = "bench"

@@ -30,11 +30,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 from api_bench import cpu_model, write_doc  # noqa: E402
 from kubecluster import LocalCluster, OperatorProcess  # noqa: E402
 
-from taskplatform.operator.builders import Credentials, Owner, desired_state  # noqa: E402
 from taskplatform.operator.dbroles import ROLES  # noqa: E402
 from taskplatform.operator.kinds import DEPLOYMENT, JOB, STATEFUL_SET, TASK_PLATFORM  # noqa: E402
 from taskplatform.operator.kube import Kube, load_api_client  # noqa: E402
 from taskplatform.operator.models import TaskPlatformSpec  # noqa: E402
+from taskplatform.operator.specs.children import desired_state  # noqa: E402
+from taskplatform.operator.specs.common import Owner  # noqa: E402
+from taskplatform.operator.specs.credentials import Credentials  # noqa: E402
 
 SPEC: dict[str, Any] = {"api": {"replicas": 2}}
 

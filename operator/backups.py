@@ -21,9 +21,7 @@ from typing import Any
 
 from cronsim import CronSim, CronSimError
 
-from taskplatform.operator import backupjobs, builders, conditions, status
-from taskplatform.operator.backupjobs import SCHEDULED_LABEL, Store
-from taskplatform.operator.builders import Owner, backup_job_name
+from taskplatform.operator import conditions, status
 from taskplatform.operator.conditions import ConditionType, Event, Observation, newly_true, now_rfc3339, rfc3339
 from taskplatform.operator.kinds import JOB, PERSISTENT_VOLUME_CLAIM, TASK_PLATFORM, TASK_PLATFORM_BACKUP, Manifest
 from taskplatform.operator.kube import Kube, KubeError, newest_job_pod
@@ -35,6 +33,18 @@ from taskplatform.operator.models import (
     TaskPlatformSpec,
     TaskPlatformStatus,
 )
+from taskplatform.operator.specs.backup import (
+    DUMP_CONTAINER,
+    SCHEDULED_LABEL,
+    TRANSFER_CONTAINER,
+    Store,
+    backup_claim,
+    backup_job,
+    backup_job_name,
+    dump_key,
+    scheduled_backup,
+)
+from taskplatform.operator.specs.common import Owner
 from taskplatform.operator.status import status_changed, status_patch
 
 WAIT_S = 10.0  # a Pending backup looks again this often
@@ -121,23 +131,6 @@ def schedule_decision(
             return ScheduleDecision(due, moment)
         due = moment
     raise AssertionError("unreachable: a cron iteration is endless")
-
-
-def scheduled_backup(platform: Owner, scheduled_time: datetime) -> Manifest:
-    return {
-        **TASK_PLATFORM_BACKUP.type_meta(),
-        "metadata": {
-            "name": builders.scheduled_backup_name(platform.name, scheduled_time),
-            "namespace": platform.namespace,
-            "labels": {
-                **builders.labels(platform.name, builders.BACKUP),
-                backupjobs.PLATFORM_LABEL: platform.name,
-                SCHEDULED_LABEL: "true",
-            },
-            "annotations": {"taskplatform.io/scheduled-time": rfc3339(scheduled_time)},
-        },
-        "spec": {"platform": platform.name},
-    }
 
 
 # --- retention and health ------------------------------------------------------------------------------------
@@ -228,7 +221,7 @@ def _summary(message: str) -> dict[str, Any]:
 def failure_reason(job: Manifest, pod: Manifest | None, database_container: str) -> str:
     """Why a backup or restore Job failed, in the words of whichever side failed first."""
     found = status.terminations(pod)
-    transfer_code, transfer_message = found.get(backupjobs.TRANSFER_CONTAINER, (None, ""))
+    transfer_code, transfer_message = found.get(TRANSFER_CONTAINER, (None, ""))
     database_code, database_message = found.get(database_container, (None, ""))
     transfer_error = _summary(transfer_message).get("error") or (transfer_message.splitlines() or [""])[-1]
     # The transfer side knows about stores and checksums; pg_dump/pg_restore about the database. A store
@@ -329,10 +322,10 @@ def _start(
         result.retry_after_s = WAIT_S
         return None
     store = Store.of(backup_spec, spec.platform)
-    key = backupjobs.dump_key(backup_spec.s3.prefix if backup_spec.s3 else "", spec.platform, name)
+    key = dump_key(backup_spec.s3.prefix if backup_spec.s3 else "", spec.platform, name)
     prune = [str(b.status.key) for b in to_prune(others, backup_spec.retention, store)]
     owner = Owner(TASK_PLATFORM_BACKUP, name, namespace, meta["uid"])
-    kube.create(backupjobs.backup_job(owner, spec.platform, platform_spec, key, store, prune))
+    kube.create(backup_job(owner, spec.platform, platform_spec, key, store, prune))
     new_status.phase, new_status.message = "Running", f"{JOB.named(backup_job_name(name))} is dumping the database"
     new_status.job_name, new_status.key = backup_job_name(name), key
     new_status.s3, new_status.volume_claim = store.s3, store.volume_claim
@@ -353,9 +346,9 @@ def _observe(
     new_status.completion_time = (job.get("status") or {}).get("completionTime") or now_rfc3339()
     if finished != "Complete":
         new_status.phase = "Failed"
-        new_status.message = failure_reason(job, pod, backupjobs.DUMP_CONTAINER)
+        new_status.message = failure_reason(job, pod, DUMP_CONTAINER)
         return
-    summary = _summary(status.terminations(pod).get(backupjobs.TRANSFER_CONTAINER, (None, ""))[1])
+    summary = _summary(status.terminations(pod).get(TRANSFER_CONTAINER, (None, ""))[1])
     new_status.phase, new_status.message = "Completed", None
     new_status.size_bytes = summary.get("sizeBytes")
     new_status.sha256 = summary.get("sha256")
@@ -416,7 +409,7 @@ def reconcile_platform_backups(
     """The backup volume, the schedule (a TaskPlatformBackup when one is due) and BackupHealthy."""
     now = now or datetime.now(UTC)
     meta = platform["metadata"]
-    claim = backupjobs.backup_claim(owner, backup)
+    claim = backup_claim(owner, backup)
     if claim is not None and kube.get(PERSISTENT_VOLUME_CLAIM, owner.namespace, claim["metadata"]["name"]) is None:
         # Created once: a claim's spec is mostly immutable, and once made it is the user's data, not a child.
         create_or_report(kube, claim, f"backup volume {claim['metadata']['name']}", observed)

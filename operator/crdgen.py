@@ -14,13 +14,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from taskplatform.operator.builders import (
-    NAME_PART_MAX,
-    backup_child_names,
-    max_name_length,
-    migration_child_names,
-    platform_child_names,
-)
 from taskplatform.operator.kinds import (
     CUSTOM_RESOURCE_DEFINITION,
     DATA_MIGRATION,
@@ -30,6 +23,13 @@ from taskplatform.operator.kinds import (
     Manifest,
 )
 from taskplatform.operator.models import TASKPLATFORM_RULES, ConditionType
+from taskplatform.operator.specs.limits import (
+    NAME_PART_MAX,
+    backup_child_names,
+    max_name_length,
+    migration_child_names,
+    platform_child_names,
+)
 
 _KEEP = {
     "type", "description", "default", "enum", "minimum", "maximum", "pattern", "minLength", "maxLength",

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from taskplatform.operator import builders, conditions, status
-from taskplatform.operator.builders import Owner
+from taskplatform.operator import conditions, status
 from taskplatform.operator.conditions import ConditionType, Event, Observation, is_true, newly_true, now_rfc3339
 from taskplatform.operator.kinds import DATA_MIGRATION, JOB, TASK_PLATFORM, Manifest
 from taskplatform.operator.kube import Kube, KubeError, newest_job_pod
 from taskplatform.operator.models import DataMigrationSpec, DataMigrationStatus, TaskPlatformSpec
+from taskplatform.operator.specs.common import Owner
+from taskplatform.operator.specs.datamigration import data_migration_job, data_migration_job_name
 from taskplatform.operator.status import status_changed, status_patch
 
 LOG_TAIL_LINES = 20
@@ -49,7 +50,7 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
         result.finished = True
         return result
     spec = DataMigrationSpec.model_validate(migration.get("spec") or {})
-    job_name = builders.data_migration_job_name(name)
+    job_name = data_migration_job_name(name)
     new_status = DataMigrationStatus(observed_generation=meta.get("generation"))
 
     job = kube.get(JOB, namespace, job_name)
@@ -65,9 +66,7 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
         else:
             owner = Owner(DATA_MIGRATION, name, namespace, meta["uid"])
             platform_spec = TaskPlatformSpec.model_validate(platform.get("spec") or {})
-            job = kube.create(builders.data_migration_job(owner, spec, platform_spec)) or kube.get(
-                JOB, namespace, job_name
-            )
+            job = kube.create(data_migration_job(owner, spec, platform_spec)) or kube.get(JOB, namespace, job_name)
             if job is None:
                 # It existed a moment ago (create said so) and is gone now: being deleted. Look again soon.
                 observations = _waiting("CreatingJob", f"{JOB.named(job_name)} is being replaced")

@@ -5,7 +5,7 @@ The bootstrap superuser (initdb's, the image's POSTGRES_USER) is used only insid
 local socket, where the image trusts it: the pod's postStart hook (SYNC_SCRIPT) creates the roles below when
 they are missing, resets their attributes, memberships, passwords and grants, and moves the schema's objects to
 the owner role, in one transaction, on every start. A pod's environment then holds one role's password and URL
-(builders.py, backupjobs.py); only the database pod has the superuser's, and every role's (to set them).
+(operator/specs/); only the database pod has the superuser's, and every role's (to set them).
 
 Passwords reach SQL as psql variables read from the environment (`\\getenv`, then `:'name'`, which psql quotes
 as a literal): never pasted into a statement, never in a process's arguments. The session turns statement

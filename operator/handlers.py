@@ -27,17 +27,7 @@ from kubernetes.config import ConfigException
 from pydantic import ValidationError
 
 from taskplatform.operator import backups, conditions, metrics
-from taskplatform.operator.backupjobs import BACKUP_LABEL
 from taskplatform.operator.backups import reconcile_backup
-from taskplatform.operator.builders import (
-    BACKUP,
-    COMPONENT_LABEL,
-    INSTANCE_LABEL,
-    JWT_SECRET_KEY,
-    MANAGED_BY,
-    RESTORE,
-    restore_job_name,
-)
 from taskplatform.operator.conditions import ConditionType, Event
 from taskplatform.operator.datamigration import reconcile_migration
 from taskplatform.operator.jwtkeys import fingerprint
@@ -54,6 +44,9 @@ from taskplatform.operator.kinds import (
 )
 from taskplatform.operator.kube import Kube, KubeError, load_api_client, newest_job_pod
 from taskplatform.operator.platform import reconcile_platform
+from taskplatform.operator.specs.backup import BACKUP_COMPONENT, BACKUP_LABEL, RESTORE_COMPONENT, restore_job_name
+from taskplatform.operator.specs.common import COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY
+from taskplatform.operator.specs.credentials import JWT_SECRET_KEY
 
 log = logging.getLogger("taskplatform.operator")
 Key = tuple[str, str]  # namespace, name
@@ -67,7 +60,7 @@ class _PassResult(Protocol):
 R = TypeVar("R", bound=_PassResult)
 # The pods of backup and restore Jobs, watched so that their containers' exit is acted on at once (the
 # Job controller marks the Job complete a second or two later); the poll every JOB_POLL_S stays the fallback.
-STREAM_POD_COMPONENTS = (BACKUP, RESTORE)
+STREAM_POD_COMPONENTS = (BACKUP_COMPONENT, RESTORE_COMPONENT)
 RESYNC_INTERVAL_S = 300.0
 RECHECK_S = 5.0
 SECRET_REF_POLL_S = 10.0
@@ -351,9 +344,9 @@ async def stream_pod_changed(labels: kopf.Labels, namespace: str | None, **_: An
     restore's watch, runs now instead of at its next poll."""
     namespace = namespace or ""
     component = labels.get(COMPONENT_LABEL)
-    if component == BACKUP and BACKUP_LABEL in labels:
+    if component == BACKUP_COMPONENT and BACKUP_LABEL in labels:
         runtime().backups.enqueue((namespace, labels[BACKUP_LABEL]))
-    elif component == RESTORE and INSTANCE_LABEL in labels:
+    elif component == RESTORE_COMPONENT and INSTANCE_LABEL in labels:
         runtime().restores.enqueue((namespace, labels[INSTANCE_LABEL]))
 
 

@@ -32,8 +32,7 @@ from functools import partial
 from typing import TypeVar
 
 from taskplatform.api.limits import JWT_SECRET_MIN
-from taskplatform.operator import backups, builders, conditions, dbroles, jwtkeys, restore, status, storage
-from taskplatform.operator.builders import Credentials, Names, Owner
+from taskplatform.operator import backups, conditions, dbroles, jwtkeys, restore, status, storage
 from taskplatform.operator.conditions import ConditionType, Event, Observation, newly_true, now_rfc3339
 from taskplatform.operator.jwtkeys import JwtKeys
 from taskplatform.operator.kinds import (
@@ -50,6 +49,16 @@ from taskplatform.operator.kinds import (
 )
 from taskplatform.operator.kube import Kube, KubeError, owns_field
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
+from taskplatform.operator.specs import api, database, networkpolicy, schema
+from taskplatform.operator.specs import credentials as credentials_spec
+from taskplatform.operator.specs.common import Owner
+from taskplatform.operator.specs.credentials import (
+    JWT_SECRET_KEY,
+    LEGACY_DATABASE_URL_KEY,
+    PASSWORD_KEY,
+    Credentials,
+)
+from taskplatform.operator.specs.names import Names
 
 T = TypeVar("T")
 
@@ -84,10 +93,10 @@ def _decoded(secret: Manifest | None, key: str) -> str | None:
 
 
 _CREDENTIAL_KEYS = (
-    builders.PASSWORD_KEY,
+    PASSWORD_KEY,
     *(role.password_key for role in dbroles.ROLES),
-    builders.LEGACY_DATABASE_URL_KEY,
-    builders.JWT_SECRET_KEY,
+    LEGACY_DATABASE_URL_KEY,
+    JWT_SECRET_KEY,
     jwtkeys.SIGNING_KEY,
     jwtkeys.ADDITIONAL_KEY,
     jwtkeys.ROTATION_KEY,
@@ -105,7 +114,7 @@ def _desired_key(
         reason = "JWTKeyInvalid"
     else:
         source = spec.auth.secret_ref.name
-        key = _decoded(kube.get(SECRET, owner.namespace, source), builders.JWT_SECRET_KEY)
+        key = _decoded(kube.get(SECRET, owner.namespace, source), JWT_SECRET_KEY)
         result.jwt_source = (source, jwtkeys.fingerprint(key) if key else None)
         reason = "SecretRefInvalid"
     if not key:
@@ -144,8 +153,8 @@ def ensure_credentials(
         existing = kube.get(SECRET, owner.namespace, name)
         data = {key: value for key in _CREDENTIAL_KEYS if (value := _decoded(existing, key)) is not None}
         current = JwtKeys.from_secret_data(data)
-        password = data.get(builders.PASSWORD_KEY)
-        jwt_secret = data.get(builders.JWT_SECRET_KEY) or (current.signing if current else None)
+        password = data.get(PASSWORD_KEY)
+        jwt_secret = data.get(JWT_SECRET_KEY) or (current.signing if current else None)
         fresh = generate_credentials()
         missing_roles = [role for role in dbroles.ROLES if role.password_key not in data]
         role_passwords = {role.key: data.get(role.password_key) or fresh.password(role) for role in dbroles.ROLES}
@@ -157,14 +166,14 @@ def ensure_credentials(
         key_plan = None
         if desired is not None:
             rolled_out = current is None or status.rolled_out(deployment, credentials.api_digest)
-            key_plan = jwtkeys.plan(desired, current, rolled_out, now, builders.max_token_ttl_s(spec))
+            key_plan = jwtkeys.plan(desired, current, rolled_out, now, api.max_token_ttl_s(spec))
             credentials = replace(credentials, jwt_keys=key_plan.keys)
 
         # The superuser's URL of a Secret from before the roles: carried while an API pod may still start on it.
-        legacy_url = data.get(builders.LEGACY_DATABASE_URL_KEY)
+        legacy_url = data.get(LEGACY_DATABASE_URL_KEY)
         if legacy_url is not None and status.rolled_out(deployment, credentials.api_digest):
             legacy_url = None
-        manifest = builders.credentials_secret(owner, credentials, legacy_url)
+        manifest = credentials_spec.credentials_secret(owner, credentials, legacy_url)
         stored = (existing or {}).get("data") or {}
         if existing is None:
             if kube.create(manifest) is None:
@@ -177,14 +186,14 @@ def ensure_credentials(
                 # Made by an operator from before the database roles: the pods move to their roles now.
                 message = f"{SECRET.named(name)}: a password and URL for each database role"
                 result.events.append(Event("Normal", "DatabaseRolesAdded", message))
-            elif password is None or builders.JWT_SECRET_KEY not in data or missing_roles:
+            elif password is None or JWT_SECRET_KEY not in data or missing_roles:
                 # Someone removed a key: put back what is missing, keep what is there.
                 result.events.append(Event("Warning", "CredentialsRepaired", f"{SECRET.named(name)} was missing keys"))
-        if builders.LEGACY_DATABASE_URL_KEY in data and legacy_url is None:
+        if LEGACY_DATABASE_URL_KEY in data and legacy_url is None:
             # No API pod uses it any more (the schema and migration Jobs never restart onto it). A merge patch: the
             # key may be held by the field manager of the Secret's creation, which an apply leaves alone.
-            kube.merge_patch(SECRET, owner.namespace, name, {"data": {builders.LEGACY_DATABASE_URL_KEY: None}})
-            message = f"{SECRET.named(name)}: the superuser's {builders.LEGACY_DATABASE_URL_KEY} removed"
+            kube.merge_patch(SECRET, owner.namespace, name, {"data": {LEGACY_DATABASE_URL_KEY: None}})
+            message = f"{SECRET.named(name)}: the superuser's {LEGACY_DATABASE_URL_KEY} removed"
             result.events.append(Event("Normal", "SuperuserUrlRemoved", message))
         if key_plan is not None:
             result.events.extend(key_plan.events)
@@ -248,9 +257,9 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     # Every other child depends on the credentials: failures raise.
     credentials = ensure_credentials(kube, owner, spec, current, observed, result, datetime.now(UTC))
 
-    for service in builders.database_services(owner):
+    for service in database.database_services(owner):
         _step(observed, SERVICE.named(service["metadata"]["name"]), partial(kube.apply, service))
-    policy = builders.database_network_policy(owner)
+    policy = networkpolicy.database_network_policy(owner)
     _step(observed, NETWORK_POLICY.named(names.database), partial(kube.apply, policy))
     current_statefulset = kube.get(STATEFUL_SET, namespace, names.database)
     plan = storage.plan_storage(kube, owner, spec, current_statefulset)
@@ -258,7 +267,7 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     observed.volume_size = plan.capacity
     observed.statefulset = current_statefulset
     if plan.apply_statefulset:
-        statefulset = builders.database_statefulset(owner, spec, credentials, plan.volume_size)
+        statefulset = database.database_statefulset(owner, spec, credentials, plan.volume_size)
         observed.statefulset = _step(observed, STATEFUL_SET.named(names.database), partial(kube.apply, statefulset))
         observed.statefulset = observed.statefulset or current_statefulset
     if plan.applied and not plan.observation.holds:
@@ -281,7 +290,7 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
             ConditionType.BACKUP_HEALTHY, "Unknown", "NotConfigured", "spec.database.backup is unset"
         )
 
-    schema_job = builders.schema_migration_job(owner, spec)
+    schema_job = schema.schema_migration_job(owner, spec)
     schema_job_name = schema_job["metadata"]["name"]
     observed.schema_job = kube.get(JOB, namespace, schema_job_name)
     # After a restore only: the schema Job upgrades the restored schema, and an empty database never serves.
@@ -297,19 +306,19 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     if credentials.jwt_keys is None:
         pass  # no key known yet (the referenced Secret is missing): API pods could not start
     elif status.job_outcome(observed.schema_job) == "Complete":
-        deployment = builders.api_deployment(owner, spec, credentials)
+        deployment = api.api_deployment(owner, spec, credentials)
     else:
         image = status.deployment_image(current)
         if current is not None and image is not None:
             # Hold the image until its schema is in place; scale, resources and env still apply.
-            deployment = builders.api_deployment(owner, _with_image(spec, image), credentials)
+            deployment = api.api_deployment(owner, _with_image(spec, image), credentials)
     if deployment is not None:
         observed.deployment = _step(observed, DEPLOYMENT.named(names.api), partial(kube.apply, deployment)) or current
-    _step(observed, SERVICE.named(names.api), partial(kube.apply, builders.api_service(owner, spec)))
+    _step(observed, SERVICE.named(names.api), partial(kube.apply, api.api_service(owner, spec)))
 
     for kind, manifest in (
-        (POD_DISRUPTION_BUDGET, builders.api_pdb(owner, spec)),
-        (HORIZONTAL_POD_AUTOSCALER, builders.api_hpa(owner, spec)),
+        (POD_DISRUPTION_BUDGET, api.api_pdb(owner, spec)),
+        (HORIZONTAL_POD_AUTOSCALER, api.api_hpa(owner, spec)),
     ):
         action = (
             partial(kube.apply, manifest) if manifest is not None else partial(kube.delete, kind, namespace, names.api)

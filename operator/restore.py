@@ -9,13 +9,13 @@ the Job may be gone (its TTL) and is never run twice.
 
 from __future__ import annotations
 
-from taskplatform.operator import backupjobs, backups, conditions, status
-from taskplatform.operator.backupjobs import Store
-from taskplatform.operator.builders import Owner, restore_job_name
+from taskplatform.operator import backups, conditions, status
 from taskplatform.operator.conditions import ConditionType, Event, Observation
 from taskplatform.operator.kinds import JOB, TASK_PLATFORM_BACKUP, Manifest
 from taskplatform.operator.kube import Kube, newest_job_pod
 from taskplatform.operator.models import RestoreSource, S3Location, TaskPlatformBackupStatus, TaskPlatformSpec
+from taskplatform.operator.specs.backup import RESTORE_CONTAINER, Store, restore_job, restore_job_name
+from taskplatform.operator.specs.common import Owner
 
 
 def _restored(message: str) -> Observation:
@@ -71,7 +71,7 @@ def reconcile_restore(
             observed.problems.append(Observation(ConditionType.DEGRADED, "True", "RestoreSourceInvalid", resolved))
             return False
         store, key, sha256 = resolved
-        manifest = backupjobs.restore_job(owner, spec, key, store, sha256)
+        manifest = restore_job(owner, spec, key, store, sha256)
         refusal = backups.create_or_report(kube, manifest, JOB.named(job_name), observed)
         if refusal is not None:
             observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", "ApplyFailed", refusal)
@@ -85,7 +85,7 @@ def reconcile_restore(
         observed.restore = _restored(f"restored by Job {job_name}")
         return True
     if outcome == "Failed":
-        reason = backups.failure_reason(job, pod, backupjobs.RESTORE_CONTAINER)
+        reason = backups.failure_reason(job, pod, RESTORE_CONTAINER)
         observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", "RestoreFailed", reason)
         observed.problems.append(Observation(ConditionType.DEGRADED, "True", "RestoreFailed", f"restore: {reason}"))
         return False

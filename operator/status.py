@@ -11,10 +11,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from taskplatform.operator.builders import API, CREDENTIALS_ANNOTATION, Names, selector_string
 from taskplatform.operator.conditions import ConditionType, Observation
 from taskplatform.operator.kinds import JOB, Manifest
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
+from taskplatform.operator.specs.api import API_COMPONENT
+from taskplatform.operator.specs.common import selector_string
+from taskplatform.operator.specs.credentials import CREDENTIALS_ANNOTATION
+from taskplatform.operator.specs.names import Names
 
 
 def _status(obj: Manifest | None) -> dict[str, Any]:
@@ -161,7 +164,7 @@ def platform_fields(
     return TaskPlatformStatus(
         replicas=int(status.get("replicas") or 0),
         ready_replicas=int(status.get("readyReplicas") or 0),
-        selector=selector_string(name, API),
+        selector=selector_string(name, API_COMPONENT),
         endpoint=f"http://{Names(name).api}.{namespace}.svc:{spec.api.service.port}",
     )
 

@@ -21,11 +21,12 @@ from dataclasses import dataclass, replace
 
 from kubernetes.utils.quantity import parse_quantity
 
-from taskplatform.operator.builders import Names, Owner
 from taskplatform.operator.conditions import ConditionType, Observation
 from taskplatform.operator.kinds import PERSISTENT_VOLUME_CLAIM, STATEFUL_SET, Manifest
 from taskplatform.operator.kube import Kube, KubeError
 from taskplatform.operator.models import TaskPlatformSpec
+from taskplatform.operator.specs.common import Owner
+from taskplatform.operator.specs.names import Names
 
 STORAGE = ConditionType.STORAGE_READY
 

@@ -19,8 +19,8 @@ from typing import Any
 from kubecluster import ROOT, LocalCluster, wait_for
 from throwaway import built_binary
 
-from taskplatform.operator.builders import COMPONENT_LABEL, INSTANCE_LABEL, selector_string
 from taskplatform.operator.models import ConditionType
+from taskplatform.operator.specs.common import COMPONENT_LABEL, INSTANCE_LABEL, selector_string
 
 CHART = ROOT / "charts" / "taskplatform"
 OPERATOR_NAMESPACE = "taskplatform-system"

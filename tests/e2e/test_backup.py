@@ -24,10 +24,19 @@ from e2ecluster import (
 )
 from kubecluster import wait_for
 
-from taskplatform.operator.backupjobs import DUMP_CONTAINER, RESTORE_CONTAINER, SCHEDULED_LABEL
-from taskplatform.operator.builders import BACKUP, RESTORE, Names, backup_claim_name, backup_job_name, restore_job_name
 from taskplatform.operator.dbroles import BACKUP_ROLE, OWNER_ROLE
 from taskplatform.operator.models import ConditionType
+from taskplatform.operator.specs.backup import BACKUP_COMPONENT as BACKUP
+from taskplatform.operator.specs.backup import (
+    DUMP_CONTAINER,
+    RESTORE_CONTAINER,
+    SCHEDULED_LABEL,
+    backup_claim_name,
+    backup_job_name,
+    restore_job_name,
+)
+from taskplatform.operator.specs.backup import RESTORE_COMPONENT as RESTORE
+from taskplatform.operator.specs.names import Names
 
 pytestmark = pytest.mark.e2e
 

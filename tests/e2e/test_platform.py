@@ -12,19 +12,17 @@ import pytest
 from e2ecluster import E2E, assert_confined, condition, platform_manifest, ready, wait_ready_pods
 from kubecluster import wait_for
 
-from taskplatform.operator.builders import (
-    API,
-    API_PORT,
-    DATA_MIGRATION,
-    DATABASE,
-    PASSWORD_KEY,
-    SCHEMA_MIGRATION,
-    Names,
-    data_migration_job_name,
-    selector_string,
-)
 from taskplatform.operator.dbroles import API_ROLE, MIGRATION_ROLE, OWNER_ROLE
 from taskplatform.operator.models import ConditionType
+from taskplatform.operator.specs.api import API_COMPONENT as API
+from taskplatform.operator.specs.api import API_PORT
+from taskplatform.operator.specs.common import selector_string
+from taskplatform.operator.specs.credentials import PASSWORD_KEY
+from taskplatform.operator.specs.database import DATABASE_COMPONENT as DATABASE
+from taskplatform.operator.specs.datamigration import DATA_MIGRATION_COMPONENT as DATA_MIGRATION
+from taskplatform.operator.specs.datamigration import data_migration_job_name
+from taskplatform.operator.specs.names import Names
+from taskplatform.operator.specs.schema import SCHEMA_COMPONENT as SCHEMA_MIGRATION
 
 pytestmark = pytest.mark.e2e
 

@@ -23,9 +23,12 @@ from e2ecluster import (
 )
 from kubecluster import wait_for
 
-from taskplatform.operator.builders import API, CREDENTIALS_ANNOTATION, DATABASE, LEGACY_DATABASE_URL_KEY, Names
 from taskplatform.operator.dbroles import API_ROLE, ROLES, SUPERUSER
 from taskplatform.operator.kube import Kube
+from taskplatform.operator.specs.api import API_COMPONENT as API
+from taskplatform.operator.specs.credentials import CREDENTIALS_ANNOTATION, LEGACY_DATABASE_URL_KEY
+from taskplatform.operator.specs.database import DATABASE_COMPONENT as DATABASE
+from taskplatform.operator.specs.names import Names
 
 pytestmark = pytest.mark.e2e
 

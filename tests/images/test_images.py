@@ -23,11 +23,13 @@ from pgcluster import free_port
 from pymongo import MongoClient
 
 from taskplatform.operator import dbroles
-from taskplatform.operator.builders import Credentials, Owner, credentials_secret, database_statefulset
 from taskplatform.operator.dbroles import ROLES
 from taskplatform.operator.jwtkeys import JwtKeys
 from taskplatform.operator.kinds import TASK_PLATFORM
 from taskplatform.operator.models import TaskPlatformSpec
+from taskplatform.operator.specs.common import Owner
+from taskplatform.operator.specs.credentials import Credentials, credentials_secret
+from taskplatform.operator.specs.database import database_statefulset
 
 API_IMAGE = "taskplatform-api:0.1.0"
 OPERATOR_IMAGE = "taskplatform-operator:0.1.0"

@@ -34,7 +34,12 @@ from taskplatform.api.main import create_app
 from taskplatform.api.migrate import alembic_config, upgrade_head
 from taskplatform.migration.cli import main as migrate
 from taskplatform.operator import dbroles
-from taskplatform.operator.backupjobs import (
+from taskplatform.operator.dbroles import API_ROLE, BACKUP_ROLE, MIGRATION_ROLE, OWNER_ROLE, ROLES, SUPERUSER
+from taskplatform.operator.jwtkeys import JwtKeys
+from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
+from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+from taskplatform.operator.specs.api import api_deployment
+from taskplatform.operator.specs.backup import (
     DUMP_CONTAINER,
     FIFO,
     RESTORE_CONTAINER,
@@ -44,19 +49,11 @@ from taskplatform.operator.backupjobs import (
     backup_job,
     restore_job,
 )
-from taskplatform.operator.builders import (
-    Credentials,
-    Owner,
-    api_deployment,
-    credentials_secret,
-    data_migration_job,
-    database_statefulset,
-    schema_migration_job,
-)
-from taskplatform.operator.dbroles import API_ROLE, BACKUP_ROLE, MIGRATION_ROLE, OWNER_ROLE, ROLES, SUPERUSER
-from taskplatform.operator.jwtkeys import JwtKeys
-from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
-from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+from taskplatform.operator.specs.common import Owner
+from taskplatform.operator.specs.credentials import Credentials, credentials_secret
+from taskplatform.operator.specs.database import database_statefulset
+from taskplatform.operator.specs.datamigration import data_migration_job
+from taskplatform.operator.specs.schema import schema_migration_job
 
 OWNER = Owner(TASK_PLATFORM, "demo", "apps", "uid")
 SPEC = TaskPlatformSpec()

@@ -24,8 +24,8 @@ from sqlmodel import Session
 
 from taskplatform.api.migrate import alembic_config, upgrade_head
 from taskplatform.api.models import Task, User
-from taskplatform.operator.backupjobs import FIFO, RESTORE_SCRIPT, STATUS_FILE, STREAM_DIR, dump_script
 from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL
+from taskplatform.operator.specs.backup import FIFO, RESTORE_SCRIPT, STATUS_FILE, STREAM_DIR, dump_script
 
 # Rows shaped as users write them: RTL, emoji, combining marks, empty and large descriptions.
 TITLES = ["plain", "עברית ومرحبا", "emoji 🧪🚀", "e\u0301\u0301", "", "x" * 100_000]

@@ -10,10 +10,8 @@ from typing import Any
 
 import pytest
 
-from taskplatform.operator import backupjobs, backups, restore
-from taskplatform.operator.backupjobs import DUMP_CONTAINER, RESTORE_CONTAINER, TRANSFER_CONTAINER, Store
+from taskplatform.operator import backups, restore
 from taskplatform.operator.backups import BackupView, backup_health, reconcile_backup, schedule_decision, to_prune
-from taskplatform.operator.builders import DATABASE_CLIENTS, Owner, database_network_policy, database_services
 from taskplatform.operator.conditions import ConditionType, Observation, newly_failing, rfc3339
 from taskplatform.operator.kinds import TASK_PLATFORM, TASK_PLATFORM_BACKUP, ResourceKind
 from taskplatform.operator.kube import KubeError
@@ -26,6 +24,11 @@ from taskplatform.operator.models import (
     TaskPlatformSpec,
 )
 from taskplatform.operator.restore import resolve_source
+from taskplatform.operator.specs import backup as backup_specs
+from taskplatform.operator.specs.backup import DUMP_CONTAINER, RESTORE_CONTAINER, TRANSFER_CONTAINER, Store
+from taskplatform.operator.specs.common import Owner
+from taskplatform.operator.specs.database import database_services
+from taskplatform.operator.specs.networkpolicy import DATABASE_CLIENTS, database_network_policy
 from taskplatform.operator.status import PlatformObservation
 
 Manifest = dict[str, Any]
@@ -62,14 +65,14 @@ def test_a_backup_job_pairs_pg_dump_with_the_uploader_over_a_pipe() -> None:
     assert platform_spec.database.backup is not None
     store = Store.of(platform_spec.database.backup, "demo")
     owner = Owner(TASK_PLATFORM_BACKUP, "nightly", "apps", "u-1")
-    job = backupjobs.backup_job(owner, "demo", platform_spec, "prod/demo/nightly.dump", store, ["prod/demo/old.dump"])
+    job = backup_specs.backup_job(owner, "demo", platform_spec, "prod/demo/nightly.dump", store, ["prod/demo/old.dump"])
     pod = job["spec"]["template"]["spec"]
     containers = {c["name"]: c for c in pod["containers"]}
     dump, transfer = containers[DUMP_CONTAINER], containers[TRANSFER_CONTAINER]
     assert dump["image"] == platform_spec.database.image and transfer["image"] == platform_spec.api.image
     assert "initContainers" not in pod  # the transfer container makes the pipe; pg_dump's side waits for it
     assert transfer["args"][:6] == ["upload", "--key", "prod/demo/nightly.dump", "--status-file",
-                                    backupjobs.STATUS_FILE, "--prune"]  # fmt: skip
+                                    backup_specs.STATUS_FILE, "--prune"]  # fmt: skip
     assert "--insecure-skip-verify" in transfer["args"] and "--no-tls" not in transfer["args"]
     env = {e["name"]: e for e in transfer["env"]}
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "s3-keys", "key": "secret-access-key"}
@@ -93,7 +96,9 @@ def test_the_backup_compression_level_reaches_pg_dump() -> None:
     platform_spec = spec({"s3": S3, "compressionLevel": 9})
     assert platform_spec.database.backup is not None
     store = Store.of(platform_spec.database.backup, "demo")
-    job = backupjobs.backup_job(Owner(TASK_PLATFORM_BACKUP, "b", "apps", "u-1"), "demo", platform_spec, "k", store, [])
+    job = backup_specs.backup_job(
+        Owner(TASK_PLATFORM_BACKUP, "b", "apps", "u-1"), "demo", platform_spec, "k", store, []
+    )
     dump = next(c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == DUMP_CONTAINER)
     assert "pg_dump --format=custom --compress=9 " in dump["command"][-1]
 
@@ -104,8 +109,8 @@ def test_the_transfer_container_is_created_before_the_database_client() -> None:
     assert platform_spec.database.backup is not None
     store = Store.of(platform_spec.database.backup, "demo")
     owner = Owner(TASK_PLATFORM_BACKUP, "b", "apps", "u-1")
-    backup = backupjobs.backup_job(owner, "demo", platform_spec, "k", store, [])
-    restoring = backupjobs.restore_job(Owner(TASK_PLATFORM, "demo", "apps", "u-1"), platform_spec, "k", store, None)
+    backup = backup_specs.backup_job(owner, "demo", platform_spec, "k", store, [])
+    restoring = backup_specs.restore_job(Owner(TASK_PLATFORM, "demo", "apps", "u-1"), platform_spec, "k", store, None)
     for job, client in ((backup, DUMP_CONTAINER), (restoring, RESTORE_CONTAINER)):
         assert [c["name"] for c in job["spec"]["template"]["spec"]["containers"]] == [TRANSFER_CONTAINER, client]
 
@@ -114,10 +119,10 @@ def test_a_volume_destination_mounts_the_backup_claim_which_outlives_the_platfor
     platform_spec = spec({"volume": {"size": "5Gi", "storageClassName": "fast"}})
     assert platform_spec.database.backup is not None
     owner = Owner(TASK_PLATFORM, "demo", "apps", "u-1")
-    claim = backupjobs.backup_claim(owner, platform_spec.database.backup)
+    claim = backup_specs.backup_claim(owner, platform_spec.database.backup)
     assert claim is not None and "ownerReferences" not in claim["metadata"]
     assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi" and claim["spec"]["storageClassName"] == "fast"
-    job = backupjobs.restore_job(owner, platform_spec, "demo/x.dump", Store(volume_claim="old-backups"), "ab" * 32)
+    job = backup_specs.restore_job(owner, platform_spec, "demo/x.dump", Store(volume_claim="old-backups"), "ab" * 32)
     pod = job["spec"]["template"]["spec"]
     assert {"name": "backups", "persistentVolumeClaim": {"claimName": "old-backups"}} in pod["volumes"]
     transfer = next(c for c in pod["containers"] if c["name"] == TRANSFER_CONTAINER)
@@ -133,8 +138,8 @@ def test_backup_and_restore_jobs_may_reach_the_database() -> None:
 
 
 def test_dump_keys_nest_under_the_prefix_and_platform() -> None:
-    assert backupjobs.dump_key("prod/", "demo", "b1") == "prod/demo/b1.dump"
-    assert backupjobs.dump_key("", "demo", "b1") == "demo/b1.dump"
+    assert backup_specs.dump_key("prod/", "demo", "b1") == "prod/demo/b1.dump"
+    assert backup_specs.dump_key("", "demo", "b1") == "demo/b1.dump"
 
 
 # --- schedule, retention, health -----------------------------------------------------------------------------
@@ -357,7 +362,7 @@ def test_the_platform_pass_creates_the_backup_volume_and_the_due_scheduled_backu
     claim, scheduled = kube.created
     assert claim["kind"] == "PersistentVolumeClaim" and claim["metadata"]["name"] == "demo-backups"
     assert scheduled["metadata"]["name"] == "demo-20260301010000" and scheduled["spec"] == {"platform": "demo"}
-    assert scheduled["metadata"]["labels"][backupjobs.SCHEDULED_LABEL] == "true"
+    assert scheduled["metadata"]["labels"][backup_specs.SCHEDULED_LABEL] == "true"
     assert found.last_schedule_time == "2026-03-01T01:00:00Z"
     assert found.requeue_after_s is not None and 49 * 60 < found.requeue_after_s <= 50 * 60 + 1
     assert observed.backup is not None and observed.backup.status == "True"

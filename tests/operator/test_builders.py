@@ -11,23 +11,19 @@ from pydantic import ValidationError
 
 from taskplatform.migration.read_order import ReadOrder
 from taskplatform.operator import jwtkeys
-from taskplatform.operator.backupjobs import Store, backup_job, restore_job
-from taskplatform.operator.builders import (
-    CREDENTIALS_ANNOTATION,
-    PASSWORD_KEY,
-    Credentials,
-    Owner,
-    api_deployment,
-    data_migration_job,
-    database_statefulset,
-    desired_state,
-    schema_job_name,
-)
 from taskplatform.operator.crdgen import all_crds
 from taskplatform.operator.dbroles import API_ROLE, BACKUP_ROLE, MIGRATION_ROLE, OWNER_ROLE, ROLES, DatabaseRole
 from taskplatform.operator.jwtkeys import JwtKeys, Retiring
 from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+from taskplatform.operator.specs.api import api_deployment
+from taskplatform.operator.specs.backup import Store, backup_job, restore_job
+from taskplatform.operator.specs.children import desired_state
+from taskplatform.operator.specs.common import Owner
+from taskplatform.operator.specs.credentials import CREDENTIALS_ANNOTATION, PASSWORD_KEY, Credentials
+from taskplatform.operator.specs.database import database_statefulset
+from taskplatform.operator.specs.datamigration import data_migration_job
+from taskplatform.operator.specs.schema import schema_job_name
 
 ROOT = Path(__file__).resolve().parents[2]
 OWNER = Owner(kind=TASK_PLATFORM, name="demo", namespace="apps", uid="1234-5678")

@@ -5,21 +5,21 @@ from pathlib import Path
 import pytest
 from kubecluster import LocalCluster
 
-from taskplatform.operator import backupjobs
-from taskplatform.operator.backupjobs import Store
-from taskplatform.operator.builders import (
-    MAX_BACKUP_NAME,
-    MAX_MIGRATION_NAME,
-    MAX_PLATFORM_NAME,
-    Credentials,
-    Owner,
-    data_migration_job,
-    desired_state,
-    platform_child_names,
-)
 from taskplatform.operator.dbroles import ROLES
 from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+from taskplatform.operator.specs import backup as backup_specs
+from taskplatform.operator.specs.backup import Store
+from taskplatform.operator.specs.children import desired_state
+from taskplatform.operator.specs.common import Owner
+from taskplatform.operator.specs.credentials import Credentials
+from taskplatform.operator.specs.datamigration import data_migration_job
+from taskplatform.operator.specs.limits import (
+    MAX_BACKUP_NAME,
+    MAX_MIGRATION_NAME,
+    MAX_PLATFORM_NAME,
+    platform_child_names,
+)
 
 ROLE_PASSWORDS = {role.key: "r" * 24 for role in ROLES}
 
@@ -171,9 +171,9 @@ def test_builders_manifests_pass_server_side_validation(cluster: LocalCluster) -
         assert spec.database.backup is not None
         store = Store.of(spec.database.backup, "defaults")
         backup_owner = Owner(kind=TASK_PLATFORM_BACKUP, name="b1", namespace="default", uid="00000000-0000-0000-0000-3")
-        manifests = [backupjobs.backup_job(backup_owner, "defaults", spec, "defaults/b1.dump", store, ["old.dump"]),
-                     backupjobs.restore_job(owner, spec, "defaults/b1.dump", store, "a" * 64)]  # fmt: skip
-        claim = backupjobs.backup_claim(owner, spec.database.backup)
+        manifests = [backup_specs.backup_job(backup_owner, "defaults", spec, "defaults/b1.dump", store, ["old.dump"]),
+                     backup_specs.restore_job(owner, spec, "defaults/b1.dump", store, "a" * 64)]  # fmt: skip
+        claim = backup_specs.backup_claim(owner, spec.database.backup)
         result = cluster.apply([*manifests, *([claim] if claim else [])], "--dry-run=server")
         assert result.returncode == 0, result.stderr
 

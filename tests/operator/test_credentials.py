@@ -10,12 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 from secretskube import SecretsKube, decoded, secret
 
-from taskplatform.operator.builders import CREDENTIALS_ANNOTATION, LEGACY_DATABASE_URL_KEY, Credentials, Owner
 from taskplatform.operator.dbroles import API_ROLE, OWNER_ROLE, ROLES
 from taskplatform.operator.jwtkeys import JwtKeys
 from taskplatform.operator.kinds import TASK_PLATFORM
 from taskplatform.operator.models import TaskPlatformSpec
 from taskplatform.operator.platform import Result, ensure_credentials
+from taskplatform.operator.specs.common import Owner
+from taskplatform.operator.specs.credentials import CREDENTIALS_ANNOTATION, LEGACY_DATABASE_URL_KEY, Credentials
 from taskplatform.operator.status import PlatformObservation
 
 OWNER = Owner(TASK_PLATFORM, "demo", "apps", "u-1")

@@ -9,12 +9,13 @@ import pytest
 from secretskube import SecretsKube, decoded, secret
 
 from taskplatform.operator import jwtkeys
-from taskplatform.operator.builders import Credentials, Owner, credentials_secret
 from taskplatform.operator.dbroles import ROLES
 from taskplatform.operator.jwtkeys import ADDITIONAL_KEY, ROTATION_KEY, SIGNING_KEY, JwtKeys, Phase, Retiring, plan
 from taskplatform.operator.kinds import TASK_PLATFORM
 from taskplatform.operator.models import TaskPlatformSpec
 from taskplatform.operator.platform import Result, ensure_credentials
+from taskplatform.operator.specs.common import Owner
+from taskplatform.operator.specs.credentials import Credentials, credentials_secret
 from taskplatform.operator.status import PlatformObservation, rolled_out
 
 OLD, NEW, THIRD = "o" * 48, "n" * 48, "t" * 48

@@ -18,11 +18,11 @@ import pytest
 import sqlalchemy as sa
 from kubecluster import LocalCluster, OperatorProcess, wait_for
 
-from taskplatform.operator.builders import CREDENTIALS_ANNOTATION as DIGEST
-from taskplatform.operator.builders import Credentials
 from taskplatform.operator.dbroles import API_ROLE, ROLES
 from taskplatform.operator.jwtkeys import JwtKeys, Retiring
 from taskplatform.operator.kube import Kube
+from taskplatform.operator.specs.credentials import CREDENTIALS_ANNOTATION as DIGEST
+from taskplatform.operator.specs.credentials import Credentials
 from taskplatform.operator.status import rolled_out
 
 _names = itertools.count()

@@ -10,12 +10,15 @@ import pytest
 from kopf._cogs.structs.references import Resource
 
 from taskplatform.operator import handlers
-from taskplatform.operator.backupjobs import BACKUP_LABEL
-from taskplatform.operator.builders import API, BACKUP, RESTORE, labels
 from taskplatform.operator.handlers import Key, KeyedRunner
 from taskplatform.operator.jwtkeys import fingerprint
 from taskplatform.operator.kinds import SECRET, ResourceKind
 from taskplatform.operator.platform import Result
+from taskplatform.operator.specs.api import API_COMPONENT as API
+from taskplatform.operator.specs.backup import BACKUP_COMPONENT as BACKUP
+from taskplatform.operator.specs.backup import BACKUP_LABEL
+from taskplatform.operator.specs.backup import RESTORE_COMPONENT as RESTORE
+from taskplatform.operator.specs.common import labels
 
 KEY: Key = ("ns", "demo")
 

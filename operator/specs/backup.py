@@ -1,4 +1,5 @@
-"""Desired state of backups and restores: pure functions from the specs to the backup volume and the Jobs.
+"""Backups and restores: the backup volume, the backup and restore Jobs, a scheduled TaskPlatformBackup, and
+their names and labels. Pure functions from the specs; backups.py and restore.py read the cluster and write these.
 
 A backup or restore pod pairs the database image (its own pg_dump / pg_restore, which always match the
 server) with the API image's `taskplatform-dumpstore` (taskplatform/migration/dumpstore.py), joined by a
@@ -8,35 +9,55 @@ named pipe in a shared emptyDir: the dump streams straight to its store and back
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from taskplatform.operator.builders import (
-    _RESTRICTED_CONTAINER,
-    API_UID,
-    BACKUP,
-    DB_NAME,
-    DB_PORT,
-    DB_UID,
-    RESTORE,
-    Names,
-    Owner,
-    _metadata,
-    _pod_security,
-    backup_claim_name,
-    backup_job_name,
-    labels,
-    restore_job_name,
-)
+from taskplatform.operator.conditions import rfc3339
 from taskplatform.operator.dbroles import BACKUP_ROLE, OWNER_ROLE, DatabaseRole
-from taskplatform.operator.kinds import JOB, PERSISTENT_VOLUME_CLAIM, Manifest
+from taskplatform.operator.kinds import JOB, PERSISTENT_VOLUME_CLAIM, TASK_PLATFORM_BACKUP, Manifest
 from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL, BackupSpec, S3Location, TaskPlatformSpec
+from taskplatform.operator.specs.common import (
+    API_UID,
+    DB_UID,
+    RESTRICTED_CONTAINER,
+    TERMINATION_LOG,
+    Owner,
+    labels,
+    metadata,
+    pod_security,
+)
+from taskplatform.operator.specs.names import DB_NAME, DB_PORT, Names
+
+# The `app.kubernetes.io/component` of the backup and restore Jobs' pods (the database admits both); the backup
+# volume and the scheduled TaskPlatformBackups carry BACKUP_COMPONENT too.
+BACKUP_COMPONENT = "backup"
+RESTORE_COMPONENT = "restore"
+SCHEDULE_STAMP = "%Y%m%d%H%M%S"
+
+
+def backup_claim_name(platform: str) -> str:
+    return f"{platform}-backups"
+
+
+def backup_job_name(backup: str) -> str:
+    return f"{backup}-dump"
+
+
+def restore_job_name(platform: str) -> str:
+    return f"{platform}-restore"
+
+
+def scheduled_backup_name(platform: str, scheduled_time: datetime) -> str:
+    """A scheduled TaskPlatformBackup's name: one per platform and scheduled time, so a repeated pass (or a
+    second operator replica) cannot start the same backup twice."""
+    return f"{platform}-{scheduled_time.strftime(SCHEDULE_STAMP)}"
+
 
 STREAM_DIR = "/stream"
 FIFO = f"{STREAM_DIR}/dump"
 STATUS_FILE = f"{STREAM_DIR}/dump.status"
 BACKUP_MOUNT = "/backups"
 DUMP_SUFFIX = ".dump"
-TERMINATION_LOG = "/dev/termination-log"
 # Bounds on a Job that cannot finish (a store that never answers): it then fails with DeadlineExceeded.
 JOB_DEADLINE_S = 6 * 3600
 # The label tying a TaskPlatformBackup to its platform, and the one marking those the schedule started.
@@ -44,6 +65,7 @@ PLATFORM_LABEL = "taskplatform.io/platform"
 SCHEDULED_LABEL = "taskplatform.io/scheduled"
 # On a backup Job's pod: the TaskPlatformBackup it serves, so that the pod's changes reach that backup's pass.
 BACKUP_LABEL = "taskplatform.io/backup"
+SCHEDULED_TIME_ANNOTATION = "taskplatform.io/scheduled-time"
 # The containers' roles; the operator reads each one's termination message by name.
 DUMP_CONTAINER = "pg-dump"
 RESTORE_CONTAINER = "pg-restore"
@@ -139,7 +161,7 @@ def backup_claim(owner: Owner, backup: BackupSpec) -> Manifest | None:
         "metadata": {
             "name": backup_claim_name(owner.name),
             "namespace": owner.namespace,
-            "labels": labels(owner.name, BACKUP),
+            "labels": labels(owner.name, BACKUP_COMPONENT),
         },
         "spec": spec,
     }
@@ -148,7 +170,7 @@ def backup_claim(owner: Owner, backup: BackupSpec) -> Manifest | None:
 def _pg_env(platform: str, role: DatabaseRole) -> list[dict[str, Any]]:
     names = Names(platform)
     return [
-        # The pod itself: a restore's new database is reached the moment it accepts connections (builders).
+        # The pod itself: a restore's new database is reached the moment it accepts connections (database.py).
         {"name": "PGHOST", "value": names.database_pod_host},
         {"name": "PGPORT", "value": str(DB_PORT)},
         {"name": "PGUSER", "value": role.name},
@@ -171,7 +193,7 @@ def _stream_job(
     pod_labels: dict[str, str],
 ) -> Manifest:
     stream_mount = {"name": "stream", "mountPath": STREAM_DIR}
-    as_database = {**_RESTRICTED_CONTAINER, "runAsUser": DB_UID, "runAsGroup": DB_UID}
+    as_database = {**RESTRICTED_CONTAINER, "runAsUser": DB_UID, "runAsGroup": DB_UID}
     database = {
         **database,
         "image": spec.database.image,
@@ -187,14 +209,14 @@ def _stream_job(
         "command": ["taskplatform-dumpstore"],
         "args": [*transfer_args, "--fifo", FIFO, *store.args(), "--summary-file", TERMINATION_LOG],
         "env": store.env(),
-        "securityContext": _RESTRICTED_CONTAINER,
+        "securityContext": RESTRICTED_CONTAINER,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [stream_mount, *store.mounts()],
         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     }
     return {
         **JOB.type_meta(),
-        "metadata": {**_metadata(owner, name, component), "labels": labels(platform, component)},
+        "metadata": {**metadata(owner, name, component), "labels": labels(platform, component)},
         "spec": {
             # A failed dump or restore is reported, not retried: the next scheduled backup is the retry, and a
             # corrupted dump does not get better.
@@ -205,7 +227,7 @@ def _stream_job(
                 "metadata": {"labels": {**labels(platform, component), **pod_labels}},
                 "spec": {
                     "restartPolicy": "Never",
-                    "securityContext": _pod_security(API_UID),
+                    "securityContext": pod_security(API_UID),
                     "enableServiceLinks": False,
                     # The transfer container first: the kubelet creates a pod's containers one after the other
                     # (~0.3 s each here), so its Python starts while the database container is being created,
@@ -230,7 +252,7 @@ def backup_job(
     dump = {"name": DUMP_CONTAINER, "command": ["sh", "-c", dump_script(level)]}
     pod_labels = {BACKUP_LABEL: owner.name}
     name = backup_job_name(owner.name)
-    return _stream_job(owner, platform, name, BACKUP, spec, dump, BACKUP_ROLE, args, store, pod_labels)
+    return _stream_job(owner, platform, name, BACKUP_COMPONENT, spec, dump, BACKUP_ROLE, args, store, pod_labels)
 
 
 def restore_job(owner: Owner, spec: TaskPlatformSpec, key: str, store: Store, sha256: str | None) -> Manifest:
@@ -240,4 +262,22 @@ def restore_job(owner: Owner, spec: TaskPlatformSpec, key: str, store: Store, sh
         args += ["--sha256", sha256]
     restore = {"name": RESTORE_CONTAINER, "command": ["sh", "-c", RESTORE_SCRIPT]}
     name = restore_job_name(owner.name)
-    return _stream_job(owner, owner.name, name, RESTORE, spec, restore, OWNER_ROLE, args, store, {})
+    return _stream_job(owner, owner.name, name, RESTORE_COMPONENT, spec, restore, OWNER_ROLE, args, store, {})
+
+
+def scheduled_backup(platform: Owner, scheduled_time: datetime) -> Manifest:
+    """The TaskPlatformBackup the schedule starts at `scheduled_time` (not owned: a backup outlives its platform)."""
+    return {
+        **TASK_PLATFORM_BACKUP.type_meta(),
+        "metadata": {
+            "name": scheduled_backup_name(platform.name, scheduled_time),
+            "namespace": platform.namespace,
+            "labels": {
+                **labels(platform.name, BACKUP_COMPONENT),
+                PLATFORM_LABEL: platform.name,
+                SCHEDULED_LABEL: "true",
+            },
+            "annotations": {SCHEDULED_TIME_ANNOTATION: rfc3339(scheduled_time)},
+        },
+        "spec": {"platform": platform.name},
+    }

@@ -1,0 +1,155 @@
+"""The API: its Deployment (non-root, read-only root filesystem, probes, a pause before a pod stops), Service,
+PodDisruptionBudget (more than one replica kept) and HorizontalPodAutoscaler (spec.api.autoscaling). The schema Job
+runs the same container with the owner role (schema.py).
+
+Its pods read the API role's URL and the JWT keys in effect from the credentials Secret; the pod template carries a
+digest of them, so a changed password or each phase of a key rotation is one rolling update.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskplatform.operator.dbroles import API_ROLE, DatabaseRole
+from taskplatform.operator.jwtkeys import ADDITIONAL_KEY, SIGNING_KEY
+from taskplatform.operator.kinds import DEPLOYMENT, HORIZONTAL_POD_AUTOSCALER, POD_DISRUPTION_BUDGET, SERVICE, Manifest
+from taskplatform.operator.models import TaskPlatformSpec
+from taskplatform.operator.specs.common import (
+    API_UID,
+    RESTRICTED_CONTAINER,
+    Owner,
+    env_from_secret,
+    metadata,
+    pod_security,
+    resources,
+    selector,
+    template_metadata,
+)
+from taskplatform.operator.specs.credentials import CREDENTIALS_ANNOTATION, Credentials
+from taskplatform.operator.specs.names import Names
+
+API_COMPONENT = "api"
+API_PORT = 8000
+API_DRAIN_SECONDS = 5  # preStop pause of a stopping API pod (api_deployment)
+
+
+def api_env(owner: Owner, spec: TaskPlatformSpec, role: DatabaseRole) -> list[dict[str, Any]]:
+    """DATABASE_URL is `role`'s (the API's, or the owner's for the schema Job). The JWT keys come from the
+    credentials Secret whether or not spec.auth.secretRef is set: the operator copies the referenced key there in
+    the phases of a rotation (jwtkeys.py), never all at once."""
+    secret = Names(owner.name).secret
+    env: list[dict[str, Any]] = [
+        {"name": "ENVIRONMENT", "value": "prod"},
+        env_from_secret("DATABASE_URL", secret, role.url_key),
+        env_from_secret("JWT_SECRET", secret, SIGNING_KEY),
+        env_from_secret("JWT_ADDITIONAL_SECRETS", secret, ADDITIONAL_KEY),
+        {"name": "ACCESS_TOKEN_TTL_S", "value": str(spec.auth.access_token_ttl_seconds)},
+        {"name": "REFRESH_TOKEN_TTL_S", "value": str(spec.auth.refresh_token_ttl_seconds)},
+    ]
+    if spec.api.trusted_proxies:
+        env.append({"name": "TRUSTED_PROXIES", "value": ",".join(spec.api.trusted_proxies)})
+    return env + [{"name": e.name, "value": e.value} for e in spec.api.env]
+
+
+def max_token_ttl_s(spec: TaskPlatformSpec) -> int:
+    """How long a token the API signs now may be accepted: the longer of the two lifetimes."""
+    return max(spec.auth.access_token_ttl_seconds, spec.auth.refresh_token_ttl_seconds)
+
+
+def api_container(
+    owner: Owner, spec: TaskPlatformSpec, name: str, args: list[str], role: DatabaseRole
+) -> dict[str, Any]:
+    """The API image's container with the API's environment, connected as `role`."""
+    return {
+        "name": name,
+        "image": spec.api.image,
+        "args": args,
+        "env": api_env(owner, spec, role),
+        "resources": resources(spec.api.resources),
+        "securityContext": RESTRICTED_CONTAINER,
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir, per pod)
+    }
+
+
+def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials | None = None) -> Manifest:
+    container = api_container(owner, spec, API_COMPONENT, ["serve", "--port", str(API_PORT)], API_ROLE)
+    container["ports"] = [{"name": "http", "containerPort": API_PORT}]
+    container["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
+    container["readinessProbe"] = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5}
+    # A deleted pod keeps serving until its address has left the Service's endpoints everywhere (kube-proxy
+    # on every node); without the pause, connections routed there meanwhile are refused.
+    container["lifecycle"] = {"preStop": {"sleep": {"seconds": API_DRAIN_SECONDS}}}
+    digest = {CREDENTIALS_ANNOTATION: credentials.api_digest} if credentials else {}
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector(owner.name, API_COMPONENT)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "template": {
+            "metadata": template_metadata(owner.name, API_COMPONENT, {**spec.api.pod_annotations, **digest}),
+            "spec": {
+                "securityContext": pod_security(API_UID),
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": 30,
+                "containers": [container],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
+            },
+        },
+    }
+    if spec.api.autoscaling is None:
+        # With autoscaling the HorizontalPodAutoscaler owns replicas; setting them here would fight it.
+        deployment_spec["replicas"] = spec.api.replicas
+    return {
+        **DEPLOYMENT.type_meta(),
+        "metadata": metadata(owner, Names(owner.name).api, API_COMPONENT),
+        "spec": deployment_spec,
+    }
+
+
+def api_service(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
+    return {
+        **SERVICE.type_meta(),
+        "metadata": metadata(owner, Names(owner.name).api, API_COMPONENT),
+        "spec": {
+            "type": spec.api.service.type,
+            "selector": selector(owner.name, API_COMPONENT),
+            "ports": [{"name": "http", "port": spec.api.service.port, "targetPort": "http"}],
+        },
+    }
+
+
+def api_pdb(owner: Owner, spec: TaskPlatformSpec) -> Manifest | None:
+    """Only when there is more than one replica to keep: a PDB over one pod would block every drain."""
+    fewest = spec.api.autoscaling.min_replicas if spec.api.autoscaling else spec.api.replicas
+    if fewest <= 1:
+        return None
+    return {
+        **POD_DISRUPTION_BUDGET.type_meta(),
+        "metadata": metadata(owner, Names(owner.name).api, API_COMPONENT),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(owner.name, API_COMPONENT)}},
+    }
+
+
+def api_hpa(owner: Owner, spec: TaskPlatformSpec) -> Manifest | None:
+    scaling = spec.api.autoscaling
+    if scaling is None:
+        return None
+    return {
+        **HORIZONTAL_POD_AUTOSCALER.type_meta(),
+        "metadata": metadata(owner, Names(owner.name).api, API_COMPONENT),
+        "spec": {
+            "scaleTargetRef": {**DEPLOYMENT.type_meta(), "name": Names(owner.name).api},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": scaling.target_cpu_utilization_percentage,
+                        },
+                    },
+                }
+            ],
+        },
+    }

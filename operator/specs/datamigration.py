@@ -1,0 +1,91 @@
+"""The DataMigration Job `<migration>-migrate`: the API image's `taskplatform-migrate` against the target
+platform's database, as the migration role. It reports through its termination message (the summary the CLI writes)
+and its last JSON progress line (operator/status.py reads both).
+"""
+
+from __future__ import annotations
+
+from taskplatform.operator.dbroles import MIGRATION_ROLE
+from taskplatform.operator.kinds import JOB, Manifest
+from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+from taskplatform.operator.specs.common import (
+    API_UID,
+    RESTRICTED_CONTAINER,
+    Owner,
+    env_from_secret,
+    labels,
+    pod_security,
+)
+from taskplatform.operator.specs.names import Names
+
+DATA_MIGRATION_COMPONENT = "data-migration"
+SOURCE_URI_KEY = "uri"  # the key of spec.sourceSecretRef's Secret that holds the MongoDB URI
+MIGRATE_CONTAINER = "migrate"
+
+
+def data_migration_job_name(migration: str) -> str:
+    return f"{migration}-migrate"
+
+
+def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: TaskPlatformSpec) -> Manifest:
+    """The migration Job of a DataMigration: the API image's `taskplatform-migrate` against the platform's DB."""
+    platform = Names(spec.target)
+    args = ["--batch-size", str(spec.batch_size), "--collections", ",".join(spec.collections),
+            "--read-order", spec.read_order.value, "--progress", "json"]  # fmt: skip
+    if spec.dry_run:
+        args.append("--dry-run")
+    if spec.verify and not spec.dry_run:
+        args.append("--verify")
+    container = {
+        "name": MIGRATE_CONTAINER,
+        "image": platform_spec.api.image,
+        "command": ["taskplatform-migrate"],
+        "args": args,
+        "env": [
+            env_from_secret("SOURCE_URI", spec.source_secret_ref.name, SOURCE_URI_KEY),
+            {"name": "SOURCE_DB", "value": spec.source_database},
+            env_from_secret("TARGET_URL", platform.secret, MIGRATION_ROLE.url_key),
+            {"name": "PROGRESS_INTERVAL", "value": "2"},
+            # The outcome as JSON in the pod's status: the operator reads the final counts from there.
+            {"name": "SUMMARY_FILE", "value": "/dev/termination-log"},
+        ],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": RESTRICTED_CONTAINER,
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir, per pod)
+    }
+    return {
+        **JOB.type_meta(),
+        "metadata": {
+            "name": data_migration_job_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": labels(spec.target, DATA_MIGRATION_COMPONENT),
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            # Re-running is safe (upserts, checkpoints), so a crashed pod resumes where the last one stopped;
+            # but a verification that found differences (exit 3) would find them again: that ends the Job.
+            # (Exit 2 — a database unreachable — is worth the retries.)
+            "backoffLimit": 3,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {"containerName": MIGRATE_CONTAINER, "operator": "In", "values": [3]},
+                    }
+                ]
+            },
+            "template": {
+                "metadata": {
+                    "labels": labels(spec.target, DATA_MIGRATION_COMPONENT),
+                    "annotations": dict(spec.pod_annotations),
+                },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": pod_security(API_UID),
+                    "enableServiceLinks": False,
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
