@@ -22,7 +22,16 @@ from typing import Any
 from cronsim import CronSim, CronSimError
 
 from taskplatform.operator import conditions, status
-from taskplatform.operator.conditions import ConditionType, Event, Observation, newly_true, now_rfc3339, rfc3339
+from taskplatform.operator.conditions import (
+    ConditionType,
+    Event,
+    EventReason,
+    Observation,
+    Reason,
+    newly_true,
+    now_rfc3339,
+    rfc3339,
+)
 from taskplatform.operator.kinds import JOB, PERSISTENT_VOLUME_CLAIM, TASK_PLATFORM, TASK_PLATFORM_BACKUP, Manifest
 from taskplatform.operator.kube import Kube, KubeError, newest_job_pod
 from taskplatform.operator.models import (
@@ -152,13 +161,16 @@ def to_prune(backups: list[BackupView], retention: int, store: Store) -> list[Ba
 def backup_health(backup: BackupSpec, backups: list[BackupView], created: datetime, now: datetime) -> Observation:
     """BackupHealthy: False when the last scheduled backup failed, or one is overdue; the reason says which."""
     if backup.schedule and (problem := schedule_error(backup.schedule)):
-        return Observation(ConditionType.BACKUP_HEALTHY, "False", "ScheduleInvalid", problem)
+        return Observation(ConditionType.BACKUP_HEALTHY, "False", Reason.SCHEDULE_INVALID, problem)
     finished = [b for b in backups if b.phase in FINISHED]
     scheduled = [b for b in finished if b.scheduled]
     if scheduled and scheduled[-1].phase == "Failed":
         last = scheduled[-1]
         return Observation(
-            ConditionType.BACKUP_HEALTHY, "False", "BackupFailed", f"{last.name}: {last.status.message or 'failed'}"
+            ConditionType.BACKUP_HEALTHY,
+            "False",
+            Reason.BACKUP_FAILED,
+            f"{last.name}: {last.status.message or 'failed'}",
         )
     completed = [b for b in finished if b.phase == "Completed"]
     last_success = parse_time(completed[-1].status.completion_time) if completed else None
@@ -170,17 +182,19 @@ def backup_health(backup: BackupSpec, backups: list[BackupView], created: dateti
             return Observation(
                 ConditionType.BACKUP_HEALTHY,
                 "False",
-                "BackupOverdue",
+                Reason.BACKUP_OVERDUE,
                 f"no backup completed since the one scheduled at {rfc3339(expected)}",
             )
     if completed:
         return Observation(
             ConditionType.BACKUP_HEALTHY,
             "True",
-            "BackupCompleted",
+            Reason.BACKUP_COMPLETED,
             f"last completed backup {completed[-1].name} at {completed[-1].status.completion_time}",
         )
-    return Observation(ConditionType.BACKUP_HEALTHY, "True", "NoBackupDue", "no backup has completed yet; none is due")
+    return Observation(
+        ConditionType.BACKUP_HEALTHY, "True", Reason.NO_BACKUP_DUE, "no backup has completed yet; none is due"
+    )
 
 
 # --- one TaskPlatformBackup ----------------------------------------------------------------------------------
@@ -270,15 +284,20 @@ def reconcile_backup(kube: Kube, backup: Manifest, now: datetime | None = None) 
     else:
         _observe(kube, job, new_status, result, namespace, spec.platform)
     phase = new_status.phase or "Pending"
-    reasons = {"Pending": "Pending", "Running": "JobRunning", "Completed": "Completed", "Failed": "BackupFailed"}
+    reasons = {
+        "Pending": Reason.PENDING,
+        "Running": Reason.JOB_RUNNING,
+        "Completed": Reason.COMPLETED,
+        "Failed": Reason.BACKUP_FAILED,
+    }
     observations = _observations(phase, reasons[phase], new_status.message or "")
     conditions_before = conditions.parse(raw_status.get("conditions"))
     new_status.conditions = conditions.merge(conditions_before, observations, meta.get("generation"), now_rfc3339())
     for observation in newly_true(conditions_before, observations):
         if observation.type == ConditionType.FAILED:
-            result.events.append(Event("Warning", "BackupFailed", observation.message))
+            result.events.append(Event("Warning", Reason.BACKUP_FAILED, observation.message))
         elif observation.type == ConditionType.SUCCEEDED:
-            result.events.append(Event("Normal", "BackupCompleted", new_status.location or name))
+            result.events.append(Event("Normal", Reason.BACKUP_COMPLETED, new_status.location or name))
     if phase in FINISHED:
         result.finished = True
         result.platform = spec.platform
@@ -330,7 +349,7 @@ def _start(
     new_status.job_name, new_status.key = backup_job_name(name), key
     new_status.s3, new_status.volume_claim = store.s3, store.volume_claim
     new_status.start_time = rfc3339(now)
-    result.events.append(Event("Normal", "BackupStarted", JOB.named(backup_job_name(name))))
+    result.events.append(Event("Normal", EventReason.BACKUP_STARTED, JOB.named(backup_job_name(name))))
     return None
 
 
@@ -358,7 +377,7 @@ def _observe(
         if old.status.key in pruned and old.status.key != new_status.key:
             kube.delete(TASK_PLATFORM_BACKUP, namespace, old.name)
             result.events.append(
-                Event("Normal", "BackupPruned", f"{old.name} ({old.status.location}) beyond retention")
+                Event("Normal", EventReason.BACKUP_PRUNED, f"{old.name} ({old.status.location}) beyond retention")
             )
 
 
@@ -393,7 +412,7 @@ def create_or_report(kube: Kube, manifest: Manifest, what: str, observed: status
         if exc.transient:
             raise
         refusal = f"{what}: {exc.message}"
-        observed.problems.append(Observation(ConditionType.DEGRADED, "True", "ApplyFailed", refusal))
+        observed.problems.append(Observation(ConditionType.DEGRADED, "True", Reason.APPLY_FAILED, refusal))
         return refusal
     return None
 

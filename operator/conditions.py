@@ -3,6 +3,7 @@ when the status does (as `meta.SetStatusCondition` and CloudNativePG do)."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -16,7 +17,9 @@ __all__ = [
     "PLATFORM_CONDITIONS",
     "ConditionType",
     "Event",
+    "EventReason",
     "Observation",
+    "Reason",
     "merge",
     "newly_failing",
     "newly_true",
@@ -25,12 +28,91 @@ __all__ = [
 Status = Literal["True", "False", "Unknown"]
 
 
+@enum.unique
+class Reason(enum.StrEnum):
+    """Every reason the operator writes into a condition, named once: code that sets a reason and code that acts
+    on one (platform.py on the restore's, the Ready condition on Degraded's) use the same member. A StrEnum: it is
+    its own name on the wire. (A failed Job's own reason, e.g. DeadlineExceeded, is passed through as it is.)"""
+
+    # Ready
+    READY = "Ready"
+    DATABASE_NOT_READY = "DatabaseNotReady"
+    API_NOT_READY = "ApiNotReady"
+    # DatabaseReady, ApiReady
+    CREATING = "Creating"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    WAITING_FOR_RESTORE = "WaitingForRestore"
+    WAITING_FOR_SCHEMA = "WaitingForSchema"
+    SCALED_TO_ZERO = "ScaledToZero"
+    AVAILABLE = "Available"
+    ROLLING_OUT = "RollingOut"
+    # Degraded (and Ready, which repeats the first problem's reason)
+    AS_EXPECTED = "AsExpected"
+    APPLY_FAILED = "ApplyFailed"
+    SCHEMA_MIGRATION_FAILED = "SchemaMigrationFailed"
+    ROLLOUT_STUCK = "RolloutStuck"
+    SECRET_REF_INVALID = "SecretRefInvalid"
+    JWT_KEY_INVALID = "JWTKeyInvalid"
+    RESTORE_SOURCE_INVALID = "RestoreSourceInvalid"
+    RESTORE_FAILED = "RestoreFailed"
+    # StorageReady
+    AS_REQUESTED = "AsRequested"
+    RESIZING = "Resizing"
+    SHRINK_REFUSED = "ShrinkRefused"
+    EXPANSION_NOT_SUPPORTED = "ExpansionNotSupported"
+    BINDING = "Binding"
+    # DatabaseRestored (also RestoreSourceInvalid, ApplyFailed, RestoreFailed)
+    RESTORED = "Restored"
+    RESTORING = "Restoring"
+    # BackupHealthy
+    NOT_CONFIGURED = "NotConfigured"
+    SCHEDULE_INVALID = "ScheduleInvalid"
+    BACKUP_FAILED = "BackupFailed"
+    BACKUP_OVERDUE = "BackupOverdue"
+    BACKUP_COMPLETED = "BackupCompleted"
+    NO_BACKUP_DUE = "NoBackupDue"
+    # JWTKeyCurrent
+    CURRENT = "Current"
+    JWT_KEY_ROTATING = "JWTKeyRotating"
+    RETIRING_PREVIOUS_KEY = "RetiringPreviousKey"
+    DESIRED_KEY_UNKNOWN = "DesiredKeyUnknown"
+    # Running, Succeeded, Failed of a DataMigration or TaskPlatformBackup
+    PENDING = "Pending"
+    JOB_RUNNING = "JobRunning"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    JOB_FAILED = "JobFailed"
+    TARGET_NOT_FOUND = "TargetNotFound"
+    WAITING_FOR_TARGET = "WaitingForTarget"
+    CREATING_JOB = "CreatingJob"
+    MIGRATION_ERROR = "MigrationError"
+    VERIFICATION_FAILED = "VerificationFailed"
+
+
+@enum.unique
+class EventReason(enum.StrEnum):
+    """The reasons of Events that are no condition's reason (those post the condition's own: Reason)."""
+
+    RECONCILE_FAILED = "ReconcileFailed"
+    CREDENTIALS_GENERATED = "CredentialsGenerated"
+    CREDENTIALS_REPAIRED = "CredentialsRepaired"
+    DATABASE_ROLES_ADDED = "DatabaseRolesAdded"
+    SUPERUSER_URL_REMOVED = "SuperuserUrlRemoved"
+    SCHEMA_MIGRATION_STARTED = "SchemaMigrationStarted"
+    RESTORE_STARTED = "RestoreStarted"
+    BACKUP_STARTED = "BackupStarted"
+    BACKUP_PRUNED = "BackupPruned"
+    JOB_CREATED = "JobCreated"
+    JWT_KEY_RETIRED = "JWTKeyRetired"
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """A Kubernetes Event to post on the resource a pass reconciled."""
 
     type: str  # Normal or Warning
-    reason: str
+    reason: str  # an EventReason, a Reason, or a condition's type
     message: str
 
 
@@ -40,7 +122,7 @@ class Observation:
 
     type: ConditionType
     status: Status
-    reason: str
+    reason: str  # a Reason (or a failed Job's own reason, passed through)
     message: str = ""
 
     @property

@@ -13,7 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from taskplatform.operator import conditions, status
-from taskplatform.operator.conditions import ConditionType, Event, Observation, is_true, newly_true, now_rfc3339
+from taskplatform.operator.conditions import (
+    ConditionType,
+    Event,
+    EventReason,
+    Observation,
+    Reason,
+    is_true,
+    newly_true,
+    now_rfc3339,
+)
 from taskplatform.operator.kinds import DATA_MIGRATION, JOB, TASK_PLATFORM, Manifest
 from taskplatform.operator.kube import Kube, KubeError, newest_job_pod
 from taskplatform.operator.models import DataMigrationSpec, DataMigrationStatus, TaskPlatformSpec
@@ -31,7 +40,7 @@ class MigrationResult:
     retry_after_s: float | None = None  # waiting for something no watch event announces
 
 
-def _waiting(reason: str, message: str) -> list[Observation]:
+def _waiting(reason: Reason, message: str) -> list[Observation]:
     return [
         Observation(ConditionType.RUNNING, "False", reason, message),
         Observation(ConditionType.SUCCEEDED, "False", reason),
@@ -58,10 +67,10 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
         platform = kube.get(TASK_PLATFORM, namespace, spec.target)
         platform_conditions = conditions.parse((platform or {}).get("status", {}).get("conditions"))
         if platform is None:
-            observations = _waiting("TargetNotFound", f"{TASK_PLATFORM.named(spec.target)} does not exist")
+            observations = _waiting(Reason.TARGET_NOT_FOUND, f"{TASK_PLATFORM.named(spec.target)} does not exist")
             result.retry_after_s = 10
         elif not is_true(platform_conditions, ConditionType.READY):
-            observations = _waiting("WaitingForTarget", f"{TASK_PLATFORM.named(spec.target)} is not Ready yet")
+            observations = _waiting(Reason.WAITING_FOR_TARGET, f"{TASK_PLATFORM.named(spec.target)} is not Ready yet")
             result.retry_after_s = 5
         else:
             owner = Owner(DATA_MIGRATION, name, namespace, meta["uid"])
@@ -69,10 +78,10 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
             job = kube.create(data_migration_job(owner, spec, platform_spec)) or kube.get(JOB, namespace, job_name)
             if job is None:
                 # It existed a moment ago (create said so) and is gone now: being deleted. Look again soon.
-                observations = _waiting("CreatingJob", f"{JOB.named(job_name)} is being replaced")
+                observations = _waiting(Reason.CREATING_JOB, f"{JOB.named(job_name)} is being replaced")
                 result.retry_after_s = 2
             else:
-                result.events.append(Event("Normal", "JobCreated", f"started Job {job_name}"))
+                result.events.append(Event("Normal", EventReason.JOB_CREATED, f"started {JOB.named(job_name)}"))
     if job is not None:
         pod = newest_job_pod(kube, namespace, job_name)
         termination = status.parse_termination(pod)

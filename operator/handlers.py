@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from taskplatform.operator import backups, conditions, metrics
 from taskplatform.operator.backups import reconcile_backup
-from taskplatform.operator.conditions import ConditionType, Event
+from taskplatform.operator.conditions import ConditionType, Event, EventReason
 from taskplatform.operator.datamigration import reconcile_migration
 from taskplatform.operator.jwtkeys import fingerprint
 from taskplatform.operator.kinds import (
@@ -164,7 +164,7 @@ class Runtime:
         try:
             result = await asyncio.to_thread(reconcile, self.kube, obj)
         except Exception as exc:
-            _post(obj, [Event("Warning", "ReconcileFailed", str(exc)[:1000])])
+            _post(obj, [Event("Warning", EventReason.RECONCILE_FAILED, str(exc)[:1000])])
             raise
         _post(obj, result.events)
         return result

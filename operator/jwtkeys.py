@@ -27,15 +27,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from taskplatform.operator.conditions import ConditionType, Event, Observation, rfc3339
+from taskplatform.operator.conditions import ConditionType, Event, EventReason, Observation, Reason, rfc3339
 
 # Keys of the credentials Secret: what the API pods use, and the rotation's bookkeeping (no key in it, only
 # fingerprints and times: nothing of it goes into status, events, logs or arguments).
 SIGNING_KEY, ADDITIONAL_KEY, ROTATION_KEY = "jwt-signing", "jwt-additional", "jwt-rotation"
-ROTATING = "JWTKeyRotating"  # the condition's reason and the events' while phases 1 and 2 roll out
-RETIRING = "RetiringPreviousKey"
-RETIRED = "JWTKeyRetired"
-CURRENT = "Current"
 
 
 class Phase(enum.StrEnum):
@@ -162,19 +158,27 @@ def plan(desired: str, current: JwtKeys | None, rolled_out: bool, now: datetime,
         events.append(
             Event(
                 "Normal",
-                ROTATING,
+                Reason.JWT_KEY_ROTATING,
                 f"phase 3/3: every API pod signs with the new JWT key; the previous key is accepted until "
                 f"{rfc3339(until)}, when the longest token it signed has expired",
             )
         )
     kept = [r for r in retiring if r.until is None or r.until > now]
     if len(kept) < len(retiring):
-        events.append(Event("Normal", RETIRED, "a previous JWT key is no longer accepted: its tokens have expired"))
+        events.append(
+            Event(
+                "Normal",
+                EventReason.JWT_KEY_RETIRED,
+                "a previous JWT key is no longer accepted: its tokens have expired",
+            )
+        )
     retiring = kept
 
     if desired == signing:
         if pending is not None:
-            events.append(Event("Normal", ROTATING, "the new JWT key was withdrawn: the current key keeps signing"))
+            events.append(
+                Event("Normal", Reason.JWT_KEY_ROTATING, "the new JWT key was withdrawn: the current key keeps signing")
+            )
         pending = None
     elif pending == desired and rolled_out:
         retiring = [Retiring(signing), *(r for r in retiring if r.key != desired)]
@@ -182,7 +186,7 @@ def plan(desired: str, current: JwtKeys | None, rolled_out: bool, now: datetime,
         events.append(
             Event(
                 "Normal",
-                ROTATING,
+                Reason.JWT_KEY_ROTATING,
                 "phase 2/3: every API pod accepts the new JWT key; rolling out pods that sign with it (the "
                 "previous key is still accepted)",
             )
@@ -193,7 +197,7 @@ def plan(desired: str, current: JwtKeys | None, rolled_out: bool, now: datetime,
         events.append(
             Event(
                 "Normal",
-                ROTATING,
+                Reason.JWT_KEY_ROTATING,
                 "phase 1/3: a new JWT key; rolling it out to every API pod as a verify-only key (the current key "
                 "still signs)",
             )
@@ -207,13 +211,13 @@ def condition(keys: JwtKeys | None) -> Observation:
     """JWTKeyCurrent: whether the desired key signs (None: the desired key is not known, see Degraded)."""
     type_ = ConditionType.JWT_KEY_CURRENT
     if keys is None:
-        return Observation(type_, "Unknown", "DesiredKeyUnknown", "the desired JWT key cannot be read")
+        return Observation(type_, "Unknown", Reason.DESIRED_KEY_UNKNOWN, "the desired JWT key cannot be read")
     match keys.phase:
         case Phase.DISTRIBUTING:
             return Observation(
                 type_,
                 "False",
-                ROTATING,
+                Reason.JWT_KEY_ROTATING,
                 "phase 1/3: the new JWT key is rolling out to every API pod as a verify-only key; the current key "
                 "still signs",
             )
@@ -221,13 +225,16 @@ def condition(keys: JwtKeys | None) -> Observation:
             return Observation(
                 type_,
                 "False",
-                ROTATING,
+                Reason.JWT_KEY_ROTATING,
                 "phase 2/3: API pods that sign with the new JWT key are rolling out; the previous key is still "
                 "accepted",
             )
         case Phase.RETIRING:
             until = max(r.until for r in keys.retiring if r.until is not None)
             return Observation(
-                type_, "True", RETIRING, f"the new JWT key signs; the previous key is accepted until {rfc3339(until)}"
+                type_,
+                "True",
+                Reason.RETIRING_PREVIOUS_KEY,
+                f"the new JWT key signs; the previous key is accepted until {rfc3339(until)}",
             )
-    return Observation(type_, "True", CURRENT, "the API signs with the desired JWT key")
+    return Observation(type_, "True", Reason.CURRENT, "the API signs with the desired JWT key")

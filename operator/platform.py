@@ -33,7 +33,15 @@ from typing import TypeVar
 
 from taskplatform.api.limits import JWT_SECRET_MIN
 from taskplatform.operator import backups, conditions, dbroles, jwtkeys, restore, status, storage
-from taskplatform.operator.conditions import ConditionType, Event, Observation, newly_true, now_rfc3339
+from taskplatform.operator.conditions import (
+    ConditionType,
+    Event,
+    EventReason,
+    Observation,
+    Reason,
+    newly_true,
+    now_rfc3339,
+)
 from taskplatform.operator.jwtkeys import JwtKeys
 from taskplatform.operator.kinds import (
     DEPLOYMENT,
@@ -111,12 +119,12 @@ def _desired_key(
     key: str | None
     if spec.auth.secret_ref is None:
         source, key = Names(owner.name).secret, own_key
-        reason = "JWTKeyInvalid"
+        reason = Reason.JWT_KEY_INVALID
     else:
         source = spec.auth.secret_ref.name
         key = _decoded(kube.get(SECRET, owner.namespace, source), JWT_SECRET_KEY)
         result.jwt_source = (source, jwtkeys.fingerprint(key) if key else None)
-        reason = "SecretRefInvalid"
+        reason = Reason.SECRET_REF_INVALID
     if not key:
         return None, Observation(
             ConditionType.DEGRADED, "True", reason, f"{SECRET.named(source)} with a `jwt-secret` key not found"
@@ -178,23 +186,25 @@ def ensure_credentials(
         if existing is None:
             if kube.create(manifest) is None:
                 continue  # created meanwhile by another reconcile: read that one
-            result.events.append(Event("Normal", "CredentialsGenerated", f"generated Secret {name}"))
+            result.events.append(Event("Normal", EventReason.CREDENTIALS_GENERATED, f"generated {SECRET.named(name)}"))
         elif any(stored.get(key) != value for key, value in manifest["data"].items()):
             manifest["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
             kube.apply(manifest)
             if password is not None and len(missing_roles) == len(dbroles.ROLES):
                 # Made by an operator from before the database roles: the pods move to their roles now.
                 message = f"{SECRET.named(name)}: a password and URL for each database role"
-                result.events.append(Event("Normal", "DatabaseRolesAdded", message))
+                result.events.append(Event("Normal", EventReason.DATABASE_ROLES_ADDED, message))
             elif password is None or JWT_SECRET_KEY not in data or missing_roles:
                 # Someone removed a key: put back what is missing, keep what is there.
-                result.events.append(Event("Warning", "CredentialsRepaired", f"{SECRET.named(name)} was missing keys"))
+                result.events.append(
+                    Event("Warning", EventReason.CREDENTIALS_REPAIRED, f"{SECRET.named(name)} was missing keys")
+                )
         if LEGACY_DATABASE_URL_KEY in data and legacy_url is None:
             # No API pod uses it any more (the schema and migration Jobs never restart onto it). A merge patch: the
             # key may be held by the field manager of the Secret's creation, which an apply leaves alone.
             kube.merge_patch(SECRET, owner.namespace, name, {"data": {LEGACY_DATABASE_URL_KEY: None}})
             message = f"{SECRET.named(name)}: the superuser's {LEGACY_DATABASE_URL_KEY} removed"
-            result.events.append(Event("Normal", "SuperuserUrlRemoved", message))
+            result.events.append(Event("Normal", EventReason.SUPERUSER_URL_REMOVED, message))
         if key_plan is not None:
             result.events.extend(key_plan.events)
             result.requeue_after_s = _sooner(result.requeue_after_s, key_plan.recheck_after_s)
@@ -237,7 +247,9 @@ def _step(observed: status.PlatformObservation, child: str, action: Callable[[],
     except KubeError as exc:
         if exc.transient:
             raise
-        observed.problems.append(Observation(ConditionType.DEGRADED, "True", "ApplyFailed", f"{child}: {exc.message}"))
+        observed.problems.append(
+            Observation(ConditionType.DEGRADED, "True", Reason.APPLY_FAILED, f"{child}: {exc.message}")
+        )
         return None
 
 
@@ -277,8 +289,8 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     if spec.database.restore_from is not None:
         restored = restore.reconcile_restore(kube, platform, owner, spec, observed, result.events)
         reason = observed.restore.reason if observed.restore is not None else None
-        result.recheck_soon |= reason == "RestoreSourceInvalid"
-        result.restoring = reason == "Restoring"
+        result.recheck_soon |= reason == Reason.RESTORE_SOURCE_INVALID
+        result.restoring = reason == Reason.RESTORING
     backup_schedule = None
     if spec.database.backup is not None:
         backup_schedule = backups.reconcile_platform_backups(kube, platform, owner, spec.database.backup, observed)
@@ -287,7 +299,7 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     ):
         # Backups were turned off: say so rather than keep the last verdict.
         observed.backup = Observation(
-            ConditionType.BACKUP_HEALTHY, "Unknown", "NotConfigured", "spec.database.backup is unset"
+            ConditionType.BACKUP_HEALTHY, "Unknown", Reason.NOT_CONFIGURED, "spec.database.backup is unset"
         )
 
     schema_job = schema.schema_migration_job(owner, spec)
@@ -298,7 +310,7 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
         observed.schema_job = _step(observed, JOB.named(schema_job_name), partial(kube.create, schema_job))
         observed.schema_job = observed.schema_job or kube.get(JOB, namespace, schema_job_name)
         if observed.schema_job is not None:
-            result.events.append(Event("Normal", "SchemaMigrationStarted", JOB.named(schema_job_name)))
+            result.events.append(Event("Normal", EventReason.SCHEMA_MIGRATION_STARTED, JOB.named(schema_job_name)))
 
     if current is not None and spec.api.autoscaling is not None and owns_field(current, "spec", "replicas"):
         _hand_replicas_to_autoscaler(kube, current)

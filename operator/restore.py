@@ -10,7 +10,7 @@ the Job may be gone (its TTL) and is never run twice.
 from __future__ import annotations
 
 from taskplatform.operator import backups, conditions, status
-from taskplatform.operator.conditions import ConditionType, Event, Observation
+from taskplatform.operator.conditions import ConditionType, Event, EventReason, Observation, Reason
 from taskplatform.operator.kinds import JOB, TASK_PLATFORM_BACKUP, Manifest
 from taskplatform.operator.kube import Kube, newest_job_pod
 from taskplatform.operator.models import RestoreSource, S3Location, TaskPlatformBackupStatus, TaskPlatformSpec
@@ -19,7 +19,7 @@ from taskplatform.operator.specs.common import Owner
 
 
 def _restored(message: str) -> Observation:
-    return Observation(ConditionType.DATABASE_RESTORED, "True", "Restored", message)
+    return Observation(ConditionType.DATABASE_RESTORED, "True", Reason.RESTORED, message)
 
 
 def resolve_source(kube: Kube, namespace: str, source: RestoreSource) -> tuple[Store, str, str | None] | str:
@@ -61,22 +61,26 @@ def reconcile_restore(
         return True
     job_name = restore_job_name(owner.name)
     restoring = Observation(
-        ConditionType.DATABASE_RESTORED, "False", "Restoring", f"{JOB.named(job_name)} is restoring the database"
+        ConditionType.DATABASE_RESTORED, "False", Reason.RESTORING, f"{JOB.named(job_name)} is restoring the database"
     )
     job = kube.get(JOB, owner.namespace, job_name)
     if job is None:
         resolved = resolve_source(kube, owner.namespace, source)
         if isinstance(resolved, str):
-            observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", "RestoreSourceInvalid", resolved)
-            observed.problems.append(Observation(ConditionType.DEGRADED, "True", "RestoreSourceInvalid", resolved))
+            observed.restore = Observation(
+                ConditionType.DATABASE_RESTORED, "False", Reason.RESTORE_SOURCE_INVALID, resolved
+            )
+            observed.problems.append(
+                Observation(ConditionType.DEGRADED, "True", Reason.RESTORE_SOURCE_INVALID, resolved)
+            )
             return False
         store, key, sha256 = resolved
         manifest = restore_job(owner, spec, key, store, sha256)
         refusal = backups.create_or_report(kube, manifest, JOB.named(job_name), observed)
         if refusal is not None:
-            observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", "ApplyFailed", refusal)
+            observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", Reason.APPLY_FAILED, refusal)
             return False
-        events.append(Event("Normal", "RestoreStarted", f"{JOB.named(job_name)} restores {key}"))
+        events.append(Event("Normal", EventReason.RESTORE_STARTED, f"{JOB.named(job_name)} restores {key}"))
         observed.restore = restoring  # just created: nothing has run yet
         return False
     pod = newest_job_pod(kube, owner.namespace, job_name)
@@ -86,8 +90,10 @@ def reconcile_restore(
         return True
     if outcome == "Failed":
         reason = backups.failure_reason(job, pod, RESTORE_CONTAINER)
-        observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", "RestoreFailed", reason)
-        observed.problems.append(Observation(ConditionType.DEGRADED, "True", "RestoreFailed", f"restore: {reason}"))
+        observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", Reason.RESTORE_FAILED, reason)
+        observed.problems.append(
+            Observation(ConditionType.DEGRADED, "True", Reason.RESTORE_FAILED, f"restore: {reason}")
+        )
         return False
     observed.restore = restoring
     return False

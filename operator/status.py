@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from taskplatform.operator.conditions import ConditionType, Observation
+from taskplatform.operator.conditions import ConditionType, Observation, Reason
 from taskplatform.operator.kinds import JOB, Manifest
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
 from taskplatform.operator.specs.api import API_COMPONENT
@@ -81,12 +81,14 @@ class PlatformObservation:
 
 def database_condition(statefulset: Manifest | None) -> Observation:
     if statefulset is None:
-        return Observation(ConditionType.DATABASE_READY, "False", "Creating", "creating the PostgreSQL StatefulSet")
+        return Observation(
+            ConditionType.DATABASE_READY, "False", Reason.CREATING, "creating the PostgreSQL StatefulSet"
+        )
     ready = int(_status(statefulset).get("readyReplicas") or 0)
     if ready >= 1 and _caught_up(statefulset):
-        return Observation(ConditionType.DATABASE_READY, "True", "Running", "PostgreSQL is accepting connections")
+        return Observation(ConditionType.DATABASE_READY, "True", Reason.RUNNING, "PostgreSQL is accepting connections")
     return Observation(
-        ConditionType.DATABASE_READY, "False", "Starting", "waiting for the PostgreSQL pod to become ready"
+        ConditionType.DATABASE_READY, "False", Reason.STARTING, "waiting for the PostgreSQL pod to become ready"
     )
 
 
@@ -95,17 +97,17 @@ def api_condition(spec: TaskPlatformSpec, observed: PlatformObservation) -> Obse
     outcome = job_outcome(observed.schema_job)
     if deployment is None:
         if observed.restore is not None and not observed.restore.holds:
-            return Observation(ConditionType.API_READY, "False", "WaitingForRestore", observed.restore.message)
+            return Observation(ConditionType.API_READY, "False", Reason.WAITING_FOR_RESTORE, observed.restore.message)
         if outcome != "Complete":
             return Observation(
-                ConditionType.API_READY, "False", "WaitingForSchema", "the schema migration has not finished yet"
+                ConditionType.API_READY, "False", Reason.WAITING_FOR_SCHEMA, "the schema migration has not finished yet"
             )
-        return Observation(ConditionType.API_READY, "False", "Creating", "creating the API Deployment")
+        return Observation(ConditionType.API_READY, "False", Reason.CREATING, "creating the API Deployment")
     if deployment_image(deployment) != spec.api.image:
         return Observation(
             ConditionType.API_READY,
             "False",
-            "WaitingForSchema",
+            Reason.WAITING_FOR_SCHEMA,
             f"{spec.api.image} rolls out once its schema migration finishes",
         )
     desired = int(deployment.get("spec", {}).get("replicas", 1))
@@ -113,11 +115,16 @@ def api_condition(spec: TaskPlatformSpec, observed: PlatformObservation) -> Obse
     updated, available = int(status.get("updatedReplicas") or 0), int(status.get("availableReplicas") or 0)
     total = int(status.get("replicas") or 0)
     if desired == 0:
-        return Observation(ConditionType.API_READY, "False", "ScaledToZero", "spec.api.replicas is 0")
+        return Observation(ConditionType.API_READY, "False", Reason.SCALED_TO_ZERO, "spec.api.replicas is 0")
     if _caught_up(deployment) and updated >= desired and available >= desired and total == updated:
-        return Observation(ConditionType.API_READY, "True", "Available", f"{available}/{desired} replicas available")
+        return Observation(
+            ConditionType.API_READY, "True", Reason.AVAILABLE, f"{available}/{desired} replicas available"
+        )
     return Observation(
-        ConditionType.API_READY, "False", "RollingOut", f"{updated}/{desired} replicas updated, {available} available"
+        ConditionType.API_READY,
+        "False",
+        Reason.ROLLING_OUT,
+        f"{updated}/{desired} replicas updated, {available} available",
     )
 
 
@@ -127,16 +134,18 @@ def degraded_condition(observed: PlatformObservation) -> Observation:
         failed = _condition(observed.schema_job, "Failed") or {}
         detail = failed.get("message") or failed.get("reason") or "the Job failed"
         problems.append(
-            Observation(ConditionType.DEGRADED, "True", "SchemaMigrationFailed", f"schema migration: {detail}")
+            Observation(ConditionType.DEGRADED, "True", Reason.SCHEMA_MIGRATION_FAILED, f"schema migration: {detail}")
         )
     progressing = _condition(observed.deployment, "Progressing")
     if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
-        problems.append(Observation(ConditionType.DEGRADED, "True", "RolloutStuck", progressing.get("message", "")))
+        problems.append(
+            Observation(ConditionType.DEGRADED, "True", Reason.ROLLOUT_STUCK, progressing.get("message", ""))
+        )
     if problems:
         # The first problem's reason; every problem's message, so that none hides behind another.
         message = "; ".join(dict.fromkeys(p.message for p in problems if p.message))
         return Observation(ConditionType.DEGRADED, "True", problems[0].reason, message)
-    return Observation(ConditionType.DEGRADED, "False", "AsExpected", "")
+    return Observation(ConditionType.DEGRADED, "False", Reason.AS_EXPECTED, "")
 
 
 def platform_conditions(spec: TaskPlatformSpec, observed: PlatformObservation) -> list[Observation]:
@@ -147,11 +156,11 @@ def platform_conditions(spec: TaskPlatformSpec, observed: PlatformObservation) -
     if degraded.holds:
         ready = Observation(ConditionType.READY, "False", degraded.reason, degraded.message)
     elif not database.holds:
-        ready = Observation(ConditionType.READY, "False", "DatabaseNotReady", database.message)
+        ready = Observation(ConditionType.READY, "False", Reason.DATABASE_NOT_READY, database.message)
     elif not api.holds:
-        ready = Observation(ConditionType.READY, "False", "ApiNotReady", api.message)
+        ready = Observation(ConditionType.READY, "False", Reason.API_NOT_READY, api.message)
     else:
-        ready = Observation(ConditionType.READY, "True", "Ready", "the database and the API are serving")
+        ready = Observation(ConditionType.READY, "True", Reason.READY, "the database and the API are serving")
     optional = [observed.storage, observed.restore, observed.backup, observed.jwt]
     return [ready, database, api, degraded] + [o for o in optional if o is not None]
 
@@ -259,42 +268,42 @@ def parse_termination(pod: Manifest | None) -> Termination | None:
     return None
 
 
-_EXIT_REASONS = {2: "MigrationError", 3: "VerificationFailed"}
+_EXIT_REASONS = {2: Reason.MIGRATION_ERROR, 3: Reason.VERIFICATION_FAILED}
 
 
 def migration_conditions(job: Manifest | None, termination: Termination | None) -> list[Observation]:
     """Running, Succeeded, Failed for a DataMigration's Job."""
     outcome = job_outcome(job)
     if job is None:
-        running = Observation(ConditionType.RUNNING, "False", "Pending", "waiting to start the migration Job")
+        running = Observation(ConditionType.RUNNING, "False", Reason.PENDING, "waiting to start the migration Job")
         return [
             running,
-            Observation(ConditionType.SUCCEEDED, "False", "Pending"),
-            Observation(ConditionType.FAILED, "False", "Pending"),
+            Observation(ConditionType.SUCCEEDED, "False", Reason.PENDING),
+            Observation(ConditionType.FAILED, "False", Reason.PENDING),
         ]
     if outcome is None:
         running = Observation(
-            ConditionType.RUNNING, "True", "JobRunning", f"{JOB.named(job['metadata']['name'])} is running"
+            ConditionType.RUNNING, "True", Reason.JOB_RUNNING, f"{JOB.named(job['metadata']['name'])} is running"
         )
         return [
             running,
-            Observation(ConditionType.SUCCEEDED, "False", "Running"),
-            Observation(ConditionType.FAILED, "False", "Running"),
+            Observation(ConditionType.SUCCEEDED, "False", Reason.RUNNING),
+            Observation(ConditionType.FAILED, "False", Reason.RUNNING),
         ]
     if outcome == "Complete":
         return [
-            Observation(ConditionType.RUNNING, "False", "Completed"),
-            Observation(ConditionType.SUCCEEDED, "True", "Completed", "the migration finished"),
-            Observation(ConditionType.FAILED, "False", "Completed"),
+            Observation(ConditionType.RUNNING, "False", Reason.COMPLETED),
+            Observation(ConditionType.SUCCEEDED, "True", Reason.COMPLETED, "the migration finished"),
+            Observation(ConditionType.FAILED, "False", Reason.COMPLETED),
         ]
     failed = _condition(job, "Failed") or {}
-    reason = failed.get("reason") or "JobFailed"
+    reason = failed.get("reason") or Reason.JOB_FAILED
     message = failed.get("message") or "the migration Job failed"
     if termination is not None and termination.exit_code:
         reason = _EXIT_REASONS.get(termination.exit_code, reason)
         message = termination.error or f"exit code {termination.exit_code}"
     return [
-        Observation(ConditionType.RUNNING, "False", "Failed"),
-        Observation(ConditionType.SUCCEEDED, "False", "Failed"),
+        Observation(ConditionType.RUNNING, "False", Reason.FAILED),
+        Observation(ConditionType.SUCCEEDED, "False", Reason.FAILED),
         Observation(ConditionType.FAILED, "True", reason, message),
     ]

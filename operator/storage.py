@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from kubernetes.utils.quantity import parse_quantity
 
-from taskplatform.operator.conditions import ConditionType, Observation
+from taskplatform.operator.conditions import ConditionType, Observation, Reason
 from taskplatform.operator.kinds import PERSISTENT_VOLUME_CLAIM, STATEFUL_SET, Manifest
 from taskplatform.operator.kube import Kube, KubeError
 from taskplatform.operator.models import TaskPlatformSpec
@@ -72,15 +72,15 @@ def _plan(
     wanted = spec.database.storage.size
     names = Names(owner.name)
     if statefulset is None:
-        return StoragePlan(wanted, True, Observation(STORAGE, "True", "AsRequested", f"{wanted} requested"), True)
+        return StoragePlan(wanted, True, Observation(STORAGE, "True", Reason.AS_REQUESTED, f"{wanted} requested"), True)
     if statefulset["metadata"].get("deletionTimestamp"):
-        resizing = Observation(STORAGE, "False", "Resizing", f"re-creating the StatefulSet for {wanted} volumes")
+        resizing = Observation(STORAGE, "False", Reason.RESIZING, f"re-creating the StatefulSet for {wanted} volumes")
         return StoragePlan(wanted, False, resizing, True)
     current = template_size(statefulset) or wanted
     if _smaller(wanted, current):
         # Admission refuses this; a resource stored before that rule existed can still say so.
         message = f"the volume cannot shrink from {current} to {wanted}; it stays {current}"
-        return StoragePlan(current, True, Observation(STORAGE, "False", "ShrinkRefused", message), False)
+        return StoragePlan(current, True, Observation(STORAGE, "False", Reason.SHRINK_REFUSED, message), False)
 
     if claim is not None and _smaller(_claim_size(claim, "spec") or wanted, wanted):
         try:
@@ -94,16 +94,18 @@ def _plan(
             if exc.transient:
                 raise
             message = f"{PERSISTENT_VOLUME_CLAIM.named(names.database_claim)} cannot grow to {wanted}: {exc.message}"
-            return StoragePlan(current, True, Observation(STORAGE, "False", "ExpansionNotSupported", message), False)
+            return StoragePlan(
+                current, True, Observation(STORAGE, "False", Reason.EXPANSION_NOT_SUPPORTED, message), False
+            )
     if _smaller(current, wanted):
         kube.delete(STATEFUL_SET, owner.namespace, names.database, propagation="Orphan")
-        resizing = Observation(STORAGE, "False", "Resizing", f"re-creating the StatefulSet for {wanted} volumes")
+        resizing = Observation(STORAGE, "False", Reason.RESIZING, f"re-creating the StatefulSet for {wanted} volumes")
         return StoragePlan(wanted, False, resizing, True)
     capacity = _claim_size(claim, "status") if claim is not None else None
     if claim is not None and capacity is None:
         message = f"{PERSISTENT_VOLUME_CLAIM.named(names.database_claim)} is waiting for its volume"
-        return StoragePlan(wanted, True, Observation(STORAGE, "False", "Binding", message), True)
+        return StoragePlan(wanted, True, Observation(STORAGE, "False", Reason.BINDING, message), True)
     if capacity is not None and _smaller(capacity, wanted):
         message = f"{PERSISTENT_VOLUME_CLAIM.named(names.database_claim)} has {capacity} of {wanted}"
-        return StoragePlan(wanted, True, Observation(STORAGE, "False", "Resizing", message), True)
-    return StoragePlan(wanted, True, Observation(STORAGE, "True", "AsRequested", capacity or wanted), True)
+        return StoragePlan(wanted, True, Observation(STORAGE, "False", Reason.RESIZING, message), True)
+    return StoragePlan(wanted, True, Observation(STORAGE, "True", Reason.AS_REQUESTED, capacity or wanted), True)
