@@ -1,14 +1,14 @@
 """`taskplatform-migrate`: move the legacy MongoDB data into the API's PostgreSQL schema.
 
 Exit codes: 0 done (and verified, with --verify), 2 bad arguments, mapping or unreachable source/target,
-3 verification found differences, 4 the source or target failed mid-run (a re-run resumes).
+3 verification found differences, 4 the source or target failed mid-run (a re-run resumes). These, the
+environment it reads and the JSON it leaves behind are its contract with the operator: migration/contract.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -23,7 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from taskplatform.api.limits import BCRYPT_MAX_ROUNDS_DEFAULT, BCRYPT_ROUNDS_LIMIT, BCRYPT_ROUNDS_MIN
 from taskplatform.api.migrate import upgrade_head
+from taskplatform.migration import contract
 from taskplatform.migration.collections import KINDS
+from taskplatform.migration.contract import ExitCode
 from taskplatform.migration.mapping import MappingError, load_mapping
 from taskplatform.migration.progress import Reporter
 from taskplatform.migration.read_order import DESCRIPTION as READ_ORDER_DESCRIPTION
@@ -41,43 +43,50 @@ def _parser() -> argparse.ArgumentParser:
         description="Migrate legacy users and tasks from MongoDB into TaskPlatform's PostgreSQL schema.",
     )
     parser.add_argument(
-        "--source-uri", default=env("SOURCE_URI") or env("MONGODB_URI"), help="MongoDB URI (env SOURCE_URI)"
+        "--source-uri",
+        default=env(contract.SOURCE_URI_ENV) or env(contract.SOURCE_URI_FALLBACK_ENV),
+        help=f"MongoDB URI (env {contract.SOURCE_URI_ENV})",
     )
-    parser.add_argument("--source-db", default=env("SOURCE_DB"), help="database name, else the URI's, else 'legacy'")
+    parser.add_argument(
+        "--source-db", default=env(contract.SOURCE_DB_ENV), help="database name, else the URI's, else 'legacy'"
+    )
     parser.add_argument(
         "--target-url",
-        default=env("TARGET_URL") or env("DATABASE_URL"),
-        help="PostgreSQL URL (env TARGET_URL / DATABASE_URL)",
+        default=env(contract.TARGET_URL_ENV) or env(contract.TARGET_URL_FALLBACK_ENV),
+        help=f"PostgreSQL URL (env {contract.TARGET_URL_ENV} / {contract.TARGET_URL_FALLBACK_ENV})",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=int(env("BATCH_SIZE", "5000")), help="documents per transaction"
+        "--batch-size", type=int, default=int(env(contract.BATCH_SIZE_ENV, "5000")), help="documents per transaction"
     )
     parser.add_argument(
         "--batch-bytes",
         type=int,
-        default=int(env("BATCH_BYTES", str(BATCH_BYTES_DEFAULT))),
+        default=int(env(contract.BATCH_BYTES_ENV, str(BATCH_BYTES_DEFAULT))),
         help=f"bytes of BSON per transaction at most (a larger document goes alone; default {BATCH_BYTES_DEFAULT})",
     )
     parser.add_argument(
-        "--collections", default=env("COLLECTIONS", ",".join(KINDS)), help="users,tasks (or one of them)"
+        "--collections", default=env(contract.COLLECTIONS_ENV, ",".join(KINDS)), help="users,tasks (or one of them)"
     )
     parser.add_argument(
-        "--mapping", type=Path, default=env("MAPPING_FILE"), help="TOML file overriding names (docs/migration.md)"
+        "--mapping",
+        type=Path,
+        default=env(contract.MAPPING_FILE_ENV),
+        help="TOML file overriding names (docs/migration.md)",
     )
     parser.add_argument(
         "--read-order",
         type=ReadOrder,
         choices=list(ReadOrder),
-        default=env("READ_ORDER", ReadOrder.NATURAL.value),  # a string default goes through `type` too
-        help=f"{READ_ORDER_DESCRIPTION} (env READ_ORDER)",
+        default=env(contract.READ_ORDER_ENV, ReadOrder.NATURAL.value),  # a string default goes through `type` too
+        help=f"{READ_ORDER_DESCRIPTION} (env {contract.READ_ORDER_ENV})",
     )
     parser.add_argument(
         "--bcrypt-max-rounds",
         type=int,
-        default=env("BCRYPT_MAX_ROUNDS", str(BCRYPT_MAX_ROUNDS_DEFAULT)),  # the API's setting: one value for both
+        default=env(contract.BCRYPT_MAX_ROUNDS_ENV, str(BCRYPT_MAX_ROUNDS_DEFAULT)),  # the API's: one value for both
         help=f"the costliest legacy bcrypt hash to import ({BCRYPT_ROUNDS_MIN}-{BCRYPT_ROUNDS_LIMIT}, default "
-        f"{BCRYPT_MAX_ROUNDS_DEFAULT}; env BCRYPT_MAX_ROUNDS, the API's setting): the API would not verify a costlier "
-        "one, so it is rejected",
+        f"{BCRYPT_MAX_ROUNDS_DEFAULT}; env {contract.BCRYPT_MAX_ROUNDS_ENV}, the API's setting): the API would not "
+        "verify a costlier one, so it is rejected",
     )
     parser.add_argument("--dry-run", action="store_true", help="read, transform and validate; write nothing")
     parser.add_argument("--verify", action="store_true", help="after migrating, compare counts and content checksums")
@@ -93,23 +102,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--progress-interval",
         type=float,
-        default=float(env("PROGRESS_INTERVAL", "1")),
+        default=float(env(contract.PROGRESS_INTERVAL_ENV, "1")),
         help="seconds between JSON progress lines (0: after every batch)",
     )
     parser.add_argument(
         "--summary-file",
-        default=env("SUMMARY_FILE"),
-        help="also write the outcome (exit code, counts, error) as one JSON object here (env SUMMARY_FILE)",
+        default=env(contract.SUMMARY_FILE_ENV),
+        help=f"also write the outcome (exit code, counts, error) as one JSON object here (env "
+        f"{contract.SUMMARY_FILE_ENV})",
     )
     return parser
 
 
 class _Failure(Exception):
-    """A clear, host-only message for the user; exit code 2."""
+    """A clear, host-only message for the user; ExitCode.FAILED."""
 
 
 class _Interrupted(Exception):
-    """The source or the target failed mid-run; what was committed stays, a re-run resumes. Exit code 4."""
+    """The source or the target failed mid-run; what was committed stays, a re-run resumes. ExitCode.INTERRUPTED."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,31 +129,33 @@ def main(argv: list[str] | None = None) -> int:
         code = _run(args, outcome)
     except _Failure as exc:
         print(f"taskplatform-migrate: {exc}", file=sys.stderr)
-        code, outcome["error"] = 2, str(exc)
+        code, outcome[contract.ERROR] = ExitCode.FAILED, str(exc)
     except _Interrupted as exc:
         print(f"taskplatform-migrate: {exc}", file=sys.stderr)
-        code, outcome["error"] = 4, str(exc)
+        code, outcome[contract.ERROR] = ExitCode.INTERRUPTED, str(exc)
     if args.summary_file:
         # A Kubernetes Job points this at /dev/termination-log: the operator reads the counts from the pod's
-        # status, no log scraping. Compact: the kubelet keeps at most 4 KiB.
-        summary = {"exitCode": code, **outcome}
-        Path(args.summary_file).write_text(json.dumps(summary, separators=(",", ":"))[:4096])
-    return code
+        # status, no log scraping.
+        Path(args.summary_file).write_text(contract.summary_text(code, outcome))
+    return int(code)
 
 
-def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
+def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> ExitCode:
     kinds = tuple(k.strip() for k in args.collections.split(",") if k.strip())
     if not args.source_uri:
-        raise _Failure("no source: give --source-uri or set SOURCE_URI")
+        raise _Failure(f"no source: give --source-uri or set {contract.SOURCE_URI_ENV}")
     if not args.dry_run and not args.target_url:
-        raise _Failure("no target: give --target-url or set TARGET_URL / DATABASE_URL")
+        raise _Failure(
+            f"no target: give --target-url or set {contract.TARGET_URL_ENV} / {contract.TARGET_URL_FALLBACK_ENV}"
+        )
     if args.batch_size < 1 or args.batch_size > 100_000:
         raise _Failure("--batch-size must be between 1 and 100000")
     if not 1 <= args.batch_bytes <= BATCH_BYTES_MAX:
-        raise _Failure(f"--batch-bytes (env BATCH_BYTES) must be between 1 and {BATCH_BYTES_MAX}")
+        raise _Failure(f"--batch-bytes (env {contract.BATCH_BYTES_ENV}) must be between 1 and {BATCH_BYTES_MAX}")
     if not BCRYPT_ROUNDS_MIN <= args.bcrypt_max_rounds <= BCRYPT_ROUNDS_LIMIT:
         raise _Failure(
-            f"--bcrypt-max-rounds (env BCRYPT_MAX_ROUNDS) must be between {BCRYPT_ROUNDS_MIN} and {BCRYPT_ROUNDS_LIMIT}"
+            f"--bcrypt-max-rounds (env {contract.BCRYPT_MAX_ROUNDS_ENV}) must be between {BCRYPT_ROUNDS_MIN} and "
+            f"{BCRYPT_ROUNDS_LIMIT}"
         )
     if not kinds or any(k not in KINDS for k in kinds):
         raise _Failure(f"--collections takes {', '.join(KINDS)}")
@@ -190,10 +202,10 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
             if not args.verify_only:
                 stats = Migration(client[db_name], target, options, reporter).run()
                 reporter.summary(stats, args.dry_run)
-                outcome["dryRun"] = args.dry_run
-                outcome["collections"] = [
-                    {"collection": s.name, "read": s.read, "written": s.written, "altered": s.altered,
-                     "rejected": s.rejected}
+                outcome[contract.DRY_RUN] = args.dry_run
+                outcome[contract.COLLECTIONS] = [
+                    {contract.COLLECTION: s.name, contract.READ: s.read, contract.WRITTEN: s.written,
+                     contract.ALTERED: s.altered, contract.REJECTED: s.rejected}
                     for s in stats
                 ]  # fmt: skip
             if (args.verify or args.verify_only) and target is not None:
@@ -203,11 +215,11 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
                     if reporter.interactive:
                         mark = "ok" if result.ok else "MISMATCH"
                         print(f"verify {result.collection}: {mark} {result.as_dict()}", file=sys.stderr)
-                outcome["verified"] = all(r.ok for r in results)
-                if not outcome["verified"]:
-                    outcome["error"] = "verification found differences"
+                outcome[contract.VERIFIED] = all(r.ok for r in results)
+                if not outcome[contract.VERIFIED]:
+                    outcome[contract.ERROR] = "verification found differences"
                     print("taskplatform-migrate: verification found differences", file=sys.stderr)
-                    return 3
+                    return ExitCode.VERIFICATION_FAILED
     except (psycopg2.Error, PyMongoError, InvalidBSON) as exc:
         # Only the class and PostgreSQL's primary message: driver texts can carry hosts and user names.
         side = "PostgreSQL" if isinstance(exc, psycopg2.Error) else "MongoDB"
@@ -222,7 +234,7 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> int:
         if target is not None:
             with contextlib.suppress(psycopg2.Error):
                 target.close()
-    return 0
+    return ExitCode.DONE
 
 
 if __name__ == "__main__":

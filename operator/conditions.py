@@ -88,6 +88,7 @@ class Reason(enum.StrEnum):
     CREATING_JOB = "CreatingJob"
     MIGRATION_ERROR = "MigrationError"
     VERIFICATION_FAILED = "VerificationFailed"
+    MIGRATION_INTERRUPTED = "MigrationInterrupted"
 
 
 @enum.unique

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from taskplatform.migration import contract
+from taskplatform.migration.contract import ExitCode
 from taskplatform.operator.conditions import ConditionType, Observation, Reason
 from taskplatform.operator.kinds import JOB, Manifest
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
@@ -212,32 +214,33 @@ def parse_progress(log_tail: str) -> MigrationCounts | None:
             event = json.loads(line)
         except ValueError:
             continue
-        if event.get("event") == "progress":
-            total, read = int(event.get("total") or 0), int(event.get("read") or 0)
+        if event.get(contract.EVENT) == contract.PROGRESS_EVENT:
+            total, read = int(event.get(contract.TOTAL) or 0), int(event.get(contract.READ) or 0)
             percent = f"{min(100, read * 100 // total)}%" if total else None
             return MigrationCounts(
                 read,
-                int(event.get("written") or 0),
-                int(event.get("rejected") or 0),
-                f"{event.get('collection')} {percent}" if percent else None,
+                int(event.get(contract.WRITTEN) or 0),
+                int(event.get(contract.REJECTED) or 0),
+                f"{event.get(contract.COLLECTION)} {percent}" if percent else None,
             )
-        if event.get("event") == "summary":
-            return _summed(event.get("collections") or [], "100%")
+        if event.get(contract.EVENT) == contract.SUMMARY_EVENT:
+            return _summed(event.get(contract.COLLECTIONS) or [], "100%")
     return None
 
 
 def _summed(collections: list[dict[str, Any]], progress: str | None) -> MigrationCounts:
     return MigrationCounts(
-        sum(int(c.get("read") or 0) for c in collections),
-        sum(int(c.get("written") or 0) for c in collections),
-        sum(int(c.get("rejected") or 0) for c in collections),
+        sum(int(c.get(contract.READ) or 0) for c in collections),
+        sum(int(c.get(contract.WRITTEN) or 0) for c in collections),
+        sum(int(c.get(contract.REJECTED) or 0) for c in collections),
         progress,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class Termination:
-    """What the migration container left in its termination message (the CLI's --summary-file)."""
+    """What the migration container left in its termination message: the CLI's --summary-file (its contract:
+    migration/contract.py)."""
 
     exit_code: int | None
     counts: MigrationCounts | None
@@ -261,14 +264,19 @@ def parse_termination(pod: Manifest | None) -> Termination | None:
         except ValueError:
             # FallbackToLogsOnError: the container died before writing; the last log line says why.
             return Termination(code, None, message.splitlines()[-1][:500] if message else None)
-        exit_code = summary.get("exitCode", code)
-        collections = summary.get("collections") or []
-        counts = _summed(collections, "100%" if exit_code == 0 else None) if collections else None
-        return Termination(exit_code, counts, summary.get("error"))
+        exit_code = summary.get(contract.EXIT_CODE, code)
+        collections = summary.get(contract.COLLECTIONS) or []
+        counts = _summed(collections, "100%" if exit_code == ExitCode.DONE else None) if collections else None
+        return Termination(exit_code, counts, summary.get(contract.ERROR))
     return None
 
 
-_EXIT_REASONS = {2: Reason.MIGRATION_ERROR, 3: Reason.VERIFICATION_FAILED}
+# Why a DataMigration failed, by the CLI's exit code: every code of the contract but DONE has its reason.
+EXIT_REASONS: dict[int, Reason] = {
+    ExitCode.FAILED: Reason.MIGRATION_ERROR,
+    ExitCode.VERIFICATION_FAILED: Reason.VERIFICATION_FAILED,
+    ExitCode.INTERRUPTED: Reason.MIGRATION_INTERRUPTED,
+}
 
 
 def migration_conditions(job: Manifest | None, termination: Termination | None) -> list[Observation]:
@@ -300,7 +308,7 @@ def migration_conditions(job: Manifest | None, termination: Termination | None) 
     reason = failed.get("reason") or Reason.JOB_FAILED
     message = failed.get("message") or "the migration Job failed"
     if termination is not None and termination.exit_code:
-        reason = _EXIT_REASONS.get(termination.exit_code, reason)
+        reason = EXIT_REASONS.get(termination.exit_code, reason)
         message = termination.error or f"exit code {termination.exit_code}"
     return [
         Observation(ConditionType.RUNNING, "False", Reason.FAILED),

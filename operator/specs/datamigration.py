@@ -1,16 +1,20 @@
 """The DataMigration Job `<migration>-migrate`: the API image's `taskplatform-migrate` against the target
 platform's database, as the migration role. It reports through its termination message (the summary the CLI writes)
-and its last JSON progress line (operator/status.py reads both).
+and its last JSON progress line (operator/status.py reads both); the exit codes, environment and JSON formats are
+the CLI's contract, migration/contract.py.
 """
 
 from __future__ import annotations
 
+from taskplatform.migration import contract
+from taskplatform.migration.contract import ExitCode
 from taskplatform.operator.dbroles import MIGRATION_ROLE
 from taskplatform.operator.kinds import JOB, Manifest
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
 from taskplatform.operator.specs.common import (
     API_UID,
     RESTRICTED_CONTAINER,
+    TERMINATION_LOG,
     Owner,
     env_from_secret,
     labels,
@@ -42,12 +46,12 @@ def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: Tas
         "command": ["taskplatform-migrate"],
         "args": args,
         "env": [
-            env_from_secret("SOURCE_URI", spec.source_secret_ref.name, SOURCE_URI_KEY),
-            {"name": "SOURCE_DB", "value": spec.source_database},
-            env_from_secret("TARGET_URL", platform.secret, MIGRATION_ROLE.url_key),
-            {"name": "PROGRESS_INTERVAL", "value": "2"},
+            env_from_secret(contract.SOURCE_URI_ENV, spec.source_secret_ref.name, SOURCE_URI_KEY),
+            {"name": contract.SOURCE_DB_ENV, "value": spec.source_database},
+            env_from_secret(contract.TARGET_URL_ENV, platform.secret, MIGRATION_ROLE.url_key),
+            {"name": contract.PROGRESS_INTERVAL_ENV, "value": "2"},
             # The outcome as JSON in the pod's status: the operator reads the final counts from there.
-            {"name": "SUMMARY_FILE", "value": "/dev/termination-log"},
+            {"name": contract.SUMMARY_FILE_ENV, "value": TERMINATION_LOG},
         ],
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": RESTRICTED_CONTAINER,
@@ -62,15 +66,19 @@ def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: Tas
             "ownerReferences": [owner.reference()],
         },
         "spec": {
-            # Re-running is safe (upserts, checkpoints), so a crashed pod resumes where the last one stopped;
-            # but a verification that found differences (exit 3) would find them again: that ends the Job.
-            # (Exit 2 — a database unreachable — is worth the retries.)
+            # Re-running is safe (upserts, checkpoints), so a crashed or interrupted pod resumes where the last one
+            # stopped; but a verification that found differences would find them again: that ends the Job.
+            # (ExitCode.FAILED — a database unreachable — is worth the retries.)
             "backoffLimit": 3,
             "podFailurePolicy": {
                 "rules": [
                     {
                         "action": "FailJob",
-                        "onExitCodes": {"containerName": MIGRATE_CONTAINER, "operator": "In", "values": [3]},
+                        "onExitCodes": {
+                            "containerName": MIGRATE_CONTAINER,
+                            "operator": "In",
+                            "values": [ExitCode.VERIFICATION_FAILED.value],
+                        },
                     }
                 ]
             },

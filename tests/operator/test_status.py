@@ -1,13 +1,19 @@
 """Status from observation: conditions computed from children as the API server reports them, no cluster."""
 
+import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from taskplatform.migration import cli
+from taskplatform.migration.contract import SOURCE_URI_ENV, SOURCE_URI_FALLBACK_ENV, ExitCode
+from taskplatform.migration.progress import CollectionStats, Reporter
 from taskplatform.operator.conditions import ConditionType, Observation, merge, parse
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
 from taskplatform.operator.status import (
+    MigrationCounts,
     PlatformObservation,
     migration_conditions,
     parse_progress,
@@ -206,3 +212,41 @@ def test_migration_conditions_follow_the_job() -> None:
     verdict = parse_termination(pod(3, json.dumps({"exitCode": 3, "error": "verification found differences"})))
     failed = by_type(migration_conditions(job("Failed"), verdict))["Failed"]
     assert (failed.reason, failed.message) == ("VerificationFailed", "verification found differences")
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"), [(2, "MigrationError"), (3, "VerificationFailed"), (4, "MigrationInterrupted")]
+)
+def test_every_exit_code_of_the_migration_has_its_reason(code: int, reason: str) -> None:
+    """The CLI's exit codes (migration/contract.py) each say why the DataMigration failed, 4 included: the source or
+    the target failed mid-run, and a new DataMigration resumes from the last checkpoint."""
+    message = json.dumps({"exitCode": code, "error": f"exit {code}"})
+    termination = parse_termination(pod(code, message))
+    failed = by_type(migration_conditions(job("Failed", "backoff limit"), termination))["Failed"]
+    assert (failed.status, failed.reason, failed.message) == ("True", reason, f"exit {code}")
+
+
+def test_the_operator_reads_what_the_cli_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both sides of migration/contract.py: the summary file of a real CLI run (refused at once: no source given)
+    read as the migration pod's termination message, and the progress and summary lines of the CLI's own Reporter
+    read as the running pod's log."""
+    monkeypatch.delenv(SOURCE_URI_ENV, raising=False)
+    monkeypatch.delenv(SOURCE_URI_FALLBACK_ENV, raising=False)
+    summary = tmp_path / "summary"
+    assert cli.main(["--summary-file", str(summary)]) == ExitCode.FAILED
+    failed = by_type(migration_conditions(job("Failed"), parse_termination(pod(ExitCode.FAILED, summary.read_text()))))
+    assert (failed["Failed"].reason, failed["Failed"].message) == (
+        "MigrationError",
+        f"no source: give --source-uri or set {SOURCE_URI_ENV}",
+    )
+
+    log = io.StringIO()
+    users = CollectionStats("users", total=10, read=10, written=9, rejected=1)
+    tasks = CollectionStats("tasks", total=200, read=50, written=48, rejected=2)
+    with Reporter(log, interactive=False) as reporter:
+        reporter.update(users, force=True)
+        reporter.update(tasks, force=True)
+        counts = parse_progress(log.getvalue())
+        assert counts == MigrationCounts(50, 48, 2, "tasks 25%")
+        reporter.summary([users, tasks], dry_run=False)
+    assert parse_progress(log.getvalue()) == MigrationCounts(60, 57, 3, "100%")
