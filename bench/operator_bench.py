@@ -31,12 +31,13 @@ from api_bench import cpu_model, write_doc  # noqa: E402
 from kubecluster import LocalCluster, OperatorProcess  # noqa: E402
 
 from taskplatform.operator.dbroles import ROLES  # noqa: E402
+from taskplatform.operator.jwtkeys import JwtKeys  # noqa: E402
 from taskplatform.operator.kinds import DEPLOYMENT, JOB, STATEFUL_SET, TASK_PLATFORM  # noqa: E402
 from taskplatform.operator.kube import Kube, load_api_client  # noqa: E402
 from taskplatform.operator.models import TaskPlatformSpec  # noqa: E402
-from taskplatform.operator.specs.children import desired_state  # noqa: E402
+from taskplatform.operator.specs.children import PlatformFacts, platform_children  # noqa: E402
 from taskplatform.operator.specs.common import Owner  # noqa: E402
-from taskplatform.operator.specs.credentials import Credentials  # noqa: E402
+from taskplatform.operator.specs.credentials import Credentials, credentials_secret  # noqa: E402
 
 SPEC: dict[str, Any] = {"api": {"replicas": 2}}
 
@@ -53,11 +54,17 @@ ROLE_PASSWORDS = {role.key: "r" * 24 for role in ROLES}
 
 
 def bare_children(ns: str, names: list[str]) -> list[dict[str, Any]]:
-    """What the operator would create, minus owner references (their owners do not exist here)."""
+    """What the operator would create, minus owner references (their owners do not exist here): the credentials
+    Secret and the children of a new platform's passes (the schema Job, then the API once it completed), all at
+    once."""
+    credentials = Credentials("p" * 24, "j" * 48, JwtKeys("j" * 48), ROLE_PASSWORDS)
+    passes = (PlatformFacts(), PlatformFacts(schema_job_exists=True, schema_complete=True))
     manifests = []
     for name in names:
-        for manifest in desired_state(Owner(TASK_PLATFORM, name, ns, "none"), TaskPlatformSpec.model_validate(SPEC),
-                                      Credentials("p" * 24, "j" * 48, None, ROLE_PASSWORDS)):  # fmt: skip
+        owner, spec = Owner(TASK_PLATFORM, name, ns, "none"), TaskPlatformSpec.model_validate(SPEC)
+        children = {(c.kind.kind, c.name): c.manifest for facts in passes
+                    for c in platform_children(owner, spec, credentials, facts) if c.manifest is not None}  # fmt: skip
+        for manifest in [credentials_secret(owner, credentials), *children.values()]:
             manifest["metadata"].pop("ownerReferences")
             manifests.append(manifest)
     return manifests

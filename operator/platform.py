@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import partial
-from typing import TypeVar
 
 from taskplatform.api.limits import JWT_SECRET_MIN
 from taskplatform.operator import backups, conditions, dbroles, jwtkeys, restore, status, storage
@@ -45,20 +42,18 @@ from taskplatform.operator.conditions import (
 from taskplatform.operator.jwtkeys import JwtKeys
 from taskplatform.operator.kinds import (
     DEPLOYMENT,
-    HORIZONTAL_POD_AUTOSCALER,
     JOB,
-    NETWORK_POLICY,
-    POD_DISRUPTION_BUDGET,
     SECRET,
-    SERVICE,
     STATEFUL_SET,
     TASK_PLATFORM,
     Manifest,
 )
 from taskplatform.operator.kube import Kube, KubeError, owns_field
 from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
-from taskplatform.operator.specs import api, database, networkpolicy, schema
+from taskplatform.operator.specs import api, schema
 from taskplatform.operator.specs import credentials as credentials_spec
+from taskplatform.operator.specs.backup import restore_job_name
+from taskplatform.operator.specs.children import Child, PlatformFacts, platform_children
 from taskplatform.operator.specs.common import Owner
 from taskplatform.operator.specs.credentials import (
     JWT_SECRET_KEY,
@@ -67,8 +62,6 @@ from taskplatform.operator.specs.credentials import (
     Credentials,
 )
 from taskplatform.operator.specs.names import Names
-
-T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -216,41 +209,49 @@ def ensure_credentials(
     raise RuntimeError(f"{SECRET.named(name)} kept changing while being created")
 
 
-HANDOVER_MANAGER = "taskplatform-operator-handover"
-
-
-def _hand_replicas_to_autoscaler(kube: Kube, deployment: Manifest) -> None:
-    """Autoscaling was just turned on. Dropping `replicas` from the operator's apply would delete the field
-    (it would fall back to 1) before the autoscaler acts; so first another field manager takes the current
-    value over, as Kubernetes' server-side apply docs prescribe, and the operator's apply then lets go."""
-    meta = deployment["metadata"]
-    kube.apply(
-        {
-            **DEPLOYMENT.type_meta(),
-            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-            "spec": {"replicas": deployment["spec"]["replicas"]},
-        },
-        field_manager=HANDOVER_MANAGER,
-    )
-
-
-def _with_image(spec: TaskPlatformSpec, image: str) -> TaskPlatformSpec:
-    return spec.model_copy(update={"api": spec.api.model_copy(update={"image": image})})
-
-
-def _step(observed: status.PlatformObservation, child: str, action: Callable[[], T]) -> T | None:
-    """Run one child's step. A refusal by the API server (an invalid or forbidden object) is reported as
-    Degraded, naming the child and the cause, and the pass goes on: independent children are not held
-    hostage by one that fails. Transient trouble (conflicts, throttling, server errors) raises, to be retried."""
+def _write(
+    kube: Kube, namespace: str, child: Child, observed: status.PlatformObservation
+) -> tuple[Manifest | None, str | None]:
+    """Write one child: what the API server returned (None for a create-once child that already exists, and for a
+    delete), and its refusal, if it refused. A refusal (an invalid or forbidden object) is reported as Degraded,
+    naming the child and the cause, and the pass goes on: independent children are not held hostage by one that
+    fails. Transient trouble (conflicts, throttling, server errors) raises, to be retried, as does any refusal of
+    a child the pass cannot go on without."""
     try:
-        return action()
+        if child.manifest is None:
+            kube.delete(child.kind, namespace, child.name)
+            return None, None
+        if child.create_once:
+            return kube.create(child.manifest), None
+        if child.field_manager is not None:
+            return kube.apply(child.manifest, field_manager=child.field_manager), None
+        return kube.apply(child.manifest), None
     except KubeError as exc:
-        if exc.transient:
+        if exc.transient or child.required:
             raise
-        observed.problems.append(
-            Observation(ConditionType.DEGRADED, "True", Reason.APPLY_FAILED, f"{child}: {exc.message}")
-        )
-        return None
+        refusal = f"{child.description}: {exc.message}"
+        observed.problems.append(Observation(ConditionType.DEGRADED, "True", Reason.APPLY_FAILED, refusal))
+        return None, refusal
+
+
+def _facts(
+    plan: storage.StoragePlan,
+    restoring: restore.RestorePlan | None,
+    schema_job: Manifest | None,
+    deployment: Manifest | None,
+) -> PlatformFacts:
+    """What the children depend on, as this pass found it."""
+    replicas_owned = deployment is not None and owns_field(deployment, "spec", "replicas")
+    return PlatformFacts(
+        volume_size=plan.volume_size,
+        statefulset_held=not plan.apply_statefulset,
+        restore=restoring.dump if restoring is not None else None,
+        restored=restoring.restored if restoring is not None else True,
+        schema_job_exists=schema_job is not None,
+        schema_complete=status.job_outcome(schema_job) == "Complete",
+        deployed_image=status.deployment_image(deployment) if deployment is not None else None,
+        operator_owned_replicas=deployment["spec"].get("replicas") if deployment and replicas_owned else None,
+    )
 
 
 def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
@@ -269,28 +270,29 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     # Every other child depends on the credentials: failures raise.
     credentials = ensure_credentials(kube, owner, spec, current, observed, result, datetime.now(UTC))
 
-    for service in database.database_services(owner):
-        _step(observed, SERVICE.named(service["metadata"]["name"]), partial(kube.apply, service))
-    policy = networkpolicy.database_network_policy(owner)
-    _step(observed, NETWORK_POLICY.named(names.database), partial(kube.apply, policy))
+    # What decides the children: the volume's size (growing it first, where the spec asks), the restore, the
+    # schema Job of the API image.
     current_statefulset = kube.get(STATEFUL_SET, namespace, names.database)
     plan = storage.plan_storage(kube, owner, spec, current_statefulset)
     observed.storage = plan.observation
     observed.volume_size = plan.capacity
-    observed.statefulset = current_statefulset
-    if plan.apply_statefulset:
-        statefulset = database.database_statefulset(owner, spec, credentials, plan.volume_size)
-        observed.statefulset = _step(observed, STATEFUL_SET.named(names.database), partial(kube.apply, statefulset))
-        observed.statefulset = observed.statefulset or current_statefulset
     if plan.applied and not plan.observation.holds:
         result.recheck_soon = True  # a volume's resize or binding shows on no object the operator watches
+    restoring = restore.plan_restore(kube, platform, owner, spec) if spec.database.restore_from else None
+    schema_job_name = schema.schema_job_name(owner, spec)
+    observed.schema_job = kube.get(JOB, namespace, schema_job_name)
+    children = platform_children(owner, spec, credentials, _facts(plan, restoring, observed.schema_job, current))
 
-    restored = True
-    if spec.database.restore_from is not None:
-        restored = restore.reconcile_restore(kube, platform, owner, spec, observed, result.events)
-        reason = observed.restore.reason if observed.restore is not None else None
-        result.recheck_soon |= reason == Reason.RESTORE_SOURCE_INVALID
-        result.restoring = reason == Reason.RESTORING
+    observed.statefulset = current_statefulset
+    for child in children.database:
+        written, _ = _write(kube, namespace, child, observed)
+        if child.kind is STATEFUL_SET:
+            observed.statefulset = written or current_statefulset
+
+    if restoring is not None:
+        observed.restore = restoring.observation
+        if restoring.problem is not None:
+            observed.problems.append(restoring.problem)
     backup_schedule = None
     if spec.database.backup is not None:
         backup_schedule = backups.reconcile_platform_backups(kube, platform, owner, spec.database.backup, observed)
@@ -302,41 +304,21 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
             ConditionType.BACKUP_HEALTHY, "Unknown", Reason.NOT_CONFIGURED, "spec.database.backup is unset"
         )
 
-    schema_job = schema.schema_migration_job(owner, spec)
-    schema_job_name = schema_job["metadata"]["name"]
-    observed.schema_job = kube.get(JOB, namespace, schema_job_name)
-    # After a restore only: the schema Job upgrades the restored schema, and an empty database never serves.
-    if observed.schema_job is None and restored:
-        observed.schema_job = _step(observed, JOB.named(schema_job_name), partial(kube.create, schema_job))
-        observed.schema_job = observed.schema_job or kube.get(JOB, namespace, schema_job_name)
-        if observed.schema_job is not None:
-            result.events.append(Event("Normal", EventReason.SCHEMA_MIGRATION_STARTED, JOB.named(schema_job_name)))
+    for child in children.workloads:
+        written, refusal = _write(kube, namespace, child, observed)
+        if (child.kind, child.name) == (JOB, restore_job_name(name)) and restoring and restoring.dump:
+            observed.restore, started = restore.job_created(owner, restoring.dump, refusal)
+            result.events.extend(started)
+        elif (child.kind, child.name) == (JOB, schema_job_name):
+            observed.schema_job = written or kube.get(JOB, namespace, schema_job_name)
+            if observed.schema_job is not None:
+                result.events.append(Event("Normal", EventReason.SCHEMA_MIGRATION_STARTED, child.description))
+        elif child.kind is DEPLOYMENT and child.field_manager is None:
+            observed.deployment = written or current
 
-    if current is not None and spec.api.autoscaling is not None and owns_field(current, "spec", "replicas"):
-        _hand_replicas_to_autoscaler(kube, current)
-    deployment = None
-    if credentials.jwt_keys is None:
-        pass  # no key known yet (the referenced Secret is missing): API pods could not start
-    elif status.job_outcome(observed.schema_job) == "Complete":
-        deployment = api.api_deployment(owner, spec, credentials)
-    else:
-        image = status.deployment_image(current)
-        if current is not None and image is not None:
-            # Hold the image until its schema is in place; scale, resources and env still apply.
-            deployment = api.api_deployment(owner, _with_image(spec, image), credentials)
-    if deployment is not None:
-        observed.deployment = _step(observed, DEPLOYMENT.named(names.api), partial(kube.apply, deployment)) or current
-    _step(observed, SERVICE.named(names.api), partial(kube.apply, api.api_service(owner, spec)))
-
-    for kind, manifest in (
-        (POD_DISRUPTION_BUDGET, api.api_pdb(owner, spec)),
-        (HORIZONTAL_POD_AUTOSCALER, api.api_hpa(owner, spec)),
-    ):
-        action = (
-            partial(kube.apply, manifest) if manifest is not None else partial(kube.delete, kind, namespace, names.api)
-        )
-        _step(observed, kind.named(names.api), action)
-
+    if observed.restore is not None:
+        result.recheck_soon |= observed.restore.reason == Reason.RESTORE_SOURCE_INVALID
+        result.restoring = observed.restore.reason == Reason.RESTORING
     if observed.problems:
         result.recheck_soon = True
     # observedGeneration says which generation was last applied in full: not this one if anything of it failed

@@ -5,16 +5,21 @@ from the dump, its checksum verified) → only then the schema Job, which upgrad
 the API image's → only then the API. A restore that fails leaves the TaskPlatform Degraded (RestoreFailed,
 with the reason) and no API pod ever serves the empty database. Once DatabaseRestored is True it stays so:
 the Job may be gone (its TTL) and is never run twice.
+
+This module reads where the restore stands (plan_restore); the platform's pass creates the restore Job with its
+other children (specs/children.py), in that order.
 """
 
 from __future__ import annotations
 
-from taskplatform.operator import backups, conditions, status
+from dataclasses import dataclass
+
+from taskplatform.operator import backups, conditions
 from taskplatform.operator.conditions import ConditionType, Event, EventReason, Observation, Reason
 from taskplatform.operator.kinds import JOB, TASK_PLATFORM_BACKUP, Manifest
 from taskplatform.operator.kube import Kube, newest_job_pod
 from taskplatform.operator.models import RestoreSource, S3Location, TaskPlatformBackupStatus, TaskPlatformSpec
-from taskplatform.operator.specs.backup import RESTORE_CONTAINER, Store, restore_job, restore_job_name
+from taskplatform.operator.specs.backup import RESTORE_CONTAINER, Dump, Store, restore_job_name
 from taskplatform.operator.specs.common import Owner
 
 
@@ -22,7 +27,12 @@ def _restored(message: str) -> Observation:
     return Observation(ConditionType.DATABASE_RESTORED, "True", Reason.RESTORED, message)
 
 
-def resolve_source(kube: Kube, namespace: str, source: RestoreSource) -> tuple[Store, str, str | None] | str:
+def _restoring(job_name: str) -> Observation:
+    message = f"{JOB.named(job_name)} is restoring the database"
+    return Observation(ConditionType.DATABASE_RESTORED, "False", Reason.RESTORING, message)
+
+
+def resolve_source(kube: Kube, namespace: str, source: RestoreSource) -> Dump | str:
     """The store, key and expected checksum of the dump to restore; or why it cannot be used (a message)."""
     if source.backup is not None:
         backup = kube.get(TASK_PLATFORM_BACKUP, namespace, source.backup)
@@ -33,67 +43,64 @@ def resolve_source(kube: Kube, namespace: str, source: RestoreSource) -> tuple[S
             return (
                 f"{TASK_PLATFORM_BACKUP.named(source.backup)} has not completed (phase {recorded.phase or 'Pending'})"
             )
-        return Store(s3=recorded.s3, volume_claim=recorded.volume_claim), recorded.key, recorded.sha256
+        return Dump(Store(s3=recorded.s3, volume_claim=recorded.volume_claim), recorded.key, recorded.sha256)
     if source.s3 is not None:
         location = S3Location.model_validate(source.s3.model_dump(exclude={"key"}))
-        return Store(s3=location), source.s3.key, source.sha256
+        return Dump(Store(s3=location), source.s3.key, source.sha256)
     if source.volume is not None:
-        return Store(volume_claim=source.volume.claim_name), source.volume.path, source.sha256
+        return Dump(Store(volume_claim=source.volume.claim_name), source.volume.path, source.sha256)
     return "restoreFrom names no source"
 
 
-def reconcile_restore(
-    kube: Kube,
-    platform: Manifest,
-    owner: Owner,
-    spec: TaskPlatformSpec,
-    observed: status.PlatformObservation,
-    events: list[Event],
-) -> bool:
-    """Drive the restore one step; True once the database holds the dump (then the schema Job may run)."""
+@dataclass(frozen=True, slots=True)
+class RestorePlan:
+    """Where a new platform's restore stands before the pass writes anything (reads only)."""
+
+    restored: bool  # the database holds the dump: the schema Job may run
+    observation: Observation  # DatabaseRestored as it stands
+    dump: Dump | None = None  # to restore now: the pass creates the restore Job (specs/children.py)
+    problem: Observation | None = None  # Degraded: the source cannot be used, or the restore failed
+
+
+def plan_restore(kube: Kube, platform: Manifest, owner: Owner, spec: TaskPlatformSpec) -> RestorePlan:
+    """The restore's next step: nothing to do (restored), the dump to restore (no Job yet), or the Job's outcome."""
     source = spec.database.restore_from
     assert source is not None
     previous = conditions.find(
         conditions.parse((platform.get("status") or {}).get("conditions")), ConditionType.DATABASE_RESTORED
     )
     if previous is not None and previous.status == "True":
-        observed.restore = _restored(previous.message)
-        return True
+        return RestorePlan(True, _restored(previous.message))
     job_name = restore_job_name(owner.name)
-    restoring = Observation(
-        ConditionType.DATABASE_RESTORED, "False", Reason.RESTORING, f"{JOB.named(job_name)} is restoring the database"
-    )
     job = kube.get(JOB, owner.namespace, job_name)
     if job is None:
         resolved = resolve_source(kube, owner.namespace, source)
         if isinstance(resolved, str):
-            observed.restore = Observation(
-                ConditionType.DATABASE_RESTORED, "False", Reason.RESTORE_SOURCE_INVALID, resolved
+            return RestorePlan(
+                False,
+                Observation(ConditionType.DATABASE_RESTORED, "False", Reason.RESTORE_SOURCE_INVALID, resolved),
+                problem=Observation(ConditionType.DEGRADED, "True", Reason.RESTORE_SOURCE_INVALID, resolved),
             )
-            observed.problems.append(
-                Observation(ConditionType.DEGRADED, "True", Reason.RESTORE_SOURCE_INVALID, resolved)
-            )
-            return False
-        store, key, sha256 = resolved
-        manifest = restore_job(owner, spec, key, store, sha256)
-        refusal = backups.create_or_report(kube, manifest, JOB.named(job_name), observed)
-        if refusal is not None:
-            observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", Reason.APPLY_FAILED, refusal)
-            return False
-        events.append(Event("Normal", EventReason.RESTORE_STARTED, f"{JOB.named(job_name)} restores {key}"))
-        observed.restore = restoring  # just created: nothing has run yet
-        return False
+        return RestorePlan(False, _restoring(job_name), dump=resolved)
     pod = newest_job_pod(kube, owner.namespace, job_name)
     outcome = backups.outcome(job, pod)
     if outcome == "Complete":
-        observed.restore = _restored(f"restored by Job {job_name}")
-        return True
+        return RestorePlan(True, _restored(f"restored by {JOB.named(job_name)}"))
     if outcome == "Failed":
         reason = backups.failure_reason(job, pod, RESTORE_CONTAINER)
-        observed.restore = Observation(ConditionType.DATABASE_RESTORED, "False", Reason.RESTORE_FAILED, reason)
-        observed.problems.append(
-            Observation(ConditionType.DEGRADED, "True", Reason.RESTORE_FAILED, f"restore: {reason}")
+        return RestorePlan(
+            False,
+            Observation(ConditionType.DATABASE_RESTORED, "False", Reason.RESTORE_FAILED, reason),
+            problem=Observation(ConditionType.DEGRADED, "True", Reason.RESTORE_FAILED, f"restore: {reason}"),
         )
-        return False
-    observed.restore = restoring
-    return False
+    return RestorePlan(False, _restoring(job_name))
+
+
+def job_created(owner: Owner, dump: Dump, refusal: str | None) -> tuple[Observation, list[Event]]:
+    """DatabaseRestored, and the event, once the pass has created the restore Job; or the API server's refusal
+    (which the pass reports as Degraded ApplyFailed too)."""
+    job_name = restore_job_name(owner.name)
+    if refusal is not None:
+        return Observation(ConditionType.DATABASE_RESTORED, "False", Reason.APPLY_FAILED, refusal), []
+    started = Event("Normal", EventReason.RESTORE_STARTED, f"{JOB.named(job_name)} restores {dump.key}")
+    return _restoring(job_name), [started]  # just created: nothing has run yet

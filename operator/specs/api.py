@@ -31,6 +31,8 @@ from taskplatform.operator.specs.names import Names
 API_COMPONENT = "api"
 API_PORT = 8000
 API_DRAIN_SECONDS = 5  # preStop pause of a stopping API pod (api_deployment)
+# The field manager that takes the Deployment's replicas over when autoscaling is turned on (replicas_handover).
+HANDOVER_MANAGER = "taskplatform-operator-handover"
 
 
 def api_env(owner: Owner, spec: TaskPlatformSpec, role: DatabaseRole) -> list[dict[str, Any]]:
@@ -101,6 +103,17 @@ def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credential
         **DEPLOYMENT.type_meta(),
         "metadata": metadata(owner, Names(owner.name).api, API_COMPONENT),
         "spec": deployment_spec,
+    }
+
+
+def replicas_handover(owner: Owner, replicas: int) -> Manifest:
+    """Autoscaling was just turned on. Dropping `replicas` from the operator's apply would delete the field
+    (it would fall back to 1) before the autoscaler acts; so first another field manager (HANDOVER_MANAGER) takes
+    the current value over, as Kubernetes' server-side apply docs prescribe, and the operator's apply then lets go."""
+    return {
+        **DEPLOYMENT.type_meta(),
+        "metadata": {"name": Names(owner.name).api, "namespace": owner.namespace},
+        "spec": {"replicas": replicas},
     }
 
 

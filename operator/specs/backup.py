@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskplatform.operator.conditions import rfc3339
 from taskplatform.operator.dbroles import BACKUP_ROLE, OWNER_ROLE, DatabaseRole
@@ -144,6 +144,15 @@ class Store:
 
     def mounts(self) -> list[dict[str, Any]]:
         return [{"name": "backups", "mountPath": BACKUP_MOUNT}] if self.volume_claim is not None else []
+
+
+class Dump(NamedTuple):
+    """A dump to restore: its store, its key there, and the SHA-256 it must have (None: the `.sha256` file beside
+    it, if any)."""
+
+    store: Store
+    key: str
+    sha256: str | None
 
 
 def backup_claim(owner: Owner, backup: BackupSpec) -> Manifest | None:

@@ -1,7 +1,9 @@
-"""The desired-state builders are pure: spec in, manifests out, tested without a cluster."""
+"""The desired-state builders are pure: spec in, manifests out, tested without a cluster. A platform's children
+come from platform_children, the assembly reconcile_platform writes (tests/operator/test_platform.py checks that)."""
 
 import base64
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,42 +16,86 @@ from taskplatform.operator import jwtkeys
 from taskplatform.operator.crdgen import all_crds
 from taskplatform.operator.dbroles import API_ROLE, BACKUP_ROLE, MIGRATION_ROLE, OWNER_ROLE, ROLES, DatabaseRole
 from taskplatform.operator.jwtkeys import JwtKeys, Retiring
-from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
+from taskplatform.operator.kinds import (
+    DATA_MIGRATION,
+    DEPLOYMENT,
+    JOB,
+    STATEFUL_SET,
+    TASK_PLATFORM,
+    TASK_PLATFORM_BACKUP,
+)
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
-from taskplatform.operator.specs.api import api_deployment
-from taskplatform.operator.specs.backup import Store, backup_job, restore_job
-from taskplatform.operator.specs.children import desired_state
+from taskplatform.operator.specs.api import HANDOVER_MANAGER, api_deployment
+from taskplatform.operator.specs.backup import Dump, Store, backup_job, restore_job
+from taskplatform.operator.specs.children import PlatformFacts, platform_children
 from taskplatform.operator.specs.common import Owner
-from taskplatform.operator.specs.credentials import CREDENTIALS_ANNOTATION, PASSWORD_KEY, Credentials
+from taskplatform.operator.specs.credentials import (
+    CREDENTIALS_ANNOTATION,
+    PASSWORD_KEY,
+    Credentials,
+    credentials_secret,
+)
 from taskplatform.operator.specs.database import database_statefulset
 from taskplatform.operator.specs.datamigration import data_migration_job
+from taskplatform.operator.specs.limits import MAX_PLATFORM_NAME
 from taskplatform.operator.specs.schema import schema_job_name
 
 ROOT = Path(__file__).resolve().parents[2]
 OWNER = Owner(kind=TASK_PLATFORM, name="demo", namespace="apps", uid="1234-5678")
 ROLE_PASSWORDS = {role.key: f"{role.key}-pass-456" for role in ROLES}
-CREDS = Credentials(db_password="db-pass-123", jwt_secret="j" * 48, role_passwords=ROLE_PASSWORDS)
+# As ensure_credentials gives them once the JWT key is known: the key in effect is the generated one.
+CREDS = Credentials(db_password="db-pass-123", jwt_secret="j" * 48, jwt_keys=JwtKeys("j" * 48),
+                    role_passwords=ROLE_PASSWORDS)  # fmt: skip
+NEW = PlatformFacts()  # a new platform's first pass: nothing exists yet
+SCHEMA_DONE = PlatformFacts(schema_job_exists=True, schema_complete=True)  # the pass after its schema Job completed
+
+
+def desired(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials) -> list[dict[str, Any]]:
+    """Every object a new platform gets over its first passes, as the operator writes them: its credentials
+    Secret, the children of its first pass (the schema Job among them), and those of the pass after the schema
+    Job completed (the API Deployment)."""
+    passes = [
+        *platform_children(owner, spec, credentials, NEW),
+        *platform_children(owner, spec, credentials, SCHEMA_DONE),
+    ]
+    children = {(c.kind.kind, c.name): c.manifest for c in passes if c.manifest is not None}
+    return [credentials_secret(owner, credentials), *children.values()]
 
 
 def build(spec: dict[str, Any] | None = None) -> dict[tuple[str, str], dict[str, Any]]:
-    manifests = desired_state(OWNER, TaskPlatformSpec.model_validate(spec or {}), CREDS)
+    manifests = desired(OWNER, TaskPlatformSpec.model_validate(spec or {}), CREDS)
     return {(m["kind"], m["metadata"]["name"]): m for m in manifests}
 
 
+def _writes(facts: PlatformFacts, spec: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    children = platform_children(OWNER, TaskPlatformSpec.model_validate(spec or {}), CREDS, facts)
+    return [(c.kind.kind, "delete" if c.manifest is None else "create" if c.create_once else "apply") for c in children]
+
+
 def test_defaults_build_the_whole_platform_in_dependency_order() -> None:
-    manifests = desired_state(OWNER, TaskPlatformSpec(), CREDS)
-    kinds = [m["kind"] for m in manifests]
-    assert kinds == [
-        "Secret",
-        "Service",
-        "Service",
-        "NetworkPolicy",
-        "StatefulSet",
-        "Job",
-        "Deployment",
-        "Service",
-        "PodDisruptionBudget",
+    """Database before schema before API: a new platform's first pass creates the schema Job beside the database,
+    and its API Deployment comes with the pass after that Job completed."""
+    assert _writes(NEW) == [
+        ("Service", "apply"),
+        ("Service", "apply"),
+        ("NetworkPolicy", "apply"),
+        ("StatefulSet", "apply"),
+        ("Job", "create"),
+        ("Service", "apply"),
+        ("PodDisruptionBudget", "apply"),
+        ("HorizontalPodAutoscaler", "delete"),
     ]
+    assert _writes(SCHEMA_DONE) == [
+        ("Service", "apply"),
+        ("Service", "apply"),
+        ("NetworkPolicy", "apply"),
+        ("StatefulSet", "apply"),
+        ("Deployment", "apply"),
+        ("Service", "apply"),
+        ("PodDisruptionBudget", "apply"),
+        ("HorizontalPodAutoscaler", "delete"),
+    ]
+    assert [m["kind"] for m in desired(OWNER, TaskPlatformSpec(), CREDS)][:1] == ["Secret"]
 
 
 def _matches(selector: dict[str, Any], pod_labels: dict[str, str]) -> bool:
@@ -81,11 +127,11 @@ def test_only_the_platforms_own_clients_may_reach_its_database() -> None:
 
 def build_for(name: str) -> dict[tuple[str, str], dict[str, Any]]:
     owner = Owner(kind=TASK_PLATFORM, name=name, namespace="apps", uid="0")
-    return {(m["kind"], m["metadata"]["name"]): m for m in desired_state(owner, TaskPlatformSpec(), CREDS)}
+    return {(m["kind"], m["metadata"]["name"]): m for m in desired(owner, TaskPlatformSpec(), CREDS)}
 
 
 def test_every_child_is_owned_labelled_and_namespaced() -> None:
-    for manifest in desired_state(OWNER, TaskPlatformSpec.model_validate({"api": {"autoscaling": {}}}), CREDS):
+    for manifest in desired(OWNER, TaskPlatformSpec.model_validate({"api": {"autoscaling": {}}}), CREDS):
         meta = manifest["metadata"]
         assert meta["namespace"] == "apps"
         assert meta["ownerReferences"] == [
@@ -108,12 +154,12 @@ def test_secret_holds_credentials_and_connection_uri() -> None:
     assert {k for k in decoded if k.endswith("-database-url")} == {f"{role.key}-database-url" for role in ROLES}
     assert "db-pass-123" not in "".join(v for k, v in decoded.items() if k != "postgres-password")  # no superuser URL
     awkward = Credentials("x", "j" * 48, role_passwords={**ROLE_PASSWORDS, "owner": "a'b@c:d/e%f g\""})
-    url = base64.b64decode(desired_state(OWNER, TaskPlatformSpec(), awkward)[0]["data"]["owner-database-url"]).decode()
+    url = base64.b64decode(credentials_secret(OWNER, awkward)["data"]["owner-database-url"]).decode()
     assert url == "postgresql://taskplatform_owner:a%27b%40c%3Ad%2Fe%25f%20g%22@demo-db.apps.svc:5432/taskplatform"
 
 
 def test_no_secret_value_appears_outside_the_secret() -> None:
-    for manifest in desired_state(OWNER, TaskPlatformSpec(), CREDS):
+    for manifest in desired(OWNER, TaskPlatformSpec(), CREDS):
         if manifest["kind"] != "Secret":
             assert "db-pass-123" not in str(manifest)
             assert "j" * 48 not in str(manifest)
@@ -173,7 +219,7 @@ def test_api_pods_take_the_jwt_keys_in_effect_from_the_credentials_secret(auth: 
     (jwtkeys.py), so the pods never switch keys all at once, and the Deployment holds no key."""
     keys = JwtKeys("s" * 48, pending="n" * 48, retiring=(Retiring("o" * 48, datetime(2026, 1, 1, tzinfo=UTC)),))
     credentials = Credentials(CREDS.db_password, CREDS.jwt_secret, keys, ROLE_PASSWORDS)
-    manifests = desired_state(OWNER, TaskPlatformSpec.model_validate({"auth": auth}), credentials)
+    manifests = desired(OWNER, TaskPlatformSpec.model_validate({"auth": auth}), credentials)
     deployment = next(m for m in manifests if m["kind"] == "Deployment")
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "demo-credentials", "key": "jwt-signing"}
@@ -437,3 +483,100 @@ def test_data_migration_job_reports_through_its_termination_message() -> None:
     # A verification failure (exit 3) ends the Job at once instead of burning the retries.
     (rule,) = job["spec"]["podFailurePolicy"]["rules"]
     assert rule == {"action": "FailJob", "onExitCodes": {"containerName": "migrate", "operator": "In", "values": [3]}}
+
+
+# --- the gating between a platform's children (specs/children.py) -------------------------------------------------
+
+
+def _children(facts: PlatformFacts, spec: dict[str, Any] | None = None, credentials: Credentials = CREDS) -> Any:
+    return platform_children(OWNER, TaskPlatformSpec.model_validate(spec or {}), credentials, facts)
+
+
+def _image(children: Any) -> str | None:
+    deployment = children.find(DEPLOYMENT, "demo-api")
+    return None if deployment is None else deployment.manifest["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_a_new_api_image_waits_for_its_schema_job() -> None:
+    new_image = {"api": {"image": "taskplatform-api:0.2.0"}}
+    running = PlatformFacts(schema_job_exists=False, deployed_image="taskplatform-api:0.1.0")
+    held = _children(running, new_image)
+    assert held.find(JOB, schema_job_name(OWNER, TaskPlatformSpec.model_validate(new_image))).create_once
+    assert _image(held) == "taskplatform-api:0.1.0"  # replicas, resources and env still apply: only the image waits
+    assert _image(_children(replace(running, schema_job_exists=True), new_image)) == "taskplatform-api:0.1.0"
+    done = replace(running, schema_job_exists=True, schema_complete=True)
+    assert _image(_children(done, new_image)) == "taskplatform-api:0.2.0"
+    assert _image(_children(NEW)) is None  # no API before its first schema Job completed
+
+
+def test_no_api_pods_while_no_jwt_key_is_known() -> None:
+    unknown = Credentials(CREDS.db_password, CREDS.jwt_secret, None, ROLE_PASSWORDS)
+    assert _image(_children(SCHEMA_DONE, credentials=unknown)) is None
+    assert _image(_children(replace(NEW, deployed_image="api:1"), credentials=unknown)) is None
+
+
+def test_a_restore_comes_before_the_schema_job() -> None:
+    spec = {"database": {"restoreFrom": {"backup": "nightly"}}}
+    dump = Dump(Store(volume_claim="old-backups"), "old/nightly.dump", "ab" * 32)
+    restoring = _children(PlatformFacts(restore=dump, restored=False), spec)
+    restore = restoring.find(JOB, "demo-restore")
+    assert restore is not None and restore.create_once
+    assert restore.manifest == restore_job(
+        OWNER, TaskPlatformSpec.model_validate(spec), dump.key, dump.store, dump.sha256
+    )
+    assert [c.kind.kind for c in restoring.workloads if c.kind is JOB] == ["Job"]  # the restore's alone
+    waiting = _children(PlatformFacts(restored=False), spec)  # the restore Job runs
+    assert not [c for c in waiting if c.kind is JOB]
+    restored = _children(PlatformFacts(restored=True), spec)
+    assert [c.name for c in restored if c.kind is JOB] == [schema_job_name(OWNER, TaskPlatformSpec())]
+
+
+def test_the_statefulset_follows_the_storage_plan() -> None:
+    spec = {"database": {"storage": {"size": "2Gi"}}}
+    kept = _children(PlatformFacts(volume_size="1Gi"), spec).find(STATEFUL_SET, "demo-db")
+    assert kept.manifest["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    grown = _children(NEW, spec).find(STATEFUL_SET, "demo-db")
+    assert grown.manifest["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    # While the old object is deleted (orphaning its pod) to be re-created with the new template: not applied.
+    held = _children(PlatformFacts(statefulset_held=True), spec)
+    assert held.find(STATEFUL_SET, "demo-db") is None
+    assert [c.kind.kind for c in held.database] == ["Service", "Service", "NetworkPolicy"]
+
+
+def test_turning_autoscaling_on_hands_the_replicas_over_before_the_deployment_drops_them() -> None:
+    autoscaled = {"api": {"autoscaling": {"minReplicas": 2}}}
+    facts = replace(SCHEMA_DONE, deployed_image="taskplatform-api:0.1.0", operator_owned_replicas=3)
+    writes = list(_children(facts, autoscaled).workloads)
+    (handover,) = [c for c in writes if c.field_manager is not None]
+    assert handover.field_manager == HANDOVER_MANAGER and handover.required  # refused: the pass stops, retried
+    assert handover.manifest == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "demo-api", "namespace": "apps"},
+        "spec": {"replicas": 3},
+    }
+    deployment = next(c for c in writes if c.kind is DEPLOYMENT and c.field_manager is None)
+    assert writes.index(handover) < writes.index(deployment) and "replicas" not in deployment.manifest["spec"]
+    # Not when the operator no longer holds the replicas (handed over already), nor without autoscaling.
+    assert not [c for c in _children(replace(facts, operator_owned_replicas=None), autoscaled) if c.field_manager]
+    assert not [c for c in _children(facts) if c.field_manager]
+
+
+def test_a_budget_or_autoscaler_no_longer_wanted_is_deleted() -> None:
+    one = {c.kind.kind: c for c in _children(SCHEMA_DONE, {"api": {"replicas": 1}}).workloads}
+    assert one["PodDisruptionBudget"].manifest is None and one["PodDisruptionBudget"].name == "demo-api"
+    assert one["HorizontalPodAutoscaler"].manifest is None
+    scaled = {c.kind.kind: c for c in _children(SCHEMA_DONE, {"api": {"autoscaling": {"minReplicas": 2}}}).workloads}
+    assert scaled["PodDisruptionBudget"].manifest is not None and scaled["HorizontalPodAutoscaler"].manifest is not None
+
+
+def test_every_child_of_the_longest_platform_name_is_a_valid_label_value() -> None:
+    """The name limit (specs/limits.py) holds for every child the assembly writes, and for the Jobs' pods' labels."""
+    longest = Owner(TASK_PLATFORM, "n" * MAX_PLATFORM_NAME, "apps", "u")
+    dump = Dump(Store(volume_claim="b"), "k", None)
+    spec = TaskPlatformSpec.model_validate({"api": {"autoscaling": {}}})
+    for facts in (NEW, SCHEMA_DONE, PlatformFacts(restore=dump, restored=False)):
+        for child in platform_children(longest, spec, CREDS, facts):
+            assert len(child.name) <= 63, child.name
+            if child.manifest is not None:
+                assert all(len(value) <= 63 for value in child.manifest["metadata"].get("labels", {}).values())

@@ -6,13 +6,14 @@ import pytest
 from kubecluster import LocalCluster
 
 from taskplatform.operator.dbroles import ROLES
+from taskplatform.operator.jwtkeys import JwtKeys
 from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
 from taskplatform.operator.specs import backup as backup_specs
 from taskplatform.operator.specs.backup import Store
-from taskplatform.operator.specs.children import desired_state
+from taskplatform.operator.specs.children import PlatformFacts, platform_children
 from taskplatform.operator.specs.common import Owner
-from taskplatform.operator.specs.credentials import Credentials
+from taskplatform.operator.specs.credentials import Credentials, credentials_secret
 from taskplatform.operator.specs.datamigration import data_migration_job
 from taskplatform.operator.specs.limits import (
     MAX_BACKUP_NAME,
@@ -152,10 +153,18 @@ def test_builders_manifests_pass_server_side_validation(cluster: LocalCluster) -
     owner = Owner(kind=TASK_PLATFORM, name="defaults", namespace="default", uid="00000000-0000-0000-0000-000000000001")
     proxies = ["10.0.0.7", "10.0.0.1/8", "fd00::/64", "2001:db8::1"]  # what the model accepts, the server does
     assert cluster.apply(_platform("proxied", {"api": {"trustedProxies": proxies}}), "--dry-run=server").returncode == 0
+    credentials = Credentials("p" * 24, "j" * 48, JwtKeys("j" * 48), ROLE_PASSWORDS)
+    passes = (PlatformFacts(), PlatformFacts(schema_job_exists=True, schema_complete=True))  # schema Job, then API
     for spec in ({}, {"api": {"autoscaling": {"minReplicas": 2}}, "auth": {"secretRef": {"name": "jwt"}}}):
-        manifests = desired_state(
-            owner, TaskPlatformSpec.model_validate(spec), Credentials("p" * 24, "j" * 48, None, ROLE_PASSWORDS)
-        )
+        typed = TaskPlatformSpec.model_validate(spec)
+        children = {
+            (c.kind.kind, c.name): c.manifest
+            for facts in passes
+            for c in platform_children(owner, typed, credentials, facts)
+            if c.manifest is not None
+        }
+        manifests = [credentials_secret(owner, credentials), *children.values()]
+        assert {"Job", "Deployment", "StatefulSet"} <= {m["kind"] for m in manifests}
         result = cluster.apply(manifests, "--dry-run=server")
         assert result.returncode == 0, result.stderr
     dm_owner = Owner(kind=DATA_MIGRATION, name="import-1", namespace="default", uid="00000000-0000-0000-0000-2")
