@@ -9,6 +9,7 @@ import os
 import kopf
 
 from taskplatform.operator import handlers, metrics  # noqa: F401 (handlers: registers them)
+from taskplatform.operator.runtime import OperatorMemo
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,8 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # Standalone: one operator replica (the chart's Deployment runs one, strategy Recreate); kopf's peering
     # would only be needed to run several, and it needs cluster-wide peering objects for that.
-    if args.namespace and not any(set("*?[") & set(n) for n in args.namespace):
-        os.environ["TASKPLATFORM_EXACT_NAMESPACES"] = "1"  # read by the startup handler
+    # Named namespaces only (no glob patterns): the startup handler turns kopf's cluster-wide scanning off.
+    exact_namespaces = bool(args.namespace) and not any(set("*?[") & set(n) for n in args.namespace)
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.metrics_address)
     kopf.run(
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness or None,
+        memo=OperatorMemo(exact_namespaces=exact_namespaces),
     )
 
 
