@@ -331,7 +331,7 @@ def _start(
     platform_conditions = conditions.parse((platform.get("status") or {}).get("conditions"))
     new_status.phase, new_status.scheduled = "Pending", (meta.get("labels") or {}).get(SCHEDULED_LABEL) == "true"
     if not conditions.is_true(platform_conditions, ConditionType.DATABASE_READY):
-        new_status.message = f"waiting for TaskPlatform {spec.platform}'s database to be ready"
+        new_status.message = f"waiting for {TASK_PLATFORM.named(spec.platform)}'s database to be ready"
         result.retry_after_s = WAIT_S
         return None
     others = [b for b in backups_of(kube, namespace, spec.platform) if b.name != name]
