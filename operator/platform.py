@@ -2,14 +2,15 @@
 
 One code path for create, update, resume, a child's change and the periodic resync: it reads the current
 state, applies the desired state (server-side apply, so a deleted or hand-edited child is restored), and
-reports. Order: credentials → database → schema migration (started beside the database; it waits for it) →
-API. A new API image rolls out only after its schema migration Job has completed; until then the Deployment
-keeps its current image while every other change still applies. A new JWT key (in the referenced Secret, or the
-credentials Secret's `jwt-secret`) reaches the API pods in the phases of jwtkeys.py, one per pass that finds
-the previous phase rolled out.
+reports. The children and their order are specs/children.py's (platform_children), from what this pass
+observed (PlatformFacts): credentials → database → restore → schema migration (started beside the database; it
+waits for it) → API. A new API image rolls out only after its schema migration Job has completed; until then the
+Deployment keeps its current image while every other change still applies. A new JWT key (in the referenced
+Secret, or the credentials Secret's `jwt-secret`) reaches the API pods in the phases of jwtkeys.py, one per pass
+that finds the previous phase rolled out.
 
 RBAC this needs (namespaced kinds, cluster-wide or per watched namespace): secrets get/list/watch/create/patch
-(get: also the referenced JWT Secret, which handlers.py re-reads every SECRET_REF_POLL_S);
+(get: also the referenced JWT Secret, which runtime.py re-reads every SECRET_REF_POLL_S);
 services, statefulsets, deployments, poddisruptionbudgets, horizontalpodautoscalers, networkpolicies
 get/list/watch/create/patch/delete
 (server-side apply creating an object needs create);
@@ -70,10 +71,10 @@ class Result:
     # Degraded by something no watched object announces (a referenced Secret): look again soon.
     recheck_soon: bool = False
     requeue_after_s: float | None = None  # the next scheduled backup is due then
-    # The restore Job running: its pod is watched closely (handlers.py), the whole pass not repeated meanwhile.
+    # The restore Job running: its pod is watched closely (runtime.py), the whole pass not repeated meanwhile.
     restoring: bool = False
     # spec.auth.secretRef's name and the fingerprint of its `jwt-secret` as this pass saw it (None: unreadable):
-    # handlers.py re-reads that Secret, which no watch announces, and starts a pass when it changed.
+    # runtime.py re-reads that Secret, which no watch announces, and starts a pass when it changed.
     jwt_source: tuple[str, str | None] | None = None
 
 
