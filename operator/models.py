@@ -127,6 +127,11 @@ class ApiSpec(CRModel):
     pod_annotations: dict[str, str] = Field(
         {}, description="Annotations for the API and schema-migration pods, e.g. prometheus.io/scrape."
     )
+    docs: bool = Field(
+        False,
+        description="Serve the OpenAPI document and its pages (/openapi.json, /docs, /redoc) on the API's port "
+        "(API_DOCS). Off by default: a public API need not publish its whole surface.",
+    )
     trusted_proxies: list[TrustedProxy] = Field(
         [],
         max_length=TRUSTED_PROXIES_MAX,

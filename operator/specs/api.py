@@ -30,6 +30,10 @@ from taskplatform.operator.specs.names import Names
 
 API_COMPONENT = "api"
 API_PORT = 8000
+# Prometheus metrics, on a port of the API process's own (METRICS_PORT): a container port the Service does not
+# expose, scraped from the pod (a PodMonitor) by the peers spec.api.metrics names (networkpolicy.py).
+METRICS_PORT = 9464
+METRICS_PORT_NAME = "metrics"
 API_DRAIN_SECONDS = 5  # preStop pause of a stopping API pod (api_deployment)
 # The field manager that takes the Deployment's replicas over when autoscaling is turned on (replicas_handover).
 HANDOVER_MANAGER = "taskplatform-operator-handover"
@@ -47,6 +51,8 @@ def api_env(owner: Owner, spec: TaskPlatformSpec, role: DatabaseRole) -> list[di
         env_from_secret("JWT_ADDITIONAL_SECRETS", secret, ADDITIONAL_KEY),
         {"name": "ACCESS_TOKEN_TTL_S", "value": str(spec.auth.access_token_ttl_seconds)},
         {"name": "REFRESH_TOKEN_TTL_S", "value": str(spec.auth.refresh_token_ttl_seconds)},
+        {"name": "METRICS_PORT", "value": str(METRICS_PORT)},
+        {"name": "API_DOCS", "value": str(spec.api.docs).lower()},
     ]
     if spec.api.trusted_proxies:
         env.append({"name": "TRUSTED_PROXIES", "value": ",".join(spec.api.trusted_proxies)})
@@ -75,7 +81,10 @@ def api_container(
 
 def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials | None = None) -> Manifest:
     container = api_container(owner, spec, API_COMPONENT, ["serve", "--port", str(API_PORT)], API_ROLE)
-    container["ports"] = [{"name": "http", "containerPort": API_PORT}]
+    container["ports"] = [
+        {"name": "http", "containerPort": API_PORT},
+        {"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT},
+    ]
     container["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     container["readinessProbe"] = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5}
     # A deleted pod keeps serving until its address has left the Service's endpoints everywhere (kube-proxy

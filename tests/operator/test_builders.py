@@ -204,6 +204,19 @@ def test_api_deployment_probes_env_and_security() -> None:
     assert 0 < drain < pod["terminationGracePeriodSeconds"]
 
 
+def test_metrics_are_served_on_a_port_the_service_does_not_expose_and_docs_only_when_asked() -> None:
+    children = build()
+    container = children[("Deployment", "demo-api")]["spec"]["template"]["spec"]["containers"][0]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["METRICS_PORT"] == str(ports["metrics"]) and ports["metrics"] != ports["http"]
+    service_ports = children[("Service", "demo-api")]["spec"]["ports"]
+    assert [port["targetPort"] for port in service_ports] == ["http"]
+    assert env["API_DOCS"] == "false"
+    with_docs = build({"api": {"docs": True}})[("Deployment", "demo-api")]["spec"]["template"]["spec"]
+    assert {e["name"]: e.get("value") for e in with_docs["containers"][0]["env"]}["API_DOCS"] == "true"
+
+
 def test_a_restarted_database_keeps_a_data_directory_postgresql_accepts() -> None:
     """Found on the real node: re-owning the volume on every start made PGDATA group-writable, and PostgreSQL
     refused to start ("invalid permissions") once its pod was replaced. Ownership is now fixed only once."""
