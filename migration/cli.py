@@ -31,7 +31,7 @@ from taskplatform.migration.progress import Reporter
 from taskplatform.migration.read_order import DESCRIPTION as READ_ORDER_DESCRIPTION
 from taskplatform.migration.read_order import ReadOrder
 from taskplatform.migration.runner import Migration, Options
-from taskplatform.migration.source import BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX, source_client
+from taskplatform.migration.source import source_client
 from taskplatform.migration.target import Target
 from taskplatform.migration.verify import verify
 
@@ -56,13 +56,17 @@ def _parser() -> argparse.ArgumentParser:
         help=f"PostgreSQL URL (env {contract.TARGET_URL_ENV} / {contract.TARGET_URL_FALLBACK_ENV})",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=int(env(contract.BATCH_SIZE_ENV, "5000")), help="documents per transaction"
+        "--batch-size",
+        type=int,
+        default=int(env(contract.BATCH_SIZE_ENV, str(contract.BATCH_SIZE_DEFAULT))),
+        help="documents per transaction",
     )
     parser.add_argument(
         "--batch-bytes",
         type=int,
-        default=int(env(contract.BATCH_BYTES_ENV, str(BATCH_BYTES_DEFAULT))),
-        help=f"bytes of BSON per transaction at most (a larger document goes alone; default {BATCH_BYTES_DEFAULT})",
+        default=int(env(contract.BATCH_BYTES_ENV, str(contract.BATCH_BYTES_DEFAULT))),
+        help="bytes of BSON per transaction at most (a larger document goes alone; "
+        f"default {contract.BATCH_BYTES_DEFAULT})",
     )
     parser.add_argument(
         "--collections", default=env(contract.COLLECTIONS_ENV, ",".join(KINDS)), help="users,tasks (or one of them)"
@@ -148,10 +152,11 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> ExitCode:
         raise _Failure(
             f"no target: give --target-url or set {contract.TARGET_URL_ENV} / {contract.TARGET_URL_FALLBACK_ENV}"
         )
-    if args.batch_size < 1 or args.batch_size > 100_000:
-        raise _Failure("--batch-size must be between 1 and 100000")
-    if not 1 <= args.batch_bytes <= BATCH_BYTES_MAX:
-        raise _Failure(f"--batch-bytes (env {contract.BATCH_BYTES_ENV}) must be between 1 and {BATCH_BYTES_MAX}")
+    if not 1 <= args.batch_size <= contract.BATCH_SIZE_MAX:
+        raise _Failure(f"--batch-size must be between 1 and {contract.BATCH_SIZE_MAX}")
+    if not 1 <= args.batch_bytes <= contract.BATCH_BYTES_MAX:
+        bound = contract.BATCH_BYTES_MAX
+        raise _Failure(f"--batch-bytes (env {contract.BATCH_BYTES_ENV}) must be between 1 and {bound}")
     if not BCRYPT_ROUNDS_MIN <= args.bcrypt_max_rounds <= BCRYPT_ROUNDS_LIMIT:
         raise _Failure(
             f"--bcrypt-max-rounds (env {contract.BCRYPT_MAX_ROUNDS_ENV}) must be between {BCRYPT_ROUNDS_MIN} and "

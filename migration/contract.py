@@ -32,6 +32,12 @@ TARGET_URL_ENV = "TARGET_URL"
 TARGET_URL_FALLBACK_ENV = "DATABASE_URL"
 BATCH_SIZE_ENV = "BATCH_SIZE"
 BATCH_BYTES_ENV = "BATCH_BYTES"
+# A batch (one transaction) ends at BATCH_SIZE documents or BATCH_BYTES bytes of BSON, whichever comes first; a
+# larger document is a batch of its own. Bounded by bytes too because a document may hold up to 16 MB: with two
+# batches read ahead, the one being written and a server reply being decoded, the process stays within a few
+# hundred MB at the default whatever the documents' sizes (the DataMigration Job's default memory limit).
+BATCH_SIZE_DEFAULT, BATCH_SIZE_MAX = 5000, 100_000
+BATCH_BYTES_DEFAULT, BATCH_BYTES_MAX = 32 << 20, 1 << 30
 COLLECTIONS_ENV = "COLLECTIONS"
 MAPPING_FILE_ENV = "MAPPING_FILE"
 READ_ORDER_ENV = "READ_ORDER"

@@ -16,11 +16,11 @@ from pymongo.database import Database
 from taskplatform.api.gc_tuning import raised_gc_thresholds
 from taskplatform.api.limits import BCRYPT_MAX_ROUNDS_DEFAULT
 from taskplatform.migration.collections import KINDS, TASKS, USERS, Kind, Row
+from taskplatform.migration.contract import BATCH_BYTES_DEFAULT, BATCH_SIZE_DEFAULT
 from taskplatform.migration.mapping import Mapping
 from taskplatform.migration.progress import CollectionStats, Reporter
 from taskplatform.migration.read_order import ReadOrder
 from taskplatform.migration.source import (
-    BATCH_BYTES_DEFAULT,
     Batch,
     Position,
     PositionLost,
@@ -33,7 +33,7 @@ from taskplatform.migration.transform import RejectError, TaskRow, UserRow, lega
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    batch_size: int = 5000
+    batch_size: int = BATCH_SIZE_DEFAULT
     batch_bytes: int = BATCH_BYTES_DEFAULT
     kinds: tuple[str, ...] = tuple(KINDS)
     dry_run: bool = False

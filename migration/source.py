@@ -31,13 +31,9 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from taskplatform.migration.contract import BATCH_BYTES_DEFAULT
 from taskplatform.migration.read_order import ReadOrder
 
-# A batch ends at this many bytes of BSON even before its document count (a document may hold up to 16 MB):
-# with the two batches read ahead, the one being written and a server reply being decoded, the reader's memory
-# stays within a few hundred MB whatever the documents' sizes (the DataMigration Job's memory limit, docs/migration.md).
-BATCH_BYTES_DEFAULT = 32 << 20
-BATCH_BYTES_MAX = 1 << 30
 # Every BSON type an `_id` can have (arrays cannot be one), in MongoDB's comparison order.
 ID_BUCKETS = ("null", "number", "string", "object", "binData", "objectId", "bool", "date", "timestamp")
 
