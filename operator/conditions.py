@@ -56,6 +56,7 @@ class Reason(enum.StrEnum):
     JWT_KEY_INVALID = "JWTKeyInvalid"
     RESTORE_SOURCE_INVALID = "RestoreSourceInvalid"
     RESTORE_FAILED = "RestoreFailed"
+    CAPACITY_EXCEEDED = "CapacityExceeded"
     # StorageReady
     AS_REQUESTED = "AsRequested"
     RESIZING = "Resizing"
@@ -106,6 +107,8 @@ class EventReason(enum.StrEnum):
     BACKUP_PRUNED = "BackupPruned"
     JOB_CREATED = "JobCreated"
     JWT_KEY_RETIRED = "JWTKeyRetired"
+    DATABASE_CA_ISSUED = "DatabaseCAIssued"
+    DATABASE_CERTIFICATE_ISSUED = "DatabaseCertificateIssued"
 
 
 @dataclass(frozen=True, slots=True)

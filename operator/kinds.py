@@ -86,7 +86,9 @@ class CustomResourceKind(ResourceKind):
 
 
 SECRET = ResourceKind("Secret", "v1", "secrets", owned=True)
+CONFIG_MAP = ResourceKind("ConfigMap", "v1", "configmaps", owned=True)
 SERVICE = ResourceKind("Service", "v1", "services", owned=True)
+SERVICE_ACCOUNT = ResourceKind("ServiceAccount", "v1", "serviceaccounts", owned=True)
 POD = ResourceKind("Pod", "v1", "pods")  # watched apart: only the backup and restore Jobs' pods (handlers.py)
 PERSISTENT_VOLUME_CLAIM = ResourceKind("PersistentVolumeClaim", "v1", "persistentvolumeclaims")
 STATEFUL_SET = ResourceKind("StatefulSet", "apps/v1", "statefulsets", owned=True)
@@ -127,7 +129,9 @@ TASK_PLATFORM_BACKUP = CustomResourceKind(
 
 KINDS: tuple[ResourceKind, ...] = (
     SECRET,
+    CONFIG_MAP,
     SERVICE,
+    SERVICE_ACCOUNT,
     POD,
     PERSISTENT_VOLUME_CLAIM,
     STATEFUL_SET,

@@ -8,9 +8,10 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
+from taskplatform.migration import contract
 from taskplatform.migration.read_order import DESCRIPTION as READ_ORDER_DESCRIPTION
 from taskplatform.migration.read_order import ReadOrder
 
@@ -63,11 +64,48 @@ class ServiceSpec(CRModel):
     port: int = Field(80, ge=1, le=65535, description="Port the API Service listens on.")
 
 
+# The API's settings the operator sets itself (specs/api.py), from the spec's own fields: a user's env entry may not
+# replace them (a pool larger than the database was sized for, TLS to the database turned off).
+OPERATOR_ENV = (
+    "ENVIRONMENT", "DATABASE_URL", "JWT_SECRET", "JWT_ADDITIONAL_SECRETS", "ACCESS_TOKEN_TTL_S", "REFRESH_TOKEN_TTL_S",
+    "METRICS_PORT", "API_DOCS", "TRUSTED_PROXIES", "WEB_CONCURRENCY", "DB_POOL_SIZE", "DB_MAX_OVERFLOW",
+    "PGSSLMODE", "PGSSLROOTCERT",
+)  # fmt: skip
+ENV_NAME_MAX = 128
+ENV_VALUE_MAX = 4096
+
+
+def _not_operator_env(name: str) -> str:
+    if name in OPERATOR_ENV:
+        raise ValueError(f"{name} is set by the operator from the spec's own fields")
+    return name
+
+
 class EnvVar(CRModel):
     """An environment variable set on the API containers."""
 
-    name: str = Field(description="Environment variable name.", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    value: str = Field("", description="Its value.")
+    name: Annotated[str, AfterValidator(_not_operator_env)] = Field(
+        description="Environment variable name; not one the operator sets from the spec itself "
+        f"({', '.join(OPERATOR_ENV)}).",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        max_length=ENV_NAME_MAX,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"!(self in {list(OPERATOR_ENV)})",
+                    "messageExpression": "self + ' is set by the operator from the spec\\'s own fields'",
+                }
+            ]
+        },
+    )
+    value: str = Field("", description="Its value.", max_length=ENV_VALUE_MAX)
+
+
+class DatabasePool(CRModel):
+    size: int = Field(10, ge=1, le=100, description="Connections each API process keeps open (DB_POOL_SIZE).")
+    max_overflow: int = Field(
+        10, ge=0, le=100, description="Connections each API process may open beyond them under load (DB_MAX_OVERFLOW)."
+    )
 
 
 # The longest address or CIDR: IPv6 with a dotted IPv4 tail (45 characters) and "/128".
@@ -123,7 +161,15 @@ class ApiSpec(CRModel):
     )
     autoscaling: Autoscaling | None = Field(None, description="When set, a HorizontalPodAutoscaler owns replicas.")
     service: ServiceSpec = Field(default_factory=ServiceSpec, description="How the API is exposed.")
-    env: list[EnvVar] = Field([], description="Extra environment variables for the API.")
+    workers: int = Field(
+        1, ge=1, le=16, description="API server processes per pod (WEB_CONCURRENCY), each with its own pool."
+    )
+    database_pool: DatabasePool = Field(
+        DatabasePool(),
+        description="Each API process's database connection pool (sized against the database's "
+        "maxConnections: see spec.database.maxConnections).",
+    )
+    env: list[EnvVar] = Field([], max_length=64, description="Extra environment variables for the API.")
     pod_annotations: dict[str, str] = Field(
         {}, description="Annotations for the API and schema-migration pods, e.g. prometheus.io/scrape."
     )
@@ -325,6 +371,15 @@ class DatabaseSpec(CRModel):
         Resources(requests=ResourceList(cpu="100m", memory="256Mi")),
         description="Resources of the PostgreSQL container.",
     )
+    max_connections: int = Field(
+        200,
+        ge=25,
+        le=10000,
+        description="PostgreSQL's max_connections. It must leave room for every API process's whole pool and "
+        "readiness probe on the most API pods that can run at once (autoscaling.maxReplicas, or replicas, plus "
+        "the one a rolling update adds), the Jobs, and the superuser's reserved slots: a spec that does not fit "
+        "is refused, saying how many it needs. Changing it restarts the database.",
+    )
     pvc_retention_policy: Literal["Retain", "Delete"] = Field(
         "Retain", description="Whether the database volume is kept (Retain) or deleted with the TaskPlatform."
     )
@@ -360,7 +415,38 @@ class AuthSpec(CRModel):
     secret_ref: SecretRef | None = Field(None, description="Use this JWT secret instead of generating one.")
 
 
+# --- the database's capacity ------------------------------------------------------------------------------------
+# The connections PostgreSQL must have room for (docs/operator.md, "Capacity"): every API process's whole pool and
+# its readiness probe's own connection, on the most API pods that can run at once; the Jobs'; and the slots
+# PostgreSQL keeps for superusers. A spec that does not fit is refused at admission (CAPACITY_RULE) rather than
+# found out at peak load, when the backup and schema Jobs would be turned away.
+ROLLOUT_SURGE = 1  # the API pods a rolling update adds (the Deployment's maxSurge, specs/api.py)
+PROBE_CONNECTIONS = 1  # each API process's readiness probe has a connection of its own
+JOB_CONNECTIONS = 10  # the schema, data migration, backup and restore Jobs together, with room to spare
+SUPERUSER_RESERVED_CONNECTIONS = 3  # PostgreSQL's superuser_reserved_connections (the database pod's own hook)
+_MOST_PODS = f"((has(self.api.autoscaling) ? self.api.autoscaling.maxReplicas : self.api.replicas) + {ROLLOUT_SURGE})"
+_PER_PROCESS = f"(self.api.databasePool.size + self.api.databasePool.maxOverflow + {PROBE_CONNECTIONS})"
+_NEEDED = f"({_MOST_PODS} * self.api.workers * {_PER_PROCESS} + {JOB_CONNECTIONS + SUPERUSER_RESERVED_CONNECTIONS})"
+CAPACITY_RULE: dict[str, JsonValue] = {
+    "rule": f"{_NEEDED} <= self.database.maxConnections",
+    # A static message: the API server's cost estimate of a message built with string() exceeds its budget.
+    "message": "spec.database.maxConnections is too few for this spec: it must be at least (the most API pods, "
+    "autoscaling.maxReplicas or replicas, + 1 for a rollout) x workers x (databasePool.size + databasePool.maxOverflow"
+    f" + 1 for the readiness probe) + {JOB_CONNECTIONS} for the Jobs + {SUPERUSER_RESERVED_CONNECTIONS} reserved; "
+    "raise it, or lower the replicas, workers or pool",
+}
+
+
+def connections_needed(api: ApiSpec) -> int:
+    """CAPACITY_RULE's count, for the operator's own use (a spec stored before the rule existed)."""
+    most_pods = (api.autoscaling.max_replicas if api.autoscaling else api.replicas) + ROLLOUT_SURGE
+    per_process = api.database_pool.size + api.database_pool.max_overflow + PROBE_CONNECTIONS
+    return most_pods * api.workers * per_process + JOB_CONNECTIONS + SUPERUSER_RESERVED_CONNECTIONS
+
+
 class TaskPlatformSpec(CRModel):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [CAPACITY_RULE]})
+
     api: ApiSpec = Field(default_factory=ApiSpec, description="The task API Deployment.")
     database: DatabaseSpec = Field(default_factory=DatabaseSpec, description="The PostgreSQL StatefulSet.")
     auth: AuthSpec = Field(default_factory=AuthSpec, description="Token settings.")
@@ -381,7 +467,21 @@ class DataMigrationSpec(CRModel):
     collections: list[Literal["users", "tasks"]] = Field(
         ["users", "tasks"], description="Which collections to migrate."
     )
-    batch_size: int = Field(5000, ge=1, le=100000, description="Documents per transaction.")
+    batch_size: int = Field(
+        contract.BATCH_SIZE_DEFAULT, ge=1, le=contract.BATCH_SIZE_MAX, description="Documents per transaction, at most."
+    )
+    batch_bytes: int = Field(
+        contract.BATCH_BYTES_DEFAULT,
+        ge=1,
+        le=contract.BATCH_BYTES_MAX,
+        description="Bytes of BSON per transaction, at most (a larger document goes alone): bounds the Job's memory "
+        "whatever the documents' sizes (up to 16 MB each).",
+    )
+    resources: Resources = Field(
+        Resources(requests=ResourceList(cpu="250m", memory="256Mi"), limits=ResourceList(memory="1Gi")),
+        description="Resources of the migration container (its memory is bounded by batchBytes: four batches and "
+        "one server reply at a time).",
+    )
     read_order: ReadOrder = Field(ReadOrder.NATURAL, description=READ_ORDER_DESCRIPTION)
     dry_run: bool = Field(False, description="Read, transform and validate only; write nothing.")
     verify: bool = Field(True, description="Compare counts and checksums after migrating.")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from taskplatform.api.limits import JWT_SECRET_MIN
-from taskplatform.operator import backups, conditions, dbroles, jwtkeys, restore, status, storage
+from taskplatform.operator import backups, certificates, conditions, dbroles, jwtkeys, restore, status, storage
 from taskplatform.operator.conditions import (
     ConditionType,
     Event,
@@ -50,7 +50,7 @@ from taskplatform.operator.kinds import (
     Manifest,
 )
 from taskplatform.operator.kube import Kube, KubeError, owns_field
-from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus
+from taskplatform.operator.models import TaskPlatformSpec, TaskPlatformStatus, connections_needed
 from taskplatform.operator.specs import api, schema
 from taskplatform.operator.specs import credentials as credentials_spec
 from taskplatform.operator.specs.backup import restore_job_name
@@ -240,11 +240,13 @@ def _facts(
     restoring: restore.RestorePlan | None,
     schema_job: Manifest | None,
     deployment: Manifest | None,
+    database_tls_digest: str,
 ) -> PlatformFacts:
     """What the children depend on, as this pass found it."""
     replicas_owned = deployment is not None and owns_field(deployment, "spec", "replicas")
     return PlatformFacts(
         volume_size=plan.volume_size,
+        database_tls_digest=database_tls_digest,
         statefulset_held=not plan.apply_statefulset,
         restore=restoring.dump if restoring is not None else None,
         restored=restoring.restored if restoring is not None else True,
@@ -268,8 +270,14 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
 
     # The API Deployment as it is: whether it has rolled out the JWT keys in effect decides the next phase.
     current = kube.get(DEPLOYMENT, namespace, names.api)
-    # Every other child depends on the credentials: failures raise.
-    credentials = ensure_credentials(kube, owner, spec, current, observed, result, datetime.now(UTC))
+    # Every other child depends on the credentials and the database's TLS material: failures raise.
+    now = datetime.now(UTC)
+    credentials = ensure_credentials(kube, owner, spec, current, observed, result, now)
+    database_tls = certificates.ensure_database_tls(kube, owner, result.events, now)
+    needed = connections_needed(spec.api)
+    if needed > spec.database.max_connections:  # stored before admission refused such a spec (models.CAPACITY_RULE)
+        message = f"spec.database.maxConnections ({spec.database.max_connections}) is too few: the spec needs {needed}"
+        observed.problems.append(Observation(ConditionType.DEGRADED, "True", Reason.CAPACITY_EXCEEDED, message))
 
     # What decides the children: the volume's size (growing it first, where the spec asks), the restore, the
     # schema Job of the API image.
@@ -282,7 +290,8 @@ def reconcile_platform(kube: Kube, platform: Manifest) -> Result:
     restoring = restore.plan_restore(kube, platform, owner, spec) if spec.database.restore_from else None
     schema_job_name = schema.schema_job_name(owner, spec)
     observed.schema_job = kube.get(JOB, namespace, schema_job_name)
-    children = platform_children(owner, spec, credentials, _facts(plan, restoring, observed.schema_job, current))
+    facts = _facts(plan, restoring, observed.schema_job, current, database_tls.digest)
+    children = platform_children(owner, spec, credentials, facts)
 
     observed.statefulset = current_statefulset
     for child in children.database:

@@ -55,12 +55,14 @@ class ThrowawayPostgres:
         max_connections: int = 300,
         superuser: str = "postgres",
         superuser_password: str | None = None,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.bindir = find_pg_bindir()
         self.superuser = superuser
         self.superuser_password = superuser_password
         self.durable = durable
         self.max_connections = max_connections
+        self.settings = settings or {}  # more `-c name=value` settings, which win over the ones below
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="taskplatform-pg-"))
         self.datadir = self.root / "data"
@@ -110,6 +112,7 @@ class ThrowawayPostgres:
         if not self.durable:
             # A test database that dies with the run needs no crash safety.
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        options += [f"-c {name}={value}" for name, value in self.settings.items()]
         self._run(
             str(self.bindir / "pg_ctl"),
             "-D",

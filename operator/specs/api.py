@@ -13,14 +13,15 @@ from typing import Any
 from taskplatform.operator.dbroles import API_ROLE, DatabaseRole
 from taskplatform.operator.jwtkeys import ADDITIONAL_KEY, SIGNING_KEY
 from taskplatform.operator.kinds import DEPLOYMENT, HORIZONTAL_POD_AUTOSCALER, POD_DISRUPTION_BUDGET, SERVICE, Manifest
-from taskplatform.operator.models import TaskPlatformSpec
+from taskplatform.operator.models import ROLLOUT_SURGE, TaskPlatformSpec
+from taskplatform.operator.specs import tls
 from taskplatform.operator.specs.common import (
     API_UID,
     RESTRICTED_CONTAINER,
     Owner,
     env_from_secret,
     metadata,
-    pod_security,
+    pod_spec,
     resources,
     selector,
     template_metadata,
@@ -53,6 +54,11 @@ def api_env(owner: Owner, spec: TaskPlatformSpec, role: DatabaseRole) -> list[di
         {"name": "REFRESH_TOKEN_TTL_S", "value": str(spec.auth.refresh_token_ttl_seconds)},
         {"name": "METRICS_PORT", "value": str(METRICS_PORT)},
         {"name": "API_DOCS", "value": str(spec.api.docs).lower()},
+        # The pool the database was sized for (models.CAPACITY_RULE).
+        {"name": "WEB_CONCURRENCY", "value": str(spec.api.workers)},
+        {"name": "DB_POOL_SIZE", "value": str(spec.api.database_pool.size)},
+        {"name": "DB_MAX_OVERFLOW", "value": str(spec.api.database_pool.max_overflow)},
+        *tls.CLIENT_ENV,
     ]
     if spec.api.trusted_proxies:
         env.append({"name": "TRUSTED_PROXIES", "value": ",".join(spec.api.trusted_proxies)})
@@ -75,8 +81,13 @@ def api_container(
         "env": api_env(owner, spec, role),
         "resources": resources(spec.api.resources),
         "securityContext": RESTRICTED_CONTAINER,
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir, per pod)
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, tls.CLIENT_MOUNT],  # noqa: S108 (an emptyDir, per pod)
     }
+
+
+def api_volumes(platform: str) -> list[dict[str, Any]]:
+    """The volumes api_container mounts: a scratch directory, and the database's CA bundle."""
+    return [{"name": "tmp", "emptyDir": {}}, tls.client_volume(platform)]
 
 
 def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credentials | None = None) -> Manifest:
@@ -93,16 +104,16 @@ def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credential
     digest = {CREDENTIALS_ANNOTATION: credentials.api_digest} if credentials else {}
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector(owner.name, API_COMPONENT)},
-        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": ROLLOUT_SURGE}},
         "template": {
             "metadata": template_metadata(owner.name, API_COMPONENT, {**spec.api.pod_annotations, **digest}),
-            "spec": {
-                "securityContext": pod_security(API_UID),
-                "enableServiceLinks": False,
-                "terminationGracePeriodSeconds": 30,
-                "containers": [container],
-                "volumes": [{"name": "tmp", "emptyDir": {}}],
-            },
+            "spec": pod_spec(
+                owner.name,
+                API_UID,
+                [container],
+                api_volumes(owner.name),
+                terminationGracePeriodSeconds=30,
+            ),
         },
     }
     if spec.api.autoscaling is None:

@@ -16,6 +16,7 @@ from taskplatform.operator.conditions import rfc3339
 from taskplatform.operator.dbroles import BACKUP_ROLE, OWNER_ROLE, DatabaseRole
 from taskplatform.operator.kinds import JOB, PERSISTENT_VOLUME_CLAIM, TASK_PLATFORM_BACKUP, Manifest
 from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL, BackupSpec, S3Location, TaskPlatformSpec
+from taskplatform.operator.specs import tls
 from taskplatform.operator.specs.common import (
     API_UID,
     DB_UID,
@@ -24,7 +25,7 @@ from taskplatform.operator.specs.common import (
     Owner,
     labels,
     metadata,
-    pod_security,
+    pod_spec,
 )
 from taskplatform.operator.specs.names import DB_NAME, DB_PORT, Names
 
@@ -186,6 +187,7 @@ def _pg_env(platform: str, role: DatabaseRole) -> list[dict[str, Any]]:
         {"name": "PGDATABASE", "value": DB_NAME},
         {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": names.secret, "key": role.password_key}}},
         {"name": "PGCONNECT_TIMEOUT", "value": "10"},
+        *tls.CLIENT_ENV,
     ]
 
 
@@ -209,7 +211,7 @@ def _stream_job(
         "env": _pg_env(platform, role),
         "securityContext": as_database,
         "terminationMessagePolicy": "FallbackToLogsOnError",  # pg_dump's / pg_restore's last words
-        "volumeMounts": [stream_mount],
+        "volumeMounts": [stream_mount, tls.CLIENT_MOUNT],
         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
     }
     transfer = {
@@ -234,16 +236,16 @@ def _stream_job(
             "ttlSecondsAfterFinished": 7 * 86400,
             "template": {
                 "metadata": {"labels": {**labels(platform, component), **pod_labels}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "securityContext": pod_security(API_UID),
-                    "enableServiceLinks": False,
-                    # The transfer container first: the kubelet creates a pod's containers one after the other
-                    # (~0.3 s each here), so its Python starts while the database container is being created,
-                    # and the pipe exists by the time pg_dump / pg_restore looks for it.
-                    "containers": [transfer, database],
-                    "volumes": [{"name": "stream", "emptyDir": {}}, *store.volumes()],
-                },
+                # The transfer container first: the kubelet creates a pod's containers one after the other
+                # (~0.3 s each here), so its Python starts while the database container is being created,
+                # and the pipe exists by the time pg_dump / pg_restore looks for it.
+                "spec": pod_spec(
+                    platform,
+                    API_UID,
+                    [transfer, database],
+                    [{"name": "stream", "emptyDir": {}}, tls.client_volume(platform), *store.volumes()],
+                    restartPolicy="Never",
+                ),
             },
         },
     }

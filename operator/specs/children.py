@@ -42,10 +42,11 @@ from taskplatform.operator.specs.api import (
 from taskplatform.operator.specs.backup import Dump, restore_job
 from taskplatform.operator.specs.common import Owner
 from taskplatform.operator.specs.credentials import Credentials
-from taskplatform.operator.specs.database import database_services, database_statefulset
+from taskplatform.operator.specs.database import database_config, database_services, database_statefulset
 from taskplatform.operator.specs.names import Names
 from taskplatform.operator.specs.networkpolicy import database_network_policy
 from taskplatform.operator.specs.schema import schema_migration_job
+from taskplatform.operator.specs.serviceaccount import platform_service_account
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,8 @@ class PlatformFacts:
     # spec's), and whether the StatefulSet is held back (its old object is being deleted for re-creation).
     volume_size: str | None = None
     statefulset_held: bool = False
+    # A digest of the certificate the database serves (certificates.py): a renewed one restarts the database.
+    database_tls_digest: str | None = None
     # spec.database.restoreFrom (operator/restore.py): the dump to restore while the restore Job is still to be
     # created, and whether the database holds its data (True without restoreFrom): the schema Job waits for it.
     restore: Dump | None = None
@@ -122,11 +125,15 @@ def platform_children(
     on it), in order."""
     names = Names(owner.name)
     database = [
+        # Before any pod: every pod of the platform runs as it.
+        Child.apply(platform_service_account(owner)),
         *(Child.apply(service) for service in database_services(owner)),
         Child.apply(database_network_policy(owner)),
+        Child.apply(database_config(owner)),
     ]
     if not facts.statefulset_held:
-        database.append(Child.apply(database_statefulset(owner, spec, credentials, facts.volume_size)))
+        statefulset = database_statefulset(owner, spec, credentials, facts.volume_size, facts.database_tls_digest)
+        database.append(Child.apply(statefulset))
 
     workloads: list[Child] = []
     if facts.restore is not None:

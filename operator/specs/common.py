@@ -13,6 +13,7 @@ from typing import Any
 
 from taskplatform.operator.kinds import CustomResourceKind
 from taskplatform.operator.models import Resources
+from taskplatform.operator.specs.names import Names
 
 API_UID = 10001  # the API image's numeric USER (Dockerfile.api); the Jobs that run the API image use it too
 DB_UID = 999  # the postgres user of the official image and of the locally built one
@@ -104,6 +105,23 @@ def pod_security(uid: int) -> dict[str, Any]:
         # widen PostgreSQL's data directory to group access, which PostgreSQL refuses to start on.
         "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_spec(
+    platform: str, uid: int, containers: list[dict[str, Any]], volumes: list[dict[str, Any]], **fields: Any
+) -> dict[str, Any]:
+    """The spec of every pod the operator makes: as `uid`, non-root, on the platform's own ServiceAccount
+    (serviceaccount.py), which has no rights, and without its token: none of these pods calls the Kubernetes API,
+    so none holds a credential for it. No Service links: a pod reaches its peers by DNS name."""
+    return {
+        "serviceAccountName": Names(platform).service_account,
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security(uid),
+        "enableServiceLinks": False,
+        **fields,
+        "containers": containers,
+        "volumes": volumes,
     }
 
 

@@ -7,12 +7,14 @@ hook (dbroles.SYNC_SCRIPT) keeps the roles equal to the credentials Secret on ev
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from taskplatform.operator import dbroles
 from taskplatform.operator.dbroles import ROLES, SUPERUSER
-from taskplatform.operator.kinds import SERVICE, STATEFUL_SET, Manifest
-from taskplatform.operator.models import TaskPlatformSpec
+from taskplatform.operator.kinds import CONFIG_MAP, SERVICE, STATEFUL_SET, Manifest
+from taskplatform.operator.models import SUPERUSER_RESERVED_CONNECTIONS, TaskPlatformSpec
+from taskplatform.operator.specs import tls
 from taskplatform.operator.specs.common import (
     DB_UID,
     RESTRICTED_CONTAINER,
@@ -20,7 +22,7 @@ from taskplatform.operator.specs.common import (
     env_from_secret,
     labels,
     metadata,
-    pod_security,
+    pod_spec,
     resources,
     selector,
     template_metadata,
@@ -55,11 +57,58 @@ def database_services(owner: Owner) -> list[Manifest]:
     return [headless, client]
 
 
+# PostgreSQL's client authentication, read from the ConfigMap (hba_file) instead of the data directory's own, so
+# that a data directory made by an earlier operator (or restored) gets the same rules. The pod's own socket is
+# trusted (the role sync hook as the bootstrap superuser; the probes): only processes inside the pod reach it. Over
+# the network: TLS only, never the superuser, every role by its SCRAM password.
+HBA_FILE_KEY = "pg_hba.conf"
+CONFIG_DIR = "/etc/taskplatform/postgres"
+PG_HBA = f"""# Written by the TaskPlatform operator (operator/specs/database.py).
+local      all  all                    trust
+hostnossl  all  all           all      reject
+host       all  {SUPERUSER}  all      reject
+hostssl    all  all           all      scram-sha-256
+"""
+# Written by PostgreSQL and the image's entrypoint besides the data volume: empty directories of the pod's own, so
+# that the root filesystem stays read-only.
+SOCKET_DIR = "/var/run/postgresql"
+PGDATA = "/var/lib/postgresql/data/pgdata"
+# On the pod template: a digest of what the pod reads at start and is not in the template itself (the rules above),
+# so that a change restarts it.
+CONFIG_ANNOTATION = "taskplatform.io/config-digest"
+
+
+def database_config(owner: Owner) -> Manifest:
+    return {
+        **CONFIG_MAP.type_meta(),
+        "metadata": metadata(owner, Names(owner.name).database_config, DATABASE_COMPONENT),
+        "data": {HBA_FILE_KEY: PG_HBA},
+    }
+
+
+def server_settings(spec: TaskPlatformSpec) -> dict[str, str]:
+    """PostgreSQL's settings the operator decides, given as `-c name=value` (they win over postgresql.conf)."""
+    return {
+        "hba_file": f"{CONFIG_DIR}/{HBA_FILE_KEY}",
+        "ssl": "on",
+        "ssl_cert_file": tls.SERVER_CERT_FILE,
+        "ssl_key_file": tls.SERVER_KEY_FILE,
+        "ssl_min_protocol_version": "TLSv1.2",
+        "max_connections": str(spec.database.max_connections),
+        "superuser_reserved_connections": str(SUPERUSER_RESERVED_CONNECTIONS),
+    }
+
+
 def database_statefulset(
-    owner: Owner, spec: TaskPlatformSpec, credentials: Credentials | None = None, volume_size: str | None = None
+    owner: Owner,
+    spec: TaskPlatformSpec,
+    credentials: Credentials | None = None,
+    volume_size: str | None = None,
+    tls_digest: str | None = None,
 ) -> Manifest:
     """`volume_size` overrides the spec's size in the (immutable) volumeClaimTemplates: the size the existing
-    StatefulSet carries, while a resize is under way or refused (operator/storage.py)."""
+    StatefulSet carries, while a resize is under way or refused (operator/storage.py). `tls_digest`: of the
+    certificate the database serves (tls.DatabaseTls.digest), so that a renewed one restarts it."""
     names = Names(owner.name)
     db = spec.database
     ready = ["pg_isready", "-U", SUPERUSER, "-d", DB_NAME, "-h", "127.0.0.1"]
@@ -69,8 +118,45 @@ def database_statefulset(
     }
     if db.storage.storage_class_name:
         claim_spec["storageClassName"] = db.storage.storage_class_name
-    digest = {CREDENTIALS_ANNOTATION: credentials.digest} if credentials else None
+    annotations = {CONFIG_ANNOTATION: hashlib.sha256(PG_HBA.encode()).hexdigest()[:16]}
+    if credentials is not None:
+        annotations[CREDENTIALS_ANNOTATION] = credentials.digest
+    if tls_digest is not None:
+        annotations[tls.TLS_ANNOTATION] = tls_digest
     passwords = [env_from_secret(role.password_env, names.secret, role.password_key) for role in ROLES]
+    container = {
+        "name": "postgres",
+        "image": db.image,
+        "args": [arg for name, value in server_settings(spec).items() for arg in ("-c", f"{name}={value}")],
+        "ports": [{"name": "postgres", "containerPort": DB_PORT}],
+        # The only pod with the superuser's password, and with every role's: its postStart hook sets them
+        # (dbroles.py).
+        "env": [
+            {"name": "POSTGRES_USER", "value": SUPERUSER},
+            {"name": "POSTGRES_DB", "value": DB_NAME},
+            {"name": "PGDATA", "value": PGDATA},
+            env_from_secret(dbroles.SUPERUSER_PASSWORD_ENV, names.secret, PASSWORD_KEY),
+            *passwords,
+        ],
+        "resources": resources(db.resources),
+        "readinessProbe": {"exec": {"command": ready}, "periodSeconds": 5},
+        "livenessProbe": {"exec": {"command": ready}, "periodSeconds": 10, "failureThreshold": 6},
+        "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", dbroles.SYNC_SCRIPT]}}},
+        "securityContext": RESTRICTED_CONTAINER,
+        "volumeMounts": [
+            {"name": DATA_VOLUME, "mountPath": "/var/lib/postgresql/data"},
+            tls.SERVER_MOUNT,
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "run", "mountPath": SOCKET_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 (an emptyDir, per pod)
+        ],
+    }
+    volumes = [
+        tls.server_volume(owner.name),
+        {"name": "config", "configMap": {"name": names.database_config}},
+        {"name": "run", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
     return {
         **STATEFUL_SET.type_meta(),
         "metadata": metadata(owner, names.database, DATABASE_COMPONENT),
@@ -81,33 +167,8 @@ def database_statefulset(
             # Kubernetes itself keeps or deletes the volume when the StatefulSet goes (spec.database).
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": db.pvc_retention_policy, "whenScaled": "Retain"},
             "template": {
-                "metadata": template_metadata(owner.name, DATABASE_COMPONENT, digest),
-                "spec": {
-                    "securityContext": pod_security(DB_UID),
-                    "enableServiceLinks": False,
-                    "containers": [
-                        {
-                            "name": "postgres",
-                            "image": db.image,
-                            "ports": [{"name": "postgres", "containerPort": DB_PORT}],
-                            # The only pod with the superuser's password, and with every role's: its postStart
-                            # hook sets them (dbroles.py).
-                            "env": [
-                                {"name": "POSTGRES_USER", "value": SUPERUSER},
-                                {"name": "POSTGRES_DB", "value": DB_NAME},
-                                {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-                                env_from_secret(dbroles.SUPERUSER_PASSWORD_ENV, names.secret, PASSWORD_KEY),
-                                *passwords,
-                            ],
-                            "resources": resources(db.resources),
-                            "readinessProbe": {"exec": {"command": ready}, "periodSeconds": 5},
-                            "livenessProbe": {"exec": {"command": ready}, "periodSeconds": 10, "failureThreshold": 6},
-                            "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", dbroles.SYNC_SCRIPT]}}},
-                            "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": False},
-                            "volumeMounts": [{"name": DATA_VOLUME, "mountPath": "/var/lib/postgresql/data"}],
-                        }
-                    ],
-                },
+                "metadata": template_metadata(owner.name, DATABASE_COMPONENT, annotations),
+                "spec": pod_spec(owner.name, DB_UID, [container], volumes),
             },
             "volumeClaimTemplates": [
                 {

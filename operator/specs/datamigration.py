@@ -11,6 +11,7 @@ from taskplatform.migration.contract import ExitCode
 from taskplatform.operator.dbroles import MIGRATION_ROLE
 from taskplatform.operator.kinds import JOB, Manifest
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+from taskplatform.operator.specs import tls
 from taskplatform.operator.specs.common import (
     API_UID,
     RESTRICTED_CONTAINER,
@@ -18,7 +19,8 @@ from taskplatform.operator.specs.common import (
     Owner,
     env_from_secret,
     labels,
-    pod_security,
+    pod_spec,
+    resources,
 )
 from taskplatform.operator.specs.names import Names
 
@@ -49,13 +51,16 @@ def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: Tas
             env_from_secret(contract.SOURCE_URI_ENV, spec.source_secret_ref.name, SOURCE_URI_KEY),
             {"name": contract.SOURCE_DB_ENV, "value": spec.source_database},
             env_from_secret(contract.TARGET_URL_ENV, platform.secret, MIGRATION_ROLE.url_key),
+            {"name": contract.BATCH_BYTES_ENV, "value": str(spec.batch_bytes)},
             {"name": contract.PROGRESS_INTERVAL_ENV, "value": "2"},
             # The outcome as JSON in the pod's status: the operator reads the final counts from there.
             {"name": contract.SUMMARY_FILE_ENV, "value": TERMINATION_LOG},
+            *tls.CLIENT_ENV,
         ],
+        "resources": resources(spec.resources),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": RESTRICTED_CONTAINER,
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir, per pod)
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, tls.CLIENT_MOUNT],  # noqa: S108 (an emptyDir, per pod)
     }
     return {
         **JOB.type_meta(),
@@ -87,13 +92,14 @@ def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: Tas
                     "labels": labels(spec.target, DATA_MIGRATION_COMPONENT),
                     "annotations": dict(spec.pod_annotations),
                 },
-                "spec": {
-                    "restartPolicy": "Never",
-                    "securityContext": pod_security(API_UID),
-                    "enableServiceLinks": False,
-                    "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
-                },
+                # The target platform's ServiceAccount: the Job runs against that platform's database.
+                "spec": pod_spec(
+                    spec.target,
+                    API_UID,
+                    [container],
+                    [{"name": "tmp", "emptyDir": {}}, tls.client_volume(spec.target)],
+                    restartPolicy="Never",
+                ),
             },
         },
     }

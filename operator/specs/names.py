@@ -37,6 +37,26 @@ class Names:
         return f"{self.platform}-api"
 
     @property
+    def service_account(self) -> str:
+        """The ServiceAccount every pod of the platform runs as (serviceaccount.py): the platform's own name."""
+        return self.platform
+
+    @property
+    def database_ca(self) -> str:
+        """The database's certificate authority (its key): the operator's alone, no pod mounts it (tls.py)."""
+        return f"{self.platform}-db-ca"
+
+    @property
+    def database_tls(self) -> str:
+        """The database's server certificate and key, and the CA bundle its clients trust (tls.py)."""
+        return f"{self.platform}-db-tls"
+
+    @property
+    def database_config(self) -> str:
+        """PostgreSQL's client authentication rules (database.py)."""
+        return f"{self.platform}-db-config"
+
+    @property
     def database_pod(self) -> str:
         """The StatefulSet's one pod."""
         return f"{self.database}-0"

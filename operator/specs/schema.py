@@ -10,8 +10,8 @@ import hashlib
 from taskplatform.operator.dbroles import OWNER_ROLE
 from taskplatform.operator.kinds import JOB, Manifest
 from taskplatform.operator.models import TaskPlatformSpec
-from taskplatform.operator.specs.api import api_container
-from taskplatform.operator.specs.common import API_UID, Owner, metadata, pod_security, template_metadata
+from taskplatform.operator.specs.api import api_container, api_volumes
+from taskplatform.operator.specs.common import API_UID, Owner, metadata, pod_spec, template_metadata
 
 SCHEMA_COMPONENT = "schema-migration"
 
@@ -34,13 +34,7 @@ def schema_migration_job(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
             "ttlSecondsAfterFinished": 86400,
             "template": {
                 "metadata": template_metadata(owner.name, SCHEMA_COMPONENT, spec.api.pod_annotations),
-                "spec": {
-                    "restartPolicy": "OnFailure",
-                    "securityContext": pod_security(API_UID),
-                    "enableServiceLinks": False,
-                    "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
-                },
+                "spec": pod_spec(owner.name, API_UID, [container], api_volumes(owner.name), restartPolicy="OnFailure"),
             },
         },
     }

@@ -50,6 +50,8 @@ OPERATOR_RULES = {
     ("taskplatform.io", "taskplatformbackups/status"): {"patch"},
     ("", "secrets"): {"get", "list", "watch", "create", "patch"},
     ("", "services"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},  # the platform's pods' account
+    ("", "configmaps"): {"get", "list", "watch", "create", "patch"},  # the database's client authentication
     ("apps", "statefulsets"): {"get", "list", "watch", "create", "patch", "delete"},
     ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
     ("policy", "poddisruptionbudgets"): {"get", "list", "watch", "create", "patch", "delete"},

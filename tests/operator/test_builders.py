@@ -74,11 +74,14 @@ def _writes(facts: PlatformFacts, spec: dict[str, Any] | None = None) -> list[tu
 
 def test_defaults_build_the_whole_platform_in_dependency_order() -> None:
     """Database before schema before API: a new platform's first pass creates the schema Job beside the database,
-    and its API Deployment comes with the pass after that Job completed."""
+    and its API Deployment comes with the pass after that Job completed. The ServiceAccount its pods run as comes
+    before any of them."""
     assert _writes(NEW) == [
+        ("ServiceAccount", "apply"),
         ("Service", "apply"),
         ("Service", "apply"),
         ("NetworkPolicy", "apply"),
+        ("ConfigMap", "apply"),
         ("StatefulSet", "apply"),
         ("Job", "create"),
         ("Service", "apply"),
@@ -86,9 +89,11 @@ def test_defaults_build_the_whole_platform_in_dependency_order() -> None:
         ("HorizontalPodAutoscaler", "delete"),
     ]
     assert _writes(SCHEMA_DONE) == [
+        ("ServiceAccount", "apply"),
         ("Service", "apply"),
         ("Service", "apply"),
         ("NetworkPolicy", "apply"),
+        ("ConfigMap", "apply"),
         ("StatefulSet", "apply"),
         ("Deployment", "apply"),
         ("Service", "apply"),
@@ -553,7 +558,13 @@ def test_the_statefulset_follows_the_storage_plan() -> None:
     # While the old object is deleted (orphaning its pod) to be re-created with the new template: not applied.
     held = _children(PlatformFacts(statefulset_held=True), spec)
     assert held.find(STATEFUL_SET, "demo-db") is None
-    assert [c.kind.kind for c in held.database] == ["Service", "Service", "NetworkPolicy"]
+    assert [c.kind.kind for c in held.database] == [
+        "ServiceAccount",
+        "Service",
+        "Service",
+        "NetworkPolicy",
+        "ConfigMap",
+    ]
 
 
 def test_turning_autoscaling_on_hands_the_replicas_over_before_the_deployment_drops_them() -> None:

@@ -8,7 +8,7 @@ from kubecluster import LocalCluster
 from taskplatform.operator.dbroles import ROLES
 from taskplatform.operator.jwtkeys import JwtKeys
 from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
-from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec, connections_needed
 from taskplatform.operator.specs import backup as backup_specs
 from taskplatform.operator.specs.backup import Store
 from taskplatform.operator.specs.children import PlatformFacts, platform_children
@@ -63,6 +63,48 @@ def test_invalid_specs_are_rejected_with_readable_messages(cluster: LocalCluster
     result = cluster.apply(_platform("invalid", spec))
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("api", "database"),
+    [
+        ({"replicas": 8}, {}),  # (8 + 1) x 21 + 13 = 202 > 200
+        ({"autoscaling": {"maxReplicas": 9}}, {}),
+        ({"replicas": 2, "workers": 4}, {}),
+        ({"replicas": 2, "databasePool": {"size": 50, "maxOverflow": 50}}, {}),
+        ({"replicas": 100}, {"maxConnections": 2000}),
+    ],
+)
+def test_a_spec_whose_api_pools_cannot_fit_the_databases_connections_is_refused(
+    cluster: LocalCluster, api: dict, database: dict
+) -> None:
+    """At peak load every API process may hold its whole pool: a spec whose pools, on the most pods a rollout or the
+    autoscaler runs, do not leave room for the Jobs is refused at admission, not found out when a backup is."""
+    spec = {"api": api, "database": database}
+    typed = TaskPlatformSpec.model_validate(spec)
+    assert connections_needed(typed.api) > typed.database.max_connections  # the operator's count agrees
+    refused = cluster.apply(_platform("too-many", spec))
+    assert refused.returncode != 0
+    assert "spec.database.maxConnections is too few for this spec" in refused.stderr
+    raised = {**database, "maxConnections": connections_needed(typed.api)}
+    accepted = cluster.apply(_platform("just-enough", {"api": api, "database": raised}))
+    assert accepted.returncode == 0, accepted.stderr
+    cluster.kubectl("delete", "taskplatform", "just-enough")
+    # The largest that fits with the defaults: 7 replicas, (7 + 1) x 21 + 13 = 181.
+    assert cluster.apply(_platform("fits", {"api": {"replicas": 7}})).returncode == 0
+    cluster.kubectl("delete", "taskplatform", "fits")
+
+
+def test_env_cannot_replace_what_the_operator_sets(cluster: LocalCluster) -> None:
+    for name in ("DATABASE_URL", "DB_POOL_SIZE", "PGSSLMODE", "WEB_CONCURRENCY"):
+        refused = cluster.apply(_platform("env", {"api": {"env": [{"name": name, "value": "x"}]}}))
+        assert refused.returncode != 0
+        assert f"{name} is set by the operator" in refused.stderr
+        with pytest.raises(ValueError, match="set by the operator"):
+            TaskPlatformSpec.model_validate({"api": {"env": [{"name": name, "value": "x"}]}})
+    accepted = cluster.apply(_platform("env", {"api": {"env": [{"name": "LOG_LEVEL", "value": "DEBUG"}]}}))
+    assert accepted.returncode == 0, accepted.stderr
+    cluster.kubectl("delete", "taskplatform", "env")
 
 
 def test_names_whose_children_cannot_exist_are_refused_with_the_limit(cluster: LocalCluster) -> None:

@@ -13,10 +13,12 @@ from taskplatform.operator.jwtkeys import JwtKeys
 from taskplatform.operator.kinds import JOB, SECRET, TASK_PLATFORM, ResourceKind, kind_of
 from taskplatform.operator.kube import FIELD_MANAGER, KubeError
 from taskplatform.operator.models import TaskPlatformSpec
+from taskplatform.operator.pki import KeyPair
 from taskplatform.operator.platform import reconcile_platform
 from taskplatform.operator.specs.children import Child, PlatformFacts, platform_children
 from taskplatform.operator.specs.common import Owner
 from taskplatform.operator.specs.credentials import JWT_SECRET_KEY, PASSWORD_KEY, Credentials
+from taskplatform.operator.specs.tls import DatabaseTls
 
 Manifest = dict[str, Any]
 Write = tuple[str, str, str, Manifest | None]
@@ -90,6 +92,14 @@ def credentials(server: ApiServer, name: str) -> Credentials:
     return Credentials(data[PASSWORD_KEY], data[JWT_SECRET_KEY], JwtKeys.from_secret_data(data), roles)
 
 
+def tls_digest(server: ApiServer, name: str) -> str:
+    """The digest of the database's TLS material the pass keeps in the platform's two Secrets."""
+    ca, served = (server.objects[("Secret", f"{name}-db-{suffix}")]["data"] for suffix in ("ca", "tls"))
+    text = {key: base64.b64decode(value).decode() for key, value in {**ca, **served}.items()}
+    pair = KeyPair(text["tls.crt"], text["tls.key"])
+    return DatabaseTls(KeyPair(text["ca.crt"], text["ca.key"]), pair, text["ca.crt"]).digest
+
+
 def writes(children: list[Child]) -> list[Write]:
     def verb(child: Child) -> str:
         if child.manifest is None:
@@ -113,17 +123,21 @@ def test_a_pass_writes_exactly_the_assembled_children_in_their_order() -> None:
     owner, typed = Owner(TASK_PLATFORM, "demo", "apps", "uid-demo"), TaskPlatformSpec.model_validate(spec)
 
     reconcile_platform(server, tp)  # type: ignore[arg-type]
-    first = list(platform_children(owner, typed, credentials(server, "demo"), PlatformFacts()))
+    digest = tls_digest(server, "demo")
+    first = list(
+        platform_children(owner, typed, credentials(server, "demo"), PlatformFacts(database_tls_digest=digest))
+    )
     assert children_written(server) == writes(first)
+    (schema_job_name,) = [c.name for c in first if c.kind is JOB]
     assert [w[:3] for w in children_written(server) if w[1] == JOB.kind] == [
-        ("create", "Job", first[4].name)  # the schema Job, beside the database; no API yet
+        ("create", "Job", schema_job_name)  # the schema Job, beside the database; no API yet
     ]
 
-    schema_job = server.objects[("Job", first[4].name)]
+    schema_job = server.objects[("Job", schema_job_name)]
     schema_job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
     server.writes.clear()
     reconcile_platform(server, server.objects[("TaskPlatform", "demo")])  # type: ignore[arg-type]
-    facts = PlatformFacts(schema_job_exists=True, schema_complete=True)
+    facts = PlatformFacts(schema_job_exists=True, schema_complete=True, database_tls_digest=digest)
     assert children_written(server) == writes(list(platform_children(owner, typed, credentials(server, "demo"), facts)))
     assert ("apply", "Deployment", "demo-api") in [w[:3] for w in server.writes]
 
