@@ -40,7 +40,7 @@ def by_kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [m for m in manifests if m["kind"] == kind]
 
 
-# What operator/ calls (kube.py, handlers.py; kopf's own posting of Events), per docs/operator.md.
+# What operator/ calls (kube.py, handlers.py; kopf's own posting of Events), per the chart's README.
 OPERATOR_RULES = {
     ("taskplatform.io", "taskplatforms"): {"get", "list", "watch", "patch"},
     ("taskplatform.io", "datamigrations"): {"get", "list", "watch", "patch"},
@@ -119,6 +119,33 @@ def test_cluster_wide_rbac_is_exactly_what_the_operator_calls(helm_bin: str) -> 
     assert container["image"] == "taskplatform-operator:0.1.0"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
+
+
+def _readme_rows() -> dict[str, set[str]]:
+    """The chart README's permission table: each listed resource (`plural.group`, or the core plural) and its verbs."""
+    rows: dict[str, set[str]] = {}
+    for line in (CHART / "README.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or cells[0] in ("resource", "---"):
+            continue
+        verbs = {verb.strip() for verb in cells[1].split(",")}
+        for resource in cells[0].split(","):
+            rows[resource.strip().removesuffix(" (core)")] = verbs
+    return rows
+
+
+def test_the_readme_says_why_for_every_permission_granted(helm_bin: str) -> None:
+    """Each rule the chart grants has its row, with exactly its verbs, in the table that says why."""
+    manifests = render(helm_bin)
+    granted = {}
+    for role in by_kind(manifests, "ClusterRole"):
+        granted.update(flatten(role["rules"]))
+    rows = _readme_rows()
+    for (group, resource), verbs in granted.items():
+        # Subresources and the core group (events.k8s.io's events share core's row) by their plural alone.
+        plain = "/" in resource or group in ("", "events.k8s.io")
+        name = resource if plain else f"{resource}.{group}"
+        assert rows.get(name) == verbs, (name, verbs)
 
 
 def test_metrics_are_served_and_a_service_monitor_only_when_asked(helm_bin: str) -> None:
