@@ -246,10 +246,11 @@ class E2E:
         return dict(json.loads(result.stdout.splitlines()[-1]))
 
     def probe_job(self, job: str, container: str, source: str, instance: str, component: str) -> dict[str, Any]:
-        """tests/e2e/dbprobe.py in a pod given the environment of a Job's container as the Job has it (its
-        secretKeyRefs: the connection settings of its pods, which have finished) and the labels the database's
-        NetworkPolicy admits; the API image (Python, psycopg2). `source`: the variable holding its URL, or `-` for
-        libpq's PG* variables. No managed-by label: the operator does not take it for one of its pods."""
+        """tests/e2e/dbprobe.py in a pod given the environment and volumes of a Job's container as the Job has them
+        (its secretKeyRefs and the database's CA bundle: the connection settings of its pods, which have finished)
+        and the labels the database's NetworkPolicy admits; the API image (Python, psycopg2). `source`: the
+        variable holding its URL, or `-` for libpq's PG* variables. No managed-by label: the operator does not take
+        it for one of its pods."""
         spec = self.get("job", job)["spec"]["template"]["spec"]
         (found,) = [c for c in spec["containers"] if c["name"] == container]
         name = f"probe-{job}"[:63].rstrip("-")
@@ -261,9 +262,11 @@ class E2E:
                 "restartPolicy": "Never",
                 "enableServiceLinks": False,
                 "securityContext": spec["securityContext"],
+                "volumes": spec.get("volumes", []),
                 "containers": [{
                     "name": "probe", "image": API_IMAGE, "imagePullPolicy": "IfNotPresent",
                     "command": ["python", "-c", DBPROBE.read_text(), source], "env": found["env"],
+                    "volumeMounts": found.get("volumeMounts", []),
                     "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
                     "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                                         "runAsUser": 10001, "runAsGroup": 10001},
@@ -365,10 +368,10 @@ UNTRUSTED = ("copy_to_program", "c_function", "plpython_function", "read_server_
 
 
 def assert_confined(probe: dict[str, Any], role: str, *, owns_schema: bool) -> None:
-    """The probe's answer (dbprobe.py): connected as `role`, not a superuser, refused every way out of the
+    """The probe's answer (dbprobe.py): connected as `role` over TLS, not a superuser, refused every way out of the
     database (a program, a C or plpython function, a server file); DDL only for the schema's owner (and its
     member, the migration role)."""
-    assert (probe["user"], probe["superuser"]) == (role, False), probe
+    assert (probe["user"], probe["superuser"], probe["ssl"]) == (role, False, True), probe
     checks = probe["checks"]
     for name in UNTRUSTED:
         assert checks[name]["refused"], (name, checks[name])

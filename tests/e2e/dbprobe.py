@@ -3,7 +3,9 @@ pod (`kubectl exec -i <pod> -- python - DATABASE_URL < dbprobe.py`), or as the c
 container's environment (`python -c <this file> TARGET_URL`; `-`: libpq's PG* variables, as the backup and
 restore containers have them). Standard library and psycopg2 only (the API image). Prints one JSON document:
 
-  {"user", "superuser", "checks": {name: {"refused": bool, "message": str}}}
+  {"user", "superuser", "ssl", "checks": {name: {"refused": bool, "message": str}}}
+
+`ssl`: whether this connection is TLS (pg_stat_ssl), as the operator's pods must connect.
 
 Each check runs in a transaction of its own that is rolled back, so what a role may do leaves nothing behind."""
 
@@ -14,7 +16,8 @@ import sys
 import psycopg2
 
 CHECKS = {
-    "copy_to_program": "COPY (SELECT 1) TO PROGRAM 'true'",
+    # A program that reads what it is sent: one that exits at once may break the pipe before PostgreSQL writes.
+    "copy_to_program": "COPY (SELECT 1) TO PROGRAM 'cat > /dev/null'",
     "c_function": "CREATE FUNCTION public.tp_probe() RETURNS int AS 'libc.so.6', 'getpid' LANGUAGE c",
     "plpython_function": "CREATE FUNCTION public.tp_probe_py() RETURNS int AS 'return 1' LANGUAGE plpython3u",
     "read_server_file": "SELECT pg_read_file('/etc/passwd')",
@@ -36,6 +39,8 @@ def main(source: str) -> dict[str, object]:
         with conn.cursor() as cur:
             cur.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")
             user, superuser = cur.fetchone()
+            cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            (ssl,) = cur.fetchone()
         conn.rollback()
         checks = {}
         for name, sql in CHECKS.items():
@@ -48,7 +53,7 @@ def main(source: str) -> dict[str, object]:
             conn.rollback()
     finally:
         conn.close()
-    return {"user": user, "superuser": superuser, "checks": checks}
+    return {"user": user, "superuser": superuser, "ssl": ssl, "checks": checks}
 
 
 if __name__ == "__main__":
