@@ -141,6 +141,26 @@ def test_every_pod_connects_as_its_own_role_and_none_can_leave_the_database(e2e:
     assert "taskplatform role sync: roles in step" in log, log[-2000:]
 
 
+def test_no_pod_of_the_platform_holds_a_kubernetes_credential(e2e: E2E) -> None:
+    """Every pod the operator made runs as the platform's own ServiceAccount, which may do nothing, and none has
+    its token: no projected token volume, and nothing at the path where Kubernetes would put it."""
+    pods = e2e.get("pods", "-l", f"app.kubernetes.io/instance={PLATFORM}")["items"]
+    assert {p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods} >= {API, DATABASE, SCHEMA_MIGRATION}
+    for pod in pods:
+        spec, name = pod["spec"], pod["metadata"]["name"]
+        account = (spec["serviceAccountName"], spec["automountServiceAccountToken"])
+        assert account == (NAMES.service_account, False), name
+        projected = [v for v in spec.get("volumes", []) if "serviceAccountToken" in json.dumps(v.get("projected", {}))]
+        assert not projected, (name, projected)
+    api_pod = wait_ready_pods(e2e, API, PLATFORM, 2)[0]["metadata"]["name"]
+    mounted = e2e.kubectl("exec", api_pod, "-c", API, "--", "ls", "/var/run/secrets/kubernetes.io", check=False)
+    assert mounted.returncode != 0 and "No such file" in mounted.stderr, mounted
+    account = f"system:serviceaccount:{e2e.namespace}:{NAMES.service_account}"
+    for verb, resource in (("get", "secrets"), ("list", "pods"), ("create", "pods"), ("get", "taskplatforms")):
+        answer = e2e.kubectl("auth", "can-i", verb, resource, "--as", account, check=False)
+        assert answer.stdout.strip() == "no", (verb, resource, answer.stdout, answer.stderr)
+
+
 def test_scaling_and_losing_pods_fails_no_request_and_loses_no_task(e2e: E2E) -> None:
     base = service_url(e2e)
     e2e.kubectl("scale", f"taskplatform/{PLATFORM}", "--replicas=3")
