@@ -184,11 +184,16 @@ def sync_sql() -> str:
 # role equal to the Secret on every start, so a changed or re-created Secret takes effect when the pod restarts
 # (its template's credentials digest covers every password). A failing postStart hook would kill the database, so
 # a failure is written to the container's log and tolerated: the clients then fail to log in (and the API's
-# /readyz fails) while the database itself keeps running. PGHOST, where set, names the socket's directory, and
-# ROLE_SYNC_LOG the log (tests).
+# /readyz fails) while the database itself keeps running. PGHOST, where set, names the socket's directory, PGPORT
+# the port, and ROLE_SYNC_LOG the log (tests).
+#
+# It waits for the server to accept connections over TCP, not on the socket: on a new volume the image's entrypoint
+# first runs a temporary server on the socket alone (listen_addresses '') to create the database, and a sync run
+# against that one finds no database yet and would never run again (seen on the real node). Only the server that
+# serves clients listens on TCP; pg_isready reports it up whatever the client authentication rules say.
 SYNC_SCRIPT = f"""socket="${{PGHOST:-/var/run/postgresql}}"
 log="${{ROLE_SYNC_LOG:-{SYNC_LOG}}}"
-for i in $(seq 1 120); do pg_isready -q -h "$socket" && break; sleep 1; done
+for i in $(seq 1 300); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
 if out=$(psql -X -q -1 -v ON_ERROR_STOP=1 -h "$socket" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f - 2>&1 <<'SQL'
 {sync_sql()}SQL
 ); then msg="{SYNC_DONE}"; else msg="{SYNC_FAILED}: $out"; fi

@@ -102,6 +102,10 @@ class ThrowawayPostgres:
         )
         if self.superuser_password is not None:
             (self.root / "pwfile").unlink()
+        self._start_server()
+        return self
+
+    def _start_server(self) -> None:
         options = [
             f"-p {self.port}",
             f"-k {self.sockdir}",
@@ -127,7 +131,13 @@ class ThrowawayPostgres:
             "start",
         )
         self._wait_ready()
-        return self
+
+    def restart(self, settings: dict[str, str]) -> None:
+        """Stop the server and start it again on the same data directory with these settings instead (an image's
+        entrypoint's temporary server, then the real one)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop")
+        self.settings = settings
+        self._start_server()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 30

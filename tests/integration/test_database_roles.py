@@ -38,6 +38,7 @@ from taskplatform.operator.dbroles import API_ROLE, BACKUP_ROLE, MIGRATION_ROLE,
 from taskplatform.operator.jwtkeys import JwtKeys
 from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec
+from taskplatform.operator.specs import tls
 from taskplatform.operator.specs.api import api_deployment
 from taskplatform.operator.specs.backup import (
     DUMP_CONTAINER,
@@ -168,7 +169,8 @@ def job_env(role: dbroles.DatabaseRole, creds: Credentials) -> dict[str, str]:
     else:
         job, name = restore_job(OWNER, SPEC, "k", store, None), RESTORE_CONTAINER
     (container,) = [c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == name]
-    return container_env(container, creds)
+    # This file's server has no TLS: the roles are what it tests (test_database_tls.py tests TLS with these names).
+    return {k: v for k, v in container_env(container, creds).items() if k not in {e["name"] for e in tls.CLIENT_ENV}}
 
 
 def connect(url: str) -> Any:
@@ -476,3 +478,39 @@ def test_a_sync_that_fails_changes_nothing_says_why_in_the_log_and_leaves_the_da
     # One transaction: not even the passwords that came before the failure changed.
     for key, url in pod_urls(server, database, first).items():
         assert scalar(url, "SELECT 1") == 1, key
+
+
+def test_on_a_new_volume_the_sync_waits_for_the_real_server_not_the_entrypoints_temporary_one(tmp_path: Path) -> None:
+    """The image's entrypoint creates the database through a temporary server that listens on the socket alone; the
+    postStart hook starts meanwhile. Found on the real node: a sync run against that server found no database, failed
+    and never ran again, so no role existed. It must wait for the server that listens on TCP, then sync."""
+    creds = credentials("new")
+    temporary = {"listen_addresses": ""}  # as the entrypoint starts it; its database not created yet
+    with ThrowawayPostgres(superuser=SUPERUSER, superuser_password=PASSWORD, settings=temporary) as pg:
+        container = database_statefulset(OWNER, SPEC, creds)["spec"]["template"]["spec"]["containers"][0]
+        log = tmp_path / "sync.log"
+        env = {
+            **container_env(container, creds),
+            "POSTGRES_DB": "created_later",
+            "PGHOST": str(pg.sockdir),
+            "PGPORT": str(pg.port),
+            "ROLE_SYNC_LOG": str(log),
+            "PATH": f"{find_pg_bindir()}:{os.environ['PATH']}",
+        }
+        hook = subprocess.Popen(container["lifecycle"]["postStart"]["exec"]["command"], env=env)  # fmt: skip
+        try:
+            # A hook that acts on the temporary server fails at once (no such database) and has exited by now.
+            with pytest.raises(subprocess.TimeoutExpired):
+                hook.wait(timeout=10)
+            assert not log.exists()
+            conn = psycopg2.connect(pg.dsn("postgres"))
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute('CREATE DATABASE "created_later"')
+            conn.close()
+            pg.restart({})  # the real server: on TCP too
+            assert hook.wait(timeout=60) == 0
+        finally:
+            hook.kill()
+        assert log.read_text().strip() == dbroles.SYNC_DONE
+        assert scalar(pod_urls(pg, "created_later", creds)[API_ROLE.key], "SELECT current_user") == API_ROLE.name
