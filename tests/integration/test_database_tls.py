@@ -29,7 +29,7 @@ from taskplatform.operator import pki
 from taskplatform.operator.dbroles import SUPERUSER
 from taskplatform.operator.models import TaskPlatformSpec
 from taskplatform.operator.specs import tls
-from taskplatform.operator.specs.database import PG_HBA, server_settings
+from taskplatform.operator.specs.database import PG_HBA, READY_COMMAND, server_settings
 
 HOST = "localhost"  # the name the test's server certificate gives (the platform's give database_hosts(owner))
 PASSWORD = "app-pass 'with' @ quotes"
@@ -155,5 +155,7 @@ def test_the_server_refuses_clients_without_tls_and_the_superuser_over_the_netwo
         cur.execute("SHOW max_connections")
         assert cur.fetchone() == (str(SPEC.database.max_connections),)
     conn.close()
-    probe = ["pg_isready", "-U", SUPERUSER, "-d", "postgres", "-h", "127.0.0.1", "-p", str(server.port)]
-    assert subprocess.run([str(server.bindir / probe[0]), *probe[1:]], check=False).returncode == 0
+    logged = server.logfile.read_text()
+    probe = [str(server.bindir / READY_COMMAND[0]), *READY_COMMAND[1:], "-p", str(server.port)]
+    assert subprocess.run(probe, check=False).returncode == 0
+    assert "FATAL" not in server.logfile.read_text()[len(logged) :]  # every 5 s: no line in the server's log
