@@ -55,6 +55,7 @@ test: deps lint images
 	scripts/build-s3server.sh >/dev/null
 	scripts/build-k8s.sh >/dev/null
 	scripts/build-node.sh >/dev/null
+	scripts/build-netpol.sh >/dev/null
 	scripts/build-helm.sh >/dev/null
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Join one real node on this machine to the control plane that `CLUSTER_NODE=local scripts/cluster-up.sh` starts
 # (it calls this script): Debian's containerd 1.6 + runc, a kubelet and kube-proxy (v1.35, scripts/build-node.sh),
-# CoreDNS for Service names, a CNI bridge, and local PersistentVolumes. Needs root. docs/e2e.md says why each
+# CoreDNS for Service names, a CNI bridge, kube-router's firewall to enforce NetworkPolicies (the bridge plugin
+# enforces none; scripts/build-netpol.sh), and local PersistentVolumes. Needs root. docs/e2e.md says why each
 # setting is what it is. `scripts/node-load-images.sh IMAGE...` copies images from Docker into the node.
 #
 # Nothing outlives `scripts/node-down.sh`: containerd, its shims and the kubelet run in a mount namespace of
 # their own (every mount they make, and every pod network namespace, goes away with it), the cgroups live under
 # one root that is removed, the iptables rules carry one comment (node-down.sh deletes them; kube-proxy
-# --cleanup removes its chains), and the kubelet sees the kernel settings it wants through that namespace
-# instead of writing them to the host.
+# --cleanup removes its chains; node-down.sh removes kube-router's chains and ipsets by their names), and the
+# kubelet sees the kernel settings it wants through that namespace instead of writing them to the host.
 #   scripts/node-up.sh           # everything (CLUSTER_DIR holds the control plane's kubeconfig)
 #   scripts/node-up.sh network   # only the node's address (cluster-up.sh needs it before the API server starts)
 set -euo pipefail
@@ -29,6 +30,7 @@ mkdir -p "$dir/node"  # so cluster-down.sh knows to remove the node (and its add
 "$root/scripts/system-deps.sh" node docker
 bin=$("$root/scripts/build-node.sh")
 k8s=$("$root/scripts/build-k8s.sh")
+kube_router=$("$root/scripts/build-netpol.sh")
 node="$dir/node"
 kubeconfig="$dir/kubeconfig"
 mkdir -p "$node"/{logs,containerd/root,containerd/state,cni/net.d,cni/ipam,kubelet,pod-logs,var-log,var-lib,volumes}
@@ -218,6 +220,59 @@ fi
 
 wait_until "node $NODE_NAME Ready" 120 \
   sh -c "'$k8s/kubectl' --kubeconfig '$kubeconfig' get node '$NODE_NAME' -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+
+# --- NetworkPolicies: kube-router's firewall alone (docs/e2e.md, "NetworkPolicy enforcement") -------------
+# The bridge plugin enforces no policy. kube-router programs the host's iptables (the backend `iptables` is) and
+# ipsets from the host's network namespace, like kube-proxy; its jumps go first in INPUT, FORWARD and OUTPUT, ahead
+# of the FORWARD rules above, and it lets kube-proxy's Service NAT be. It authenticates as a ServiceAccount
+# that may only read what it watches (its informers list Services and EndpointSlices even with the proxy off).
+# It starts once the Node object exists (it reads the node's address from it) and before any pod of a test.
+kubectl apply -f - >/dev/null <<EOR
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: $NETPOL_ACCOUNT, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: $NETPOL_ACCOUNT}
+rules:
+- {apiGroups: [""], resources: [nodes], verbs: [get, list, watch]}
+- {apiGroups: [""], resources: [pods, namespaces, services], verbs: [list, watch]}
+- {apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: [list, watch]}
+- {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: $NETPOL_ACCOUNT}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: $NETPOL_ACCOUNT}
+subjects: [{kind: ServiceAccount, name: $NETPOL_ACCOUNT, namespace: kube-system}]
+EOR
+if [ ! -f "$node/kube-router.pid" ] || ! kill -0 "$(cat "$node/kube-router.pid")" 2>/dev/null; then
+  # A bound token (no Secret), valid as long as a kept cluster reasonably lives.
+  token=$(kubectl create token "$NETPOL_ACCOUNT" -n kube-system --duration 720h)
+  (
+    umask 077
+    cat > "$node/kube-router.kubeconfig" <<EOK
+apiVersion: v1
+kind: Config
+clusters: [{name: local, cluster: {server: "$(sed -n 's/^ *server: //p' "$kubeconfig")", certificate-authority: "$dir/pki/apiserver.crt"}}]
+users: [{name: $NETPOL_ACCOUNT, user: {token: "$token"}}]
+contexts: [{name: local, context: {cluster: local, user: $NETPOL_ACCOUNT}}]
+current-context: local
+EOK
+  )
+  netpol_health_port=$(free_port)
+  echo "$netpol_health_port" > "$node/kube-router.health-port"
+  # Only the firewall: no BGP router (and no gRPC admin port), no IPVS proxy, no CNI config, no sysctl writes.
+  start kube-router "$kube_router" --kubeconfig "$node/kube-router.kubeconfig" --hostname-override "$NODE_NAME" \
+    --run-firewall=true --run-router=false --run-service-proxy=false --run-loadbalancer=false \
+    --enable-ipv4=true --enable-ipv6=false --enable-cni=false --service-cluster-ip-range "$SERVICE_CIDR" \
+    --health-addr 127.0.0.1 --health-port "$netpol_health_port" --metrics-port 0 --v 1
+fi
+netpol_health_port=$(cat "$node/kube-router.health-port")
+wait_until "kube-router (the NetworkPolicy enforcer)" 90 sh -c "
+  iptables -S FORWARD 1 | grep -q -- '-j $NETPOL_FORWARD_CHAIN' &&
+  python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:$netpol_health_port/healthz\", timeout=2)'"
 
 # --- storage: local PersistentVolumes on this node, bound on first use ------------------------------------
 # A `local` volume, unlike hostPath, honours the pod's fsGroup, so the database (uid 999) owns its directory.

@@ -18,11 +18,13 @@ for dep in "$@"; do
       command -v dockerd >/dev/null || need+=(docker.io)
       ;;
     node)
-      # A real local node (scripts/node-up.sh): containerd + runc, the CNI plugins, iptables for kube-proxy.
+      # A real local node (scripts/node-up.sh): containerd + runc, the CNI plugins, iptables for kube-proxy, and
+      # iptables + ipset for kube-router's NetworkPolicy firewall.
       command -v containerd >/dev/null || need+=(containerd)
       command -v runc >/dev/null || need+=(runc)
       [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
       command -v iptables >/dev/null || need+=(iptables)
+      command -v ipset >/dev/null || need+=(ipset)
       ;;
     debootstrap)
       command -v debootstrap >/dev/null || need+=(debootstrap)

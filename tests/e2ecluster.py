@@ -52,10 +52,17 @@ def install_chart(cluster: LocalCluster, helm: str) -> subprocess.CompletedProce
     )  # fmt: skip
 
 
-def create_namespace(cluster: LocalCluster, namespace: str) -> None:
-    """A namespace pods can be created in: its default ServiceAccount exists (the ServiceAccount admission
-    refuses pods until the controller has made it)."""
-    cluster.kubectl("create", "namespace", namespace)
+# Pod Security admission's strictest level, enforced: a pod that does not meet it is refused (issue 29).
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+
+
+def create_namespace(cluster: LocalCluster, namespace: str, labels: dict[str, str] | None = None) -> None:
+    """A namespace (with `labels`, e.g. RESTRICTED) pods can be created in: its default ServiceAccount exists (the
+    ServiceAccount admission refuses pods until the controller has made it). Applied, so a namespace that exists
+    (a kept cluster's) gets the labels too."""
+    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels or {}}}
+    result = cluster.apply(manifest)
+    assert result.returncode == 0, result.stderr
     wait_for(lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode == 0,
              f"namespace {namespace}'s default ServiceAccount")  # fmt: skip
 
@@ -355,7 +362,7 @@ def diagnose(cluster: LocalCluster, namespace: str | None = None) -> str:
         parts.append((f"{'previous ' if restarted else ''}log of {ns}/{name}", log))
     # The local node's own components (scripts/node-up.sh), when it is one.
     node_logs = Path(cluster.env.get("CLUSTER_DIR", cluster.dir)) / "node" / "logs"
-    for name in ("kube-proxy", "kubelet", "containerd", "coredns"):
+    for name in ("kube-proxy", "kube-router", "kubelet", "containerd", "coredns"):
         log_file = node_logs / f"{name}.log"
         if log_file.exists():
             lines = [line for line in log_file.read_text(errors="replace").splitlines() if name != "kubelet"

@@ -17,6 +17,7 @@ from e2ecluster import (
     OPERATOR_NAMESPACE,
     POSTGRES_IMAGE,
     RELEASE,
+    RESTRICTED,
     client_pod,
     create_namespace,
     diagnose,
@@ -38,9 +39,11 @@ def e2e() -> Iterator[E2E]:
         cluster.start()
         ferretdb, s3server = ferretdb_image(), s3server_image()
         cluster.load_images(API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE, ferretdb, s3server)
+        # Every pod of the suite, the operator's included, under Pod Security's "restricted" level.
+        create_namespace(cluster, OPERATOR_NAMESPACE, RESTRICTED)
         result = install_chart(cluster, helm)
         assert result.returncode == 0, f"helm install: {result.stderr}\n{diagnose(cluster)}"
-        create_namespace(cluster, namespace)
+        create_namespace(cluster, namespace, RESTRICTED)
         suite = E2E(cluster, namespace, ferretdb, s3server)
         suite.apply(client_pod())
         suite.kubectl("wait", "--for=condition=Ready", f"pod/{CLIENT_POD}", "--timeout=120s")

@@ -233,7 +233,9 @@ def test_a_datamigration_job_imports_legacy_data_and_a_bad_source_fails_cleanly(
             "template": {
                 "metadata": {"labels": {"app": "legacy-mongo"}},
                 "spec": {
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65534},
+                    # Pod Security "restricted", as the suite's namespace enforces.
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65534,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [{
                         "name": "ferretdb", "image": e2e.ferretdb_image, "imagePullPolicy": "IfNotPresent",
                         "args": ["-listen", "0.0.0.0:27017", "-sqlite-dir", "/data"],
@@ -241,6 +243,7 @@ def test_a_datamigration_job_imports_legacy_data_and_a_bad_source_fails_cleanly(
                         "readinessProbe": {"tcpSocket": {"port": 27017}, "periodSeconds": 2},
                         "volumeMounts": [{"name": "data", "mountPath": "/data"}],
                         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+                        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
                     }],
                     "volumes": [{"name": "data", "emptyDir": {}}],
                 },
