@@ -78,9 +78,17 @@ TRANSFER_CONTAINER = "transfer"
 WAIT_FOR_FIFO = f'until [ -p "{FIFO}" ]; do sleep 0.1; done'
 
 
+# How long pg_dump waits for the database to answer a new pod's connection: where NetworkPolicies are enforced, a
+# new pod's address is admitted when the enforcer learns it from the API server, a moment after its containers
+# start (seen on the real node with kube-router: the first connection refused), and a failed backup is not retried.
+CONNECT_WAIT_TRIES = 300  # every 0.2 s (each try waits up to 5 s for an answer): at least a minute
+
+
 def dump_script(compression_level: int) -> str:
     return (
-        f'{WAIT_FOR_FIFO}; pg_dump --format=custom --compress={compression_level:d} --no-password > "{FIFO}"; '
+        f"{WAIT_FOR_FIFO}; n=0; until pg_isready --quiet --timeout=5 || [ $n -ge {CONNECT_WAIT_TRIES} ]; "
+        "do n=$((n + 1)); sleep 0.2; done; "
+        f'pg_dump --format=custom --compress={compression_level:d} --no-password > "{FIFO}"; '
         f'status=$?; echo "$status" > "{STATUS_FILE}.tmp" && mv "{STATUS_FILE}.tmp" "{STATUS_FILE}"; '
         'exit "$status"'
     )
