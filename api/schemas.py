@@ -21,23 +21,20 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticKnownError
 
+from taskplatform.api.columns import TaskPriority, TaskStatus
 from taskplatform.api.limits import (
-    CURSOR_MAX,
     DATETIME_TEXT_MAX,
     DESCRIPTION_MAX,
     EMAIL_MAX,
     FULL_NAME_MAX,
     OAUTH_FIELD_MAX,
-    PAGE_SIZE_MAX,
     PASSWORD_MAX,
     PASSWORD_MIN,
-    TAG_FILTERS_MAX,
     TAG_MAX,
     TAGS_MAX,
     TITLE_MAX,
     TOKEN_MAX,
 )
-from taskplatform.api.models import TaskPriority, TaskStatus
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -243,26 +240,6 @@ SortKey = Literal[
     "title",
     "-title",
 ]
-
-
-class TaskListQuery(BaseModel):
-    """The task list's query parameters (routes.common.QueryParameters parses and publishes them)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    status: list[TaskStatus] | None = Field(None, description="Any of these statuses.")
-    priority: list[TaskPriority] | None = Field(None, description="Any of these priorities.")
-    tag: list[Annotated[str, StringConstraints(min_length=1, max_length=TAG_MAX, pattern=NO_NUL)]] | None = Field(
-        None, max_length=TAG_FILTERS_MAX, description="Tasks carrying all of these tags."
-    )
-    due_after: UtcDatetime | None = Field(None, description="due_date >= this.")
-    due_before: UtcDatetime | None = Field(None, description="due_date < this.")
-    q: Annotated[str, StringConstraints(min_length=1, max_length=TITLE_MAX, pattern=NO_NUL)] | None = Field(
-        None, description="Text in the title."
-    )
-    sort: SortKey = Field("-created_at", description="Sort key; '-' for descending.")
-    limit: int = Field(20, ge=1, le=PAGE_SIZE_MAX)
-    cursor: str | None = Field(None, max_length=CURSOR_MAX, description="next_cursor of the previous page.")
 
 
 class TaskPage(BaseModel):
