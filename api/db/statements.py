@@ -68,9 +68,9 @@ class Statement:
             for name in dict.fromkeys(compiled.positiontup or ())
         )
         columns = list(query.selected_columns)
-        names = [column.name for column in columns]
-        if len(set(names)) != len(names):
-            raise StatementError(f"result columns share a name: {names}")
+        self._names = tuple(column.name for column in columns)
+        if len(set(self._names)) != len(self._names):
+            raise StatementError(f"result columns share a name: {list(self._names)}")
         self._results = tuple(
             (column.name, processor)
             for column in columns
@@ -91,7 +91,8 @@ class Statement:
 
     def decoded(self, records: Iterable[Any]) -> list[Row]:
         """asyncpg records as rows, each value through its column type's result processor."""
-        rows = [dict(record.items()) for record in records]
+        names = self._names
+        rows = [dict(zip(names, record, strict=True)) for record in records]
         for name, process in self._results:
             for row in rows:
                 row[name] = process(row[name])

@@ -46,8 +46,9 @@ ROWS = [
 
 
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:
-    """What the raw path makes of such a row (TASK_BY_ID reads the published columns with their codecs)."""
-    [decoded] = TASK_BY_ID.decoded([row])
+    """What the raw path makes of such a row: TASK_BY_ID reads the published columns, a record of their values
+    in that order, through their codecs."""
+    [decoded] = TASK_BY_ID.decoded([tuple(row[name] for name in PUBLIC_TASK_FIELDS)])
     return decoded
 
 

@@ -67,7 +67,7 @@ def test_the_raw_path_runs_the_column_codecs_sqlalchemy_runs() -> None:
     assert statement.driver_arguments({"priority": TaskPriority.high, "when": NOW}) == [3, NOW]
     with pytest.raises(ValueError, match="naive datetime"):
         statement.driver_arguments({"priority": "low", "when": NOW.replace(tzinfo=None)})
-    assert statement.decoded([{"priority": 3, "when": NOW}]) == [{"priority": TaskPriority.high, "when": NOW}]
+    assert statement.decoded([(3, NOW)]) == [{"priority": TaskPriority.high, "when": NOW}]  # a record's values
     assert _on_sqlite(statement, {"priority": TaskPriority.high, "when": NOW}) == [
         {"priority": TaskPriority.high, "when": NOW}
     ]
