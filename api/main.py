@@ -1,4 +1,5 @@
-"""Application factory. Run with `taskplatform-api serve` or `uvicorn --factory taskplatform.api.main:create_app`."""
+"""Application factory. Run with `taskplatform-api serve`, which also listens on METRICS_PORT (`uvicorn --factory
+taskplatform.api.main:create_app` serves the API alone)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from taskplatform.api.db import Database
 from taskplatform.api.errors import install_error_handlers
 from taskplatform.api.gc_tuning import raised_gc_thresholds
 from taskplatform.api.logging_setup import configure_logging
-from taskplatform.api.observability import Metrics, PoolCollector, RequestContextMiddleware
+from taskplatform.api.observability import Metrics, MetricsPortMiddleware, PoolCollector, RequestContextMiddleware
 from taskplatform.api.routes import auth, health, tasks, users
 from taskplatform.api.routes.common import REF_TEMPLATE, problems
 from taskplatform.api.routes.direct import DirectHandler, direct_routes
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     # and a refusal escaping the app reaches this middleware, not that one's catch-all 500.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, log_requests=settings.log_requests)
+    if settings.metrics_port:  # outermost: a scrape is no API request
+        app.add_middleware(MetricsPortMiddleware, port=settings.metrics_port, registry=registry)
     # Routers carry their full prefix themselves, so route templates (metric labels) are full paths. They are
     # matched in the order they are included, and FastAPI tries every route of a router before the next one:
     # the task routes, which take nearly all traffic, come first (4% of a list's CPU when they came last).

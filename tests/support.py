@@ -49,6 +49,8 @@ class LiveServer:
     def __init__(self, database_url: str, workers: int = 1, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.metrics_port = free_port()  # every server its own: several run at once
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         env = {
             **os.environ,
             "ENVIRONMENT": "test",
@@ -57,6 +59,7 @@ class LiveServer:
             "BCRYPT_ROUNDS": "4",
             "LOG_REQUESTS": "false",
             "DB_POOL_SIZE": "20",
+            "METRICS_PORT": str(self.metrics_port),
             **(extra_env or {}),
         }
         self.process = subprocess.Popen(
