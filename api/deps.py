@@ -1,6 +1,8 @@
-"""FastAPI dependencies: the settings, the database, the caller."""
+"""FastAPI dependencies: the settings, the database, the caller.
 
-from __future__ import annotations
+No postponed annotations here: older FastAPI (0.115, the lowest allowed) reads a callable instance's
+(VerifiedAccessToken's) parameter annotations without its module's names.
+"""
 
 from typing import Annotated
 

@@ -1,6 +1,8 @@
-"""Request and response shapes, apart from the table models."""
+"""Request and response shapes, apart from the table models.
 
-from __future__ import annotations
+No postponed annotations here: older FastAPI (0.115, the lowest allowed) reads a class dependency's (LoginForm's)
+parameter annotations without its module's names (found by scripts/lowest-deps.sh).
+"""
 
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -249,6 +251,12 @@ class TaskPage(BaseModel):
     )
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Path of the offending field, e.g. ['body', 'tags', 2].")
+    msg: str
+    type: str
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details."""
 
@@ -259,12 +267,6 @@ class Problem(BaseModel):
     instance: str | None = None
     request_id: str | None = None
     errors: list[FieldError] | None = None
-
-
-class FieldError(BaseModel):
-    loc: list[str | int] = Field(description="Path of the offending field, e.g. ['body', 'tags', 2].")
-    msg: str
-    type: str
 
 
 class HealthStatus(BaseModel):

@@ -1,8 +1,6 @@
 """Shared by the routers: the OpenAPI descriptions of problem+json responses, query parameters parsed as one
 model, and the response of a body already in its published shape."""
 
-from __future__ import annotations
-
 import types
 import typing
 from http import HTTPStatus

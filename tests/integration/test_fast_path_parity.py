@@ -40,7 +40,7 @@ def _task(n: int) -> dict[str, Any]:
     """Varied tasks: repeated and NULL due dates, repeated titles, every status and priority, LIKE wildcards,
     RTL text and emoji, NULL and long descriptions, tags shared and not."""
     return {
-        "title": ["Buy milk", "Fix 100% bug", "under_score", "שלום 🎉", "Buy milk"][n % 5] + f" {n % 7}",
+        "title": ["Buy milk", "Fix 100% bug", "under_score", "שלום 🎉", "Buy milk!"][n % 5] + f" {n % 7}",
         "description": None if n % 4 == 0 else "d" * (n * 37 % 300),
         "status": STATUSES[n % 3],
         "priority": PRIORITIES[n % 4],
@@ -85,6 +85,7 @@ FILTER_SETS: list[dict[str, Any]] = [
     {"due_before": "2030-06-03T00:00:00+02:00"},
     {"q": "100%"},
     {"q": "_"},
+    {"q": "k!"},
     {"q": "שלום"},
     {"status": ["todo", "in_progress"], "priority": ["high", "medium"], "tag": "work", "q": "milk",
      "due_after": DUE.isoformat(), "due_before": (DUE + timedelta(days=4)).isoformat()},
