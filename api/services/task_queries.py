@@ -13,6 +13,7 @@ with the access check folded in on the fast path (services.access.fetch_checked)
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,23 +104,22 @@ def escape_like(text: str) -> str:
 TagFilter = Annotated[str, StringConstraints(min_length=1, max_length=TAG_MAX, pattern=NO_NUL)]
 TitleSearch = Annotated[str, StringConstraints(min_length=1, max_length=TITLE_MAX, pattern=NO_NUL)]
 
-FILTERS: tuple[ListFilter, ...] = (
-    ListFilter(
-        "status",
-        list[TaskStatus] | None,
-        Field(None, description="Any of these statuses."),
-        bind_type=lambda c: ValueList(c.status.type),
-        clause=lambda c, values, dialect: any_of(c.status, values, dialect),
-        encode=lambda statuses: [status.value for status in statuses],
-    ),
-    ListFilter(
-        "priority",
-        list[TaskPriority] | None,
-        Field(None, description="Any of these priorities."),
-        bind_type=lambda c: ValueList(c.priority.type),
-        clause=lambda c, values, dialect: any_of(c.priority, values, dialect),
+
+def one_of_the_column(column: str, values: type[enum.Enum], description: str) -> ListFilter:
+    """A repeatable query parameter named after a column, whose values the column may hold: any of them."""
+    return ListFilter(
+        column,
+        list[values] | None,  # type: ignore[valid-type]
+        Field(None, description=description),
+        bind_type=lambda c: ValueList(c[column].type),
+        clause=lambda c, given, dialect: any_of(c[column], given, dialect),
         encode=list,
-    ),
+    )
+
+
+FILTERS: tuple[ListFilter, ...] = (
+    one_of_the_column("status", TaskStatus, "Any of these statuses."),
+    one_of_the_column("priority", TaskPriority, "Any of these priorities."),
     ListFilter(
         "tag",
         list[TagFilter] | None,
