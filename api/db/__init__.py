@@ -2,7 +2,14 @@
 connection (Database)."""
 
 from taskplatform.api.db.database import Database
-from taskplatform.api.db.engine import CONNECTION_LOST_ERRORS, DB_UNAVAILABLE_ERRORS, async_url, sync_url
+from taskplatform.api.db.engine import (
+    CONNECTION_LOST_ERRORS,
+    DB_UNAVAILABLE_ERRORS,
+    async_url,
+    create_db_engine,
+    create_probe_engine,
+    sync_url,
+)
 from taskplatform.api.db.gate import PoolBusyError
 from taskplatform.api.db.statements import Row, Statement, StatementError
 
@@ -15,5 +22,7 @@ __all__ = [
     "Statement",
     "StatementError",
     "async_url",
+    "create_db_engine",
+    "create_probe_engine",
     "sync_url",
 ]
