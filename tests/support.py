@@ -82,7 +82,11 @@ class LiveServer:
             stderr=subprocess.PIPE,
             cwd=Path(__file__).parent,
         )
-        self._wait_healthy()
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()  # nobody else holds it yet: a server that never became ready is not left running
+            raise
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + READY_WITHIN_S
