@@ -27,7 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 Row = dict[str, Any]
 if TYPE_CHECKING:
-    AnySelect = sa.Select[*tuple[Any, ...]]  # SQLAlchemy 2.0 cannot subscript it so at run time
+    AnySelect = sa.Select[*tuple[Any, ...]]  # SQLAlchemy 2.0 (the lowest allowed) cannot subscript it at run time
 else:
     AnySelect = sa.Select
 
