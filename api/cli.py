@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
+import sys
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
-from taskplatform.api.config import get_settings
+from taskplatform.api.config import Settings, get_settings
+from taskplatform.api.logging_setup import configure_logging
 from taskplatform.api.migrate import upgrade_head, wait_for_database
+
+STARTUP_FAILURE = 3  # what uvicorn exits with when the app fails to start
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,19 +39,45 @@ def main(argv: list[str] | None = None) -> None:
         wait_for_database(settings.database_url, getattr(args, "wait", 0.0))
         upgrade_head(settings.database_url)
     if args.command == "serve":
-        uvicorn.run(
-            "taskplatform.api.main:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_config=None,  # our JSON logging, configured in create_app
-            # The client address (login throttling, the log) is the peer's, or behind TRUSTED_PROXIES the
-            # right-most X-Forwarded-For entry that is not one of them; never what a client can write itself.
-            proxy_headers=bool(settings.trusted_proxies),
-            forwarded_allow_ips=settings.trusted_proxies or None,
-            server_header=False,
-        )
+        if settings.metrics_port == args.port:
+            parser.error(f"METRICS_PORT ({settings.metrics_port}) must differ from the API's port")
+        run_server(settings, args.host, args.port, args.workers)
+
+
+def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
+    """uvicorn on the API's port and, unless 0, the metrics port: every worker serves both sockets, and the app
+    tells them apart by the port a request came in on (observability.MetricsPortMiddleware). What uvicorn.run
+    does for one socket."""
+    configure_logging(settings)  # uvicorn logs each socket it binds ("Uvicorn running on ...")
+    trusted_proxies = settings.trusted_proxies
+    config = uvicorn.Config(
+        "taskplatform.api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,  # our JSON logging, configured in create_app
+        # The client address (login throttling, the log) is the peer's, or behind TRUSTED_PROXIES the
+        # right-most X-Forwarded-For entry that is not one of them; never what a client can write itself.
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=trusted_proxies or None,
+        server_header=False,
+    )
+    sockets = [config.bind_socket()]
+    if settings.metrics_port:
+        sockets.append(uvicorn.Config(config.app, host=host, port=settings.metrics_port, log_config=None).bind_socket())
+    server = uvicorn.Server(config)
+    if workers > 1:
+        # uvicorn's supervisor takes the workers' target in older releases (0.32, the lowest allowed); newer ones
+        # make it from the config.
+        if "target" in inspect.signature(Multiprocess).parameters:
+            Multiprocess(config, target=server.run, sockets=sockets).run()  # type: ignore[call-arg,unused-ignore]
+        else:
+            Multiprocess(config, sockets=sockets).run()
+    else:
+        server.run(sockets=sockets)
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)
 
 
 if __name__ == "__main__":

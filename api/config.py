@@ -126,6 +126,14 @@ class Settings(BaseSettings):
         "with ENVIRONMENT=prod, where the API's surface is not published to whoever reaches it.",
     )
 
+    metrics_port: int = Field(
+        9464,
+        ge=0,
+        le=65535,
+        description="The port of Prometheus' /metrics, apart from the API's, which does not serve it: "
+        "`taskplatform-api serve` listens on both, on the same host, in every worker. 0: metrics not served.",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     log_requests: bool = Field(True, description="One structured line per request.")

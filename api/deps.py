@@ -1,33 +1,26 @@
-"""FastAPI dependencies: settings, a database session per request, the authenticated user."""
+"""FastAPI dependencies: the settings, the database, the caller.
 
-from __future__ import annotations
+No postponed annotations here: older FastAPI (0.115, the lowest allowed) reads a callable instance's
+(VerifiedAccessToken's) parameter annotations without its module's names.
+"""
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from taskplatform.api.config import Settings
 from taskplatform.api.db import Database
 from taskplatform.api.errors import unauthorized
-from taskplatform.api.security import TokenClaims
-from taskplatform.api.services import auth as auth_service
+from taskplatform.api.services import access as access_service
+from taskplatform.api.services.access import CheckedAccess, UncheckedAccess
 
 API_PREFIX = "/api/v1"
-
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/login", auto_error=False)
 
 
 async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.database.session() as session:
-        yield session
 
 
 async def get_database(request: Request) -> Database:
@@ -36,46 +29,34 @@ async def get_database(request: Request) -> Database:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
-async def get_access_context(
-    request: Request, session: SessionDep, settings: SettingsDep, token: str | None = Depends(oauth2_scheme)
-) -> auth_service.AccessContext:
-    if not token:
-        raise unauthorized()
-    context = await auth_service.authenticate_access_token(session, settings, token)
-    request.state.user_id = context.user_id  # for the access log line
-    return context
-
-
 class VerifiedAccessToken(OAuth2PasswordBearer):
-    """The bearer token, verified (signature, expiry, type) but not yet checked against revocation: for a
-    route whose own statement folds that check in (one round trip instead of two); such a route must call
-    auth_service.check_access itself. The security scheme and the verification in one dependency, where a
-    scheme plus a dependency on it cost FastAPI's solver a level more per request on the hottest routes;
-    the published scheme is the same (same name, same token URL)."""
+    """The bearer token, verified (signature, expiry, type) but not yet checked against revocation: an
+    UncheckedAccess, which only the services' check makes a caller (services.access). The security scheme and
+    the verification in one dependency, where a scheme plus a dependency on it cost FastAPI's solver a level
+    more per request on the hottest routes."""
 
-    async def __call__(self, request: Request) -> TokenClaims:  # type: ignore[override]
+    async def __call__(self, request: Request) -> UncheckedAccess:  # type: ignore[override]
         token = await super().__call__(request)
         if not token:
             raise unauthorized()
-        claims = auth_service.verify_access_token(request.app.state.settings, token)
+        claims = access_service.verify(request.app.state.settings, token)
         request.state.user_id = claims.sub  # for the access log line
-        return claims
+        return UncheckedAccess(claims)
 
 
 verified_access_token = VerifiedAccessToken(
-    tokenUrl=f"{API_PREFIX}/auth/login", scheme_name=type(oauth2_scheme).__name__, auto_error=False
+    tokenUrl=f"{API_PREFIX}/auth/login", scheme_name=OAuth2PasswordBearer.__name__, auto_error=False
 )
+# The caller's token, for a service that checks it against revocation itself (in its own statement, as a rule).
+Access = Annotated[UncheckedAccess, Depends(verified_access_token)]
 
 
-async def get_current_user_id(context: Annotated[auth_service.AccessContext, Depends(get_access_context)]) -> int:
-    return context.user_id
+async def checked_access(access: Access, db: DatabaseDep) -> CheckedAccess:
+    """The caller, its token checked against revocation in a round trip of its own, before the route runs."""
+    return await access_service.check(db, access)
 
 
-AccessAuth = Annotated[auth_service.AccessContext, Depends(get_access_context)]
-UncheckedAccessClaims = Annotated[TokenClaims, Depends(verified_access_token)]
-# The authenticated user's id: all that task routes need, without loading the user row.
-CurrentUserId = Annotated[int, Depends(get_current_user_id)]
+Caller = Annotated[CheckedAccess, Depends(checked_access)]

@@ -1,11 +1,12 @@
-"""Application factory. Run with `taskplatform-api serve` or `uvicorn --factory taskplatform.api.main:create_app`."""
+"""Application factory. Run with `taskplatform-api serve`, which also listens on METRICS_PORT (`uvicorn --factory
+taskplatform.api.main:create_app` serves the API alone)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,14 +19,14 @@ from prometheus_client import CollectorRegistry
 from taskplatform.api import __doc__ as api_doc
 from taskplatform.api.bodylimit import BodyLimitMiddleware
 from taskplatform.api.config import Settings, get_settings
-from taskplatform.api.db import Database, create_db_engine, create_pool_gate
+from taskplatform.api.db import Database
 from taskplatform.api.errors import install_error_handlers
 from taskplatform.api.gc_tuning import raised_gc_thresholds
 from taskplatform.api.logging_setup import configure_logging
-from taskplatform.api.observability import Metrics, PoolCollector, RequestContextMiddleware
+from taskplatform.api.observability import Metrics, MetricsPortMiddleware, PoolCollector, RequestContextMiddleware
 from taskplatform.api.routes import auth, health, tasks, users
-from taskplatform.api.routes.common import REF_TEMPLATE, problems, query_model_components
-from taskplatform.api.routes.direct import direct_route
+from taskplatform.api.routes.common import REF_TEMPLATE, problems
+from taskplatform.api.routes.direct import DirectHandler, direct_routes
 from taskplatform.api.schemas import Problem
 from taskplatform.api.services.cleanup import prune_periodically
 
@@ -33,11 +34,16 @@ from taskplatform.api.services.cleanup import prune_periodically
 PUBLISHED_ORDER = (health.router, auth.router, users.router, tasks.router)
 MATCHED_ORDER = (tasks.router, *(router for router in PUBLISHED_ORDER if router is not tasks.router))
 
+# The operations served without FastAPI's dependency solver (routes.direct), by endpoint: the task list, whose
+# dependencies and query model cost FastAPI's handler more CPU than its statement (docs/benchmarks.md).
+DIRECT_ROUTES: dict[Callable[..., object], DirectHandler] = {tasks.list_tasks: tasks.list_tasks_directly}
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+
+def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> FastAPI:
+    """The API. `fast_path=False` serves every route through FastAPI's handler and every statement through
+    SQLAlchemy: the reference the fast path is compared with (tests/integration/test_fast_path_parity.py)."""
     settings = settings or get_settings()
     configure_logging(settings)
-    engine = create_db_engine(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,12 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc" if docs else None,
     )
     registry = CollectorRegistry()
-    pool_gate = create_pool_gate(settings)
-    database = Database(engine, pool_gate, settings)
-    registry.register(PoolCollector(lambda: {**database.pool_stats(), "waiting": pool_gate.waiting}))
+    database = Database.open(settings, fast_path=fast_path)
+    registry.register(PoolCollector(lambda: {**database.pool_stats(), "waiting": database.waiting}))
     app.state.settings = settings
-    app.state.engine = engine
-    app.state.pool_gate = pool_gate
     app.state.database = database
     app.state.metrics = Metrics(registry)
 
@@ -86,15 +89,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # and a refusal escaping the app reaches this middleware, not that one's catch-all 500.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, log_requests=settings.log_requests)
+    if settings.metrics_port:  # outermost: a scrape is no API request
+        app.add_middleware(MetricsPortMiddleware, port=settings.metrics_port, registry=registry)
     # Routers carry their full prefix themselves, so route templates (metric labels) are full paths. They are
     # matched in the order they are included, and FastAPI tries every route of a router before the next one:
     # the task routes, which take nearly all traffic, come first (4% of a list's CPU when they came last).
-    # Before them, the operations that can skip FastAPI's dependency solver (routes.direct), generated from
-    # their declarations; the routes are built from a router's own dependencies, so only while the app adds
-    # none of its own.
+    # Before them, the operations served directly (DIRECT_ROUTES): their handlers call the operations' own
+    # dependencies, so only while the app adds none of its own.
     api_routes = [route for router in MATCHED_ORDER for route in router.routes if isinstance(route, APIRoute)]
-    if not app.router.dependencies:
-        app.router.routes.extend(direct for route in api_routes if (direct := direct_route(route)) is not None)
+    if fast_path and not app.router.dependencies:
+        app.router.routes.extend(direct_routes(api_routes, DIRECT_ROUTES))
     for router in MATCHED_ORDER:
         app.include_router(router)
     app.state.route_methods = [(route.path_regex, set(route.methods or ())) for route in api_routes]
@@ -106,8 +110,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             problem = Problem.model_json_schema(ref_template=REF_TEMPLATE)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(problem.pop("$defs", {}))
-            for name, sub_schema in query_model_components().items():
-                components.setdefault(name, sub_schema)
             components["Problem"] = problem
             for operations in schema.get("paths", {}).values():
                 for operation in operations.values():

@@ -1,75 +1,17 @@
 """Database tables (SQLModel). Request/response shapes live apart, in schemas.py."""
 
-import enum
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, Relationship, SQLModel
 
+from taskplatform.api.columns import PRIORITY, JsonbType, PriorityType, TaskPriority, TaskStatus, UTCDateTime
 from taskplatform.api.limits import EMAIL_MAX, FULL_NAME_MAX, LEGACY_ID_MAX, TITLE_MAX
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """TIMESTAMPTZ on PostgreSQL; on SQLite (naive storage) values come back tagged as UTC."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        if value is not None and dialect.name == "sqlite":
-            return value.astimezone(UTC).replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-
-
-class TaskStatus(enum.StrEnum):
-    todo = "todo"
-    in_progress = "in_progress"
-    done = "done"
-
-
-class TaskPriority(enum.StrEnum):
-    low = "low"
-    medium = "medium"
-    high = "high"
-    urgent = "urgent"
-
-    @property
-    def rank(self) -> int:
-        return _PRIORITY_RANK[self]
-
-
-_PRIORITY_RANK = {p: i for i, p in enumerate(TaskPriority, start=1)}
-RANK_PRIORITY = {i: p for p, i in _PRIORITY_RANK.items()}
-
-
-class PriorityType(sa.types.TypeDecorator[TaskPriority]):
-    """Stored as a SMALLINT rank so that sorting by priority is an index scan, not a CASE."""
-
-    impl = sa.SmallInteger
-    cache_ok = True
-
-    def process_bind_param(self, value: TaskPriority | str | None, dialect: sa.Dialect) -> int | None:
-        return None if value is None else TaskPriority(value).rank
-
-    def process_result_value(self, value: int | None, dialect: sa.Dialect) -> TaskPriority | None:
-        return None if value is None else RANK_PRIORITY[value]
-
-
-# JSONB on PostgreSQL (GIN-indexable containment, e.g. tag filters); plain JSON elsewhere (SQLite).
-JsonbType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
 class User(SQLModel, table=True):
@@ -106,7 +48,7 @@ class Task(SQLModel, table=True):
             "ix_tasks_title_trgm", "title", postgresql_using="gin", postgresql_ops={"title": "gin_trgm_ops"}
         ).ddl_if(dialect="postgresql"),
         sa.CheckConstraint("status IN ('todo', 'in_progress', 'done')", name="ck_tasks_status"),
-        sa.CheckConstraint("priority BETWEEN 1 AND 4", name="ck_tasks_priority"),
+        sa.CheckConstraint(PRIORITY.check_sql("priority"), name="ck_tasks_priority"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)

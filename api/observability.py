@@ -1,4 +1,5 @@
-"""Per-request plumbing as a pure ASGI middleware: request id, access log line, Prometheus metrics.
+"""Per-request plumbing as pure ASGI middlewares: request id, access log line, Prometheus metrics, and the
+metrics' own port.
 
 A pure ASGI middleware (not BaseHTTPMiddleware) keeps the per-request overhead to a few microseconds.
 """
@@ -13,12 +14,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskplatform.api.errors import PROBLEM_MEDIA_TYPE, internal_error_body
+from taskplatform.api.errors import PROBLEM_MEDIA_TYPE, internal_error_body, problem_response
 
 log = logging.getLogger("taskplatform.api.request")
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -57,6 +60,38 @@ class PoolCollector(Collector):
         yield GaugeMetricFamily(
             "db_pool_waiting_requests", "Requests waiting for a pooled connection.", value=stats.get("waiting", 0)
         )
+
+
+METRICS_PATH = "/metrics"
+
+
+class MetricsPortMiddleware:
+    """Prometheus' /metrics for the requests that arrived on the metrics port (METRICS_PORT), and nothing else
+    there; the API's own port has no /metrics. So the metrics stay off the port the Service publishes, which
+    may be a LoadBalancer. Told by the port the connection came in on (the ASGI scope's `server`, the local
+    address of the socket), which no request header can change. Scrapes are neither logged nor counted."""
+
+    def __init__(self, app: ASGIApp, port: int, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.port = port
+        self.registry = registry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        if scope["type"] != "http" or server is None or server[1] != self.port:
+            await self.app(scope, receive, send)
+            return
+        response: Response
+        request = Request(scope)
+        if scope["path"] != METRICS_PATH:
+            response = problem_response(request, 404, "not-found", "Not Found", f"Only {METRICS_PATH} is served here.")
+        elif scope["method"] != "GET":
+            response = problem_response(
+                request, 405, "method-not-allowed", "Method Not Allowed", headers={"Allow": "GET"}
+            )
+        else:
+            response = Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        await response(scope, receive, send)
 
 
 class RequestContextMiddleware:

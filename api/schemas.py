@@ -1,6 +1,8 @@
-"""Request and response shapes, apart from the table models."""
+"""Request and response shapes, apart from the table models.
 
-from __future__ import annotations
+No postponed annotations here: older FastAPI (0.115, the lowest allowed) reads a class dependency's (LoginForm's)
+parameter annotations without its module's names (found by scripts/lowest-deps.sh).
+"""
 
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -21,23 +23,20 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticKnownError
 
+from taskplatform.api.columns import TaskPriority, TaskStatus
 from taskplatform.api.limits import (
-    CURSOR_MAX,
     DATETIME_TEXT_MAX,
     DESCRIPTION_MAX,
     EMAIL_MAX,
     FULL_NAME_MAX,
     OAUTH_FIELD_MAX,
-    PAGE_SIZE_MAX,
     PASSWORD_MAX,
     PASSWORD_MIN,
-    TAG_FILTERS_MAX,
     TAG_MAX,
     TAGS_MAX,
     TITLE_MAX,
     TOKEN_MAX,
 )
-from taskplatform.api.models import TaskPriority, TaskStatus
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -245,31 +244,17 @@ SortKey = Literal[
 ]
 
 
-class TaskListQuery(BaseModel):
-    """The task list's query parameters (routes.common.QueryParameters parses and publishes them)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    status: list[TaskStatus] | None = Field(None, description="Any of these statuses.")
-    priority: list[TaskPriority] | None = Field(None, description="Any of these priorities.")
-    tag: list[Annotated[str, StringConstraints(min_length=1, max_length=TAG_MAX, pattern=NO_NUL)]] | None = Field(
-        None, max_length=TAG_FILTERS_MAX, description="Tasks carrying all of these tags."
-    )
-    due_after: UtcDatetime | None = Field(None, description="due_date >= this.")
-    due_before: UtcDatetime | None = Field(None, description="due_date < this.")
-    q: Annotated[str, StringConstraints(min_length=1, max_length=TITLE_MAX, pattern=NO_NUL)] | None = Field(
-        None, description="Text in the title."
-    )
-    sort: SortKey = Field("-created_at", description="Sort key; '-' for descending.")
-    limit: int = Field(20, ge=1, le=PAGE_SIZE_MAX)
-    cursor: str | None = Field(None, max_length=CURSOR_MAX, description="next_cursor of the previous page.")
-
-
 class TaskPage(BaseModel):
     items: list[TaskPublic]
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page. Also sent in the Link header."
     )
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Path of the offending field, e.g. ['body', 'tags', 2].")
+    msg: str
+    type: str
 
 
 class Problem(BaseModel):
@@ -282,12 +267,6 @@ class Problem(BaseModel):
     instance: str | None = None
     request_id: str | None = None
     errors: list[FieldError] | None = None
-
-
-class FieldError(BaseModel):
-    loc: list[str | int] = Field(description="Path of the offending field, e.g. ['body', 'tags', 2].")
-    msg: str
-    type: str
 
 
 class HealthStatus(BaseModel):

@@ -210,6 +210,7 @@ def main() -> None:
             # Sized to the load: wrk's connections spread over the workers, each holding a pooled
             # connection per in-flight request. A smaller pool queues requests (503 after DB_POOL_TIMEOUT_S).
             "DB_POOL_SIZE": str(pool_size),
+            "METRICS_PORT": str(free_port()),  # served, as in production, on a port nothing else holds
         }
         api = start_server(
             [sys.executable, "-m", "taskplatform.api.cli", "serve", "--host", "127.0.0.1",

@@ -18,10 +18,11 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 
+from taskplatform.api.columns import PRIORITY
+
 _BODY: dict[str, Any] = json.loads(os.environ.get("CEILING_BODY", '{"items": [], "next_cursor": null}'))
 _DSN = os.environ.get("FLOOR_DSN")
 _USER_ID = int(os.environ.get("FLOOR_USER_ID", "0"))
-_PRIORITY = {1: "low", 2: "medium", 3: "high", 4: "urgent"}
 pool: asyncpg.Pool | None = None
 
 AUTH_SQL = """
@@ -64,5 +65,5 @@ async def db_floor() -> dict[str, Any]:
     async with pool.acquire() as conn:
         await conn.fetchrow(AUTH_SQL, _USER_ID, "0" * 32, "0" * 32)
         rows = await conn.fetch(PAGE_SQL, _USER_ID)
-    items = [{**dict(r), "priority": _PRIORITY[r["priority"]], "tags": json.loads(r["tags"])} for r in rows[:20]]
+    items = [{**dict(r), "priority": PRIORITY.decode(r["priority"]), "tags": json.loads(r["tags"])} for r in rows[:20]]
     return {"items": items, "next_cursor": None}

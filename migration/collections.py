@@ -15,7 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from taskplatform.api.models import Task, TaskPriority, User
+from taskplatform.api.columns import PRIORITY
+from taskplatform.api.models import Task, User
 from taskplatform.migration.mapping import Mapping
 from taskplatform.migration.transform import TaskRow, UserRow, transform_task, transform_user
 
@@ -133,13 +134,6 @@ def _canonical(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _rank(priority: str) -> int:
-    return TaskPriority(priority).rank
-
-
-# Ranks are 1-based in enum order (api/models.py); PostgreSQL arrays are 1-based too.
-_PRIORITY_BY_RANK = "(ARRAY[" + ", ".join(f"'{p.value}'" for p in TaskPriority) + "])[t.priority]"
-
 USERS = Kind(
     name="users",
     table="users",
@@ -175,7 +169,7 @@ TASKS = Kind(
         Column("title", "text"),
         Column("description", "text"),
         Column("status", "text"),
-        Column("priority", "smallint", encode=_rank, load_expr=_PRIORITY_BY_RANK),
+        Column("priority", "smallint", encode=PRIORITY.encode, load_expr=PRIORITY.decode_sql("t.priority")),
         Column("due_date", "timestamptz"),
         Column("tags", "jsonb", encode=json.dumps),
         Column("created_at", "timestamptz"),

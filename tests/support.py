@@ -15,6 +15,8 @@ from pgcluster import free_port
 from throwaway import stop_process
 
 TEST_JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789abcdef"
+# A bound, not a speed: two workers took over 30 s to start on the shared two cores at a load of 9 to 12.
+READY_WITHIN_S = 60
 
 
 def register_and_login(client: TestClient | httpx.Client, email: str, password: str = "correct horse") -> dict:
@@ -49,6 +51,8 @@ class LiveServer:
     def __init__(self, database_url: str, workers: int = 1, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.metrics_port = free_port()  # every server its own: several run at once
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         env = {
             **os.environ,
             "ENVIRONMENT": "test",
@@ -57,6 +61,7 @@ class LiveServer:
             "BCRYPT_ROUNDS": "4",
             "LOG_REQUESTS": "false",
             "DB_POOL_SIZE": "20",
+            "METRICS_PORT": str(self.metrics_port),
             **(extra_env or {}),
         }
         self.process = subprocess.Popen(
@@ -77,10 +82,14 @@ class LiveServer:
             stderr=subprocess.PIPE,
             cwd=Path(__file__).parent,
         )
-        self._wait_healthy()
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()  # nobody else holds it yet: a server that never became ready is not left running
+            raise
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + READY_WITHIN_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"API server exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
@@ -90,7 +99,7 @@ class LiveServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError("API server did not become ready in 30 s")
+        raise RuntimeError(f"API server did not become ready in {READY_WITHIN_S} s")
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)  # type: ignore[arg-type]

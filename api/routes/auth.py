@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from taskplatform.api.deps import API_PREFIX, AccessAuth, DatabaseDep, SessionDep, SettingsDep
+from taskplatform.api.deps import API_PREFIX, Caller, DatabaseDep, SettingsDep
 from taskplatform.api.models import User
 from taskplatform.api.routes.common import problems
 from taskplatform.api.schemas import LoginForm, RefreshRequest, TokenPair, UserCreate, UserPublic
@@ -48,22 +48,22 @@ async def login(
 
 
 @router.post("/refresh", response_model=TokenPair, responses=problems(401, 422))
-async def refresh(data: RefreshRequest, session: SessionDep, settings: SettingsDep, response: Response) -> TokenPair:
+async def refresh(data: RefreshRequest, db: DatabaseDep, settings: SettingsDep, response: Response) -> TokenPair:
     """Rotate a refresh token. Presenting an already-rotated token revokes the whole session; no refresh
     outlives the session's absolute lifetime (REFRESH_TOKEN_TTL_S from login)."""
     response.headers.update(NO_STORE)
-    return await auth_service.rotate_refresh_token(session, settings, data.refresh_token)
+    return await auth_service.rotate_refresh_token(db, settings, data.refresh_token)
 
 
 @router.post("/logout", status_code=204, responses=problems(401))
-async def logout(auth: AccessAuth, session: SessionDep) -> Response:
+async def logout(caller: Caller, db: DatabaseDep) -> Response:
     """Revoke the presented access token and its session's refresh tokens, on every replica."""
-    await auth_service.logout(session, auth.claims)
+    await auth_service.logout(db, caller)
     return Response(status_code=204)
 
 
 @router.post("/logout-all", status_code=204, responses=problems(401))
-async def logout_all(auth: AccessAuth, session: SessionDep) -> Response:
+async def logout_all(caller: Caller, db: DatabaseDep) -> Response:
     """End every session of the caller's, on every device: all their access and refresh tokens are refused."""
-    await auth_service.logout_all(session, auth.claims)
+    await auth_service.logout_all(db, caller)
     return Response(status_code=204)

@@ -1,7 +1,5 @@
-"""Shared by the routers: the OpenAPI descriptions of problem+json responses, query parameters declared as one
+"""Shared by the routers: the OpenAPI descriptions of problem+json responses, query parameters parsed as one
 model, and the response of a body already in its published shape."""
-
-from __future__ import annotations
 
 import types
 import typing
@@ -38,36 +36,20 @@ def _is_list(annotation: Any) -> bool:
 
 
 class QueryParameters(Generic[QueryModel]):
-    """A route's query parameters as one pydantic model, as a dependency: `Depends(QueryParameters(Model))`.
+    """A route's query parameters parsed as one pydantic model in one validation: `await parse(request)`.
 
-    FastAPI validates each declared query parameter on its own, re-deriving its annotation on every request:
-    for the task list's nine that was ~13% of the request's CPU (docs/benchmarks.md). Here the query string
-    is validated in one pass, with the same semantics (a list field takes every repetition, any other field
-    the last one, unknown names are ignored) and the same errors (422, a field path under "query"). The
-    route publishes the parameters from the same model: `openapi_extra=query.openapi_extra`, with the
-    model's sub-schemas (`components`) added to the document's components.
+    For the task list served directly (main.DIRECT_ROUTES), in place of FastAPI's handling of the same model
+    declared as `Annotated[Model, Query()]`, which publishes it. FastAPI validates each field of such a model on
+    its own, re-deriving its annotation, then the model besides (~13% of the list's CPU, docs/benchmarks.md).
+    Here the query string is validated in one pass, with the same semantics (a list field takes every
+    repetition, any other field the last one, unknown names are ignored) and the same errors (422, a field path
+    under "query"): tests/unit/test_query_parameters.py compares the two.
     """
 
     def __init__(self, model: type[QueryModel]) -> None:
         self.model = model
         self._lists = frozenset(name for name, field in model.model_fields.items() if _is_list(field.annotation))
         self._names = frozenset(model.model_fields)
-        schema = model.model_json_schema(ref_template=REF_TEMPLATE)
-        required = set(schema.get("required", ()))
-        self.components: dict[str, Any] = schema.get("$defs", {})  # the schemas the parameters refer to
-        self.openapi_extra: dict[str, Any] = {
-            "parameters": [
-                {
-                    "name": name,
-                    "in": "query",
-                    "required": name in required,
-                    "schema": prop,
-                    **({"description": prop["description"]} if "description" in prop else {}),
-                }
-                for name, prop in schema["properties"].items()
-            ]
-        }
-        _QUERY_MODELS.append(self)
 
     async def __call__(self, request: Request) -> QueryModel:
         query = request.query_params
@@ -82,20 +64,12 @@ class QueryParameters(Generic[QueryModel]):
             ) from None
 
 
-_QUERY_MODELS: list[QueryParameters[Any]] = []
-
-
-def query_model_components() -> dict[str, Any]:
-    """Every query model's sub-schemas (enums and the like), for the OpenAPI document's components."""
-    return {name: schema for query in _QUERY_MODELS for name, schema in query.components.items()}
-
-
 class PublishedJSON(Response):
     """A JSON body already in its published shape, serialized by pydantic-core in one pass.
 
     For the hot reads (one task, a page of tasks): their rows come from the database already typed (column
     types, CHECK constraints on status and priority) and are projected onto the response model's fields
-    (services.tasks.PUBLIC_TASK_FIELDS); FastAPI would validate them against the response model once more
+    (services.task_queries.PUBLIC_TASK_FIELDS); FastAPI would validate them against the response model once more
     before serializing, ~5% of the list's CPU. The route keeps its `response_model` for the published
     schema; tests/unit/test_published_json.py checks that the bytes are the model's.
     """

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, Request
 
 from taskplatform.api.db import DB_UNAVAILABLE_ERRORS
 from taskplatform.api.errors import database_unavailable
@@ -25,9 +24,3 @@ async def readyz(request: Request) -> ReadyStatus:
     except DB_UNAVAILABLE_ERRORS as exc:
         raise database_unavailable(exc) from exc
     return ReadyStatus(status="ready", database="ok")
-
-
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-async def metrics(request: Request) -> Response:
-    """Prometheus metrics of this process."""
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -3,21 +3,23 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from taskplatform.api.deps import (
     API_PREFIX,
-    CurrentUserId,
+    Access,
+    Caller,
     DatabaseDep,
-    SessionDep,
     SettingsDep,
-    UncheckedAccessClaims,
+    get_database,
+    verified_access_token,
 )
 from taskplatform.api.limits import ID_MAX, ID_MIN
 from taskplatform.api.models import Task
 from taskplatform.api.routes.common import PublishedJSON, QueryParameters, problems
-from taskplatform.api.schemas import NO_NUL, TaskCreate, TaskListQuery, TaskPage, TaskPublic, TaskUpdate
+from taskplatform.api.schemas import NO_NUL, TaskCreate, TaskPage, TaskPublic, TaskUpdate
 from taskplatform.api.services import tasks as task_service
+from taskplatform.api.services.task_queries import TaskListQuery
 
 router = APIRouter(prefix=f"{API_PREFIX}/tasks", tags=["tasks"])
 
@@ -41,7 +43,7 @@ def _with_etag(response: Response, task: Task | TaskPublic) -> None:
 )
 async def create_task(
     data: TaskCreate,
-    access: UncheckedAccessClaims,  # checked in the insert itself, or first with an Idempotency-Key
+    access: Access,  # checked in the insert itself, or first with an Idempotency-Key
     db: DatabaseDep,
     settings: SettingsDep,
     response: Response,
@@ -63,9 +65,6 @@ async def create_task(
     return result.task
 
 
-list_query = QueryParameters(TaskListQuery)
-
-
 def next_page_link(request: Request, cursor: str) -> str:
     """RFC 8288 Link to the next page: this request's URL with `cursor` replaced, the other parameters kept in
     their order. What starlette's URL.include_query_params gives, built from the parsed query in one pass
@@ -76,26 +75,28 @@ def next_page_link(request: Request, cursor: str) -> str:
     return f'<{url.scheme}://{url.netloc}{url.path}?{urlencode(query)}>; rel="next"'
 
 
-@router.get("", response_model=TaskPage, responses=problems(400, 401, 422), openapi_extra=list_query.openapi_extra)
+@router.get("", response_model=TaskPage, responses=problems(400, 401, 422))
 async def list_tasks(
     request: Request,
-    access: UncheckedAccessClaims,  # revocation is checked in the page query itself: one round trip
+    access: Access,  # revocation is checked in the page query itself: one round trip
     db: DatabaseDep,
-    query: Annotated[TaskListQuery, Depends(list_query)],
+    query: Annotated[TaskListQuery, Query()],
 ) -> PublishedJSON:
-    filters = task_service.TaskFilters(
-        status=query.status,
-        priority=query.priority,
-        tags=query.tag,
-        due_after=query.due_after,
-        due_before=query.due_before,
-        q=query.q,
-    )
-    rows, next_cursor = await db.run(
-        lambda conn: task_service.list_tasks(conn, access, filters, query.sort, query.limit, query.cursor)
-    )
+    rows, next_cursor = await task_service.list_tasks(db, access, query)
     headers = {"Link": next_page_link(request, next_cursor)} if next_cursor else None
     return PublishedJSON({"items": rows, "next_cursor": next_cursor}, headers=headers)
+
+
+list_query = QueryParameters(TaskListQuery)
+
+
+async def list_tasks_directly(request: Request) -> Response:
+    """`list_tasks` served without FastAPI's dependency solver (main.DIRECT_ROUTES): its dependencies called
+    here, in the order FastAPI solves them, and the query string parsed in one validation (QueryParameters,
+    which gives FastAPI's values and errors: tests/unit/test_query_parameters.py)."""
+    access = await verified_access_token(request)
+    db = await get_database(request)
+    return await list_tasks(request, access, db, await list_query(request))
 
 
 @router.get(
@@ -105,11 +106,11 @@ async def list_tasks(
 )
 async def get_task(
     task_id: TaskId,
-    access: UncheckedAccessClaims,  # revocation is checked in the task's query itself: one round trip
+    access: Access,  # revocation is checked in the task's query itself: one round trip
     db: DatabaseDep,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
-    task = await db.run(lambda conn: task_service.get_task(conn, access, task_id))
+    task = await task_service.get_task(db, access, task_id)
     etag = task_service.etag_for(task_id, task["version"])
     if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
         return Response(status_code=304, headers={"ETag": etag})
@@ -120,19 +121,17 @@ async def get_task(
 async def update_task(
     task_id: TaskId,
     changes: TaskUpdate,
-    user_id: CurrentUserId,
-    session: SessionDep,
+    caller: Caller,
+    db: DatabaseDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> Task:
-    task = await task_service.update_task(session, user_id, task_id, changes, if_match)
+    task = await task_service.update_task(db, caller, task_id, changes, if_match)
     _with_etag(response, task)
     return task
 
 
 @router.delete("/{task_id}", status_code=204, responses=problems(401, 404, 412, 422))
-async def delete_task(
-    task_id: TaskId, user_id: CurrentUserId, session: SessionDep, if_match: IfMatch = None
-) -> Response:
-    await task_service.delete_task(session, user_id, task_id, if_match)
+async def delete_task(task_id: TaskId, caller: Caller, db: DatabaseDep, if_match: IfMatch = None) -> Response:
+    await task_service.delete_task(db, caller, task_id, if_match)
     return Response(status_code=204)

@@ -6,10 +6,8 @@ Every revocation is a database row, so a token revoked through one replica is re
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from anyio import to_thread
@@ -18,7 +16,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from taskplatform.api.config import Settings
-from taskplatform.api.db import Database
+from taskplatform.api.db import Database, Statement
+from taskplatform.api.db.statements import insert_ignoring_conflicts
 from taskplatform.api.errors import ApiError, unauthorized
 from taskplatform.api.models import RefreshToken, RevokedToken, TokenFamily, User
 from taskplatform.api.schemas import TokenPair, UserCreate
@@ -33,8 +32,9 @@ from taskplatform.api.security import (
     new_token_id,
     verify_password,
 )
+from taskplatform.api.services import access as access_service
 from taskplatform.api.services import throttle
-from taskplatform.api.services.sql import AnySelect, fetch_mappings, insert_ignoring_conflicts
+from taskplatform.api.services.access import CheckedAccess, UncheckedAccess
 
 
 async def register(db: Database, settings: Settings, data: UserCreate) -> User:
@@ -67,9 +67,12 @@ class VerifiedPassword:
     rehashed: str | None  # the same password at the configured cost, when the stored hash needs it
 
 
-_CREDENTIALS_BY_EMAIL: AnySelect = sa.select(
-    col(User.id).label("id"), col(User.hashed_password).label("hashed"), col(User.is_active).label("is_active")
-).where(col(User.email) == sa.bindparam("email", type_=sa.String))
+_CREDENTIALS_BY_EMAIL = Statement(
+    sa.select(
+        col(User.id).label("id"), col(User.hashed_password).label("hashed"), col(User.is_active).label("is_active")
+    ).where(col(User.email) == sa.bindparam("email", type_=sa.String)),
+    ("email",),
+)
 
 
 async def verify_credentials(
@@ -83,7 +86,7 @@ async def verify_credentials(
         # recorded as failures until the password proves right.
         attempt = await throttle.admit(session, settings, scopes, datetime.now(UTC))
         # No stored email contains NUL, and PostgreSQL refuses it in a query parameter: skip the lookup.
-        rows = [] if "\x00" in email else await fetch_mappings(session, _CREDENTIALS_BY_EMAIL, {"email": email})
+        rows = [] if "\x00" in email else await _CREDENTIALS_BY_EMAIL.fetch_sqlalchemy(session, {"email": email})
         await session.commit()
     user = rows[0] if rows else None
     # Unknown email still pays for one bcrypt verification, so timing does not reveal which emails exist.
@@ -151,11 +154,16 @@ async def login(db: Database, settings: Settings, verified: VerifiedPassword) ->
     return pair
 
 
-async def rotate_refresh_token(session: AsyncSession, settings: Settings, token: str) -> TokenPair:
+async def rotate_refresh_token(db: Database, settings: Settings, token: str) -> TokenPair:
     try:
         claims = decode_token(settings, token, "refresh")
     except TokenError as exc:
         raise unauthorized("Invalid or expired refresh token.") from exc
+    async with db.session() as session:
+        return await _rotate(session, settings, claims)
+
+
+async def _rotate(session: AsyncSession, settings: Settings, claims: TokenClaims) -> TokenPair:
     now = datetime.now(UTC)
     live_family = select(TokenFamily.id).where(
         TokenFamily.id == claims.fam,
@@ -219,35 +227,46 @@ async def _deny(session: AsyncSession, claims: TokenClaims, now: datetime) -> No
     )
 
 
-async def logout(session: AsyncSession, claims: TokenClaims) -> None:
+async def logout(db: Database, caller: CheckedAccess) -> None:
     now = datetime.now(UTC)
-    await _deny(session, claims, now)
-    await revoke_families(session, now, "logout", family_id=claims.fam)
-    await session.commit()
+    async with db.session() as session:
+        await _deny(session, caller.claims, now)
+        await revoke_families(session, now, "logout", family_id=caller.claims.fam)
+        await session.commit()
 
 
-async def logout_all(session: AsyncSession, claims: TokenClaims) -> None:
+async def logout_all(db: Database, caller: CheckedAccess) -> None:
     """Every session of the caller's ends: their refresh tokens die, and their access tokens with them (the
     access check reads the session's row)."""
     now = datetime.now(UTC)
-    await _deny(session, claims, now)
-    await revoke_families(session, now, "logout-all", user_id=claims.sub)
-    await session.commit()
+    async with db.session() as session:
+        await _deny(session, caller.claims, now)
+        await revoke_families(session, now, "logout-all", user_id=caller.user_id)
+        await session.commit()
+
+
+async def current_user(db: Database, caller: CheckedAccess) -> User:
+    async with db.session() as session:
+        user = await session.get(User, caller.user_id)
+    if user is None:  # deleted between the token check and this read
+        raise unauthorized("Invalid or expired access token.")
+    return user
 
 
 async def change_password(
     db: Database,
     settings: Settings,
-    claims: TokenClaims,
+    access: UncheckedAccess,
     current_password: str,
     new_password: str,
     client_host: str | None,
 ) -> None:
     """A new password for the caller, proved by the current one (throttled like a login: a stolen access
-    token must not be a way to guess it). Every other session of the user's ends; this one goes on."""
+    token must not be a way to guess it). Every other session of the user's ends; this one goes on. The token
+    is checked before the password is, and again with the write (not revoked while bcrypt ran)."""
     async with db.session() as session:
-        email = (await session.exec(select(User.email).where(User.id == claims.sub))).first()
-        await authorize_claims(session, claims)
+        caller = await access_service.check_in_session(session, access)
+        email = (await session.exec(select(User.email).where(User.id == caller.user_id))).first()
         await session.commit()
     if email is None:
         raise unauthorized("Invalid or expired access token.")
@@ -259,87 +278,19 @@ async def change_password(
         raise ApiError(403, "wrong-password", "The current password is not correct.") from None
     new_hash = await to_thread.run_sync(hash_password, new_password, settings.bcrypt_rounds)
     async with db.session() as session:
-        await authorize_claims(session, claims)  # not revoked while bcrypt ran
+        await access_service.check_in_session(session, access)  # not revoked while bcrypt ran
         await throttle.forget_attempt(session, verified.scopes, verified.attempt)
-        if not await _store_password(session, claims.sub, verified.hashed, new_hash):
+        if not await _store_password(session, caller.user_id, verified.hashed, new_hash):
             await session.rollback()
             raise ApiError(409, "password-changed", "The password was changed meanwhile; sign in again.")
         now = datetime.now(UTC)
-        await revoke_families(session, now, "password-changed", user_id=claims.sub, except_family=claims.fam)
+        await revoke_families(session, now, "password-changed", user_id=caller.user_id, except_family=caller.claims.fam)
         await session.commit()
 
 
-async def delete_account(session: AsyncSession, claims: TokenClaims) -> None:
+async def delete_account(db: Database, caller: CheckedAccess) -> None:
     """The caller's account and everything of it (tasks, sessions, idempotency records: ON DELETE CASCADE);
     every token of it is refused from then on, since the access check finds no user."""
-    await session.exec(sa.delete(User).where(col(User.id) == claims.sub))
-    await session.commit()
-
-
-# One round trip on every authenticated request: is the user active, is this token deny-listed, is its
-# session still live. The hottest query of the API, hence columns only and the direct read path; the task
-# list folds it into its page query (services/tasks.py), so that a list is one round trip in all.
-ACCESS_CHECK: AnySelect = (
-    sa.select(
-        col(User.is_active).label("is_active"),
-        col(RevokedToken.jti).label("revoked_jti"),
-        col(TokenFamily.id).label("family_id"),
-        col(TokenFamily.revoked_at).label("family_revoked_at"),
-    )
-    .select_from(User)
-    .outerjoin(RevokedToken, col(RevokedToken.jti) == sa.bindparam("jti", type_=sa.String))
-    .outerjoin(TokenFamily, col(TokenFamily.id) == sa.bindparam("family_id", type_=sa.String))
-    .where(col(User.id) == sa.bindparam("user_id", type_=sa.BigInteger))
-)
-
-
-@dataclass(frozen=True, slots=True)
-class AccessContext:
-    """Who is calling, established from a verified, unrevoked access token."""
-
-    user_id: int
-    claims: TokenClaims
-
-
-def verify_access_token(settings: Settings, token: str) -> TokenClaims:
-    """Signature, expiry and type: what needs no database. Revocation is `check_access`'s part."""
-    try:
-        return decode_token(settings, token, "access")
-    except TokenError as exc:
-        raise unauthorized("Invalid or expired access token.") from exc
-
-
-def access_params(claims: TokenClaims) -> dict[str, Any]:
-    return {"user_id": claims.sub, "jti": claims.jti, "family_id": claims.fam}
-
-
-def access_allowed(access: Any) -> sa.ColumnElement[bool]:
-    """check_access's verdict as SQL over ACCESS_CHECK's columns, for a write that folds the check in."""
-    return sa.and_(
-        access.c.is_active,
-        access.c.revoked_jti.is_(None),
-        access.c.family_id.is_not(None),
-        access.c.family_revoked_at.is_(None),
-    )
-
-
-def check_access(row: Mapping[str, Any] | None) -> None:
-    """Refuse a token whose user is gone or disabled, or which was revoked (itself or its session)."""
-    if row is None:
-        raise unauthorized("Invalid or expired access token.")
-    if row["revoked_jti"] is not None or row["family_id"] is None or row["family_revoked_at"] is not None:
-        raise unauthorized("The token has been revoked.")
-    if not row["is_active"]:
-        raise unauthorized("The account is disabled.")
-
-
-async def authorize_claims(session: AsyncSession, claims: TokenClaims) -> None:
-    """The database's part of authentication (revocation, disabled or deleted user) as its own round trip."""
-    rows = await fetch_mappings(session, ACCESS_CHECK, access_params(claims))
-    check_access(rows[0] if rows else None)
-
-
-async def authenticate_access_token(session: AsyncSession, settings: Settings, token: str) -> AccessContext:
-    claims = verify_access_token(settings, token)
-    await authorize_claims(session, claims)
-    return AccessContext(user_id=claims.sub, claims=claims)
+    async with db.session() as session:
+        await session.exec(sa.delete(User).where(col(User.id) == caller.user_id))
+        await session.commit()

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from support import TEST_JWT_SECRET, LiveServer
 
 from taskplatform.api.config import Settings
-from taskplatform.api.db import Database, create_db_engine, create_pool_gate
+from taskplatform.api.db import Database
 from taskplatform.api.migrate import upgrade_head
 from taskplatform.api.services.cleanup import CLEANUP_BATCH_ROWS, CLEANUP_LOCK_KEY, prune
 
@@ -58,7 +58,7 @@ def remaining(engine: sa.Engine) -> dict[str, set[str]]:
 
 def one_pass(settings: Settings) -> dict[str, int] | None:
     async def run() -> dict[str, int] | None:
-        database = Database(create_db_engine(settings), create_pool_gate(settings), settings)
+        database = Database.open(settings)
         try:
             async with database.session() as session:
                 return await prune(session, settings)

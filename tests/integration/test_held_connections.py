@@ -1,4 +1,4 @@
-"""The hot routes' held connections (services.sql.HeldConnections) against a real PostgreSQL: reused without
+"""The hot routes' held connections (db.connections.HeldConnections) against a real PostgreSQL: reused without
 a pool checkout, still the pool's connections for sessions and the readiness probe, and sent back through
 the pool when they idled, failed mid-statement or the app closes."""
 
@@ -14,11 +14,14 @@ import sqlalchemy as sa
 from support import terminate_api_connections
 
 from taskplatform.api.config import Settings
-from taskplatform.api.db import Database, create_db_engine, create_pool_gate
-from taskplatform.api.services.sql import DirectConnection
+from taskplatform.api.db import Database, Statement
+from taskplatform.api.db.connections import Connection
+from taskplatform.api.db.engine import create_db_engine
+from taskplatform.api.db.gate import create_pool_gate
 
-BACKEND_PID = sa.select(sa.func.pg_backend_pid().label("pid"))
-SLEEP = sa.select(sa.func.pg_sleep(sa.bindparam("seconds", type_=sa.Float)).label("slept"))
+BACKEND_PID_QUERY = sa.select(sa.func.pg_backend_pid().label("pid"))
+BACKEND_PID = Statement(BACKEND_PID_QUERY, ())
+SLEEP = Statement(sa.select(sa.func.pg_sleep(sa.bindparam("seconds", type_=sa.Float)).label("slept")), ("seconds",))
 # A bound on waits that take milliseconds when the code is right, and the pool timeout when it is not.
 LIVENESS_S = 10.0
 
@@ -26,7 +29,7 @@ LIVENESS_S = 10.0
 @asynccontextmanager
 async def _database(settings: Settings, **overrides: Any) -> AsyncIterator[tuple[Database, list[int]]]:
     """A Database on its own engine and gate, and the list its pool's checkouts are counted in; closed after,
-    with every connection back in the pool."""
+    with every connection back in the pool (checked)."""
     settings = settings.model_copy(update={"db_pool_timeout_s": 60.0, **overrides})
     engine = create_db_engine(settings)
     checkouts: list[int] = []
@@ -36,9 +39,10 @@ async def _database(settings: Settings, **overrides: Any) -> AsyncIterator[tuple
         yield database, checkouts
     finally:
         await database.close()
+    assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
-async def _pid(conn: DirectConnection) -> int:
+async def _pid(conn: Connection) -> int:
     return int((await conn.fetch(BACKEND_PID, {}))[0]["pid"])
 
 
@@ -58,7 +62,6 @@ def test_uses_one_after_another_take_the_stacked_connection_without_a_checkout(s
             pids = [await database.run(_pid) for _ in range(5)]
             assert len(set(pids)) == 1 and len(checkouts) == 1
             assert database.pool_stats() == {"in_use": 0, "idle": 1}
-        assert database.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
     _run(scenario)
 
@@ -67,7 +70,7 @@ async def _stack_connections(database: Database, count: int) -> None:
     """`count` concurrent uses, each holding its connection until all have one: `count` stacked after."""
     arrived = asyncio.Barrier(count)
 
-    async def use(conn: DirectConnection) -> None:
+    async def use(conn: Connection) -> None:
         await arrived.wait()
 
     await asyncio.gather(*(database.run(use) for _ in range(count)))
@@ -97,7 +100,7 @@ def test_the_readiness_ping_answers_while_every_pooled_connection_is_busy(settin
         async with _database(settings, db_pool_size=1, db_max_overflow=0) as (database, _):
             release = asyncio.Event()
 
-            async def busy(conn: DirectConnection) -> int:
+            async def busy(conn: Connection) -> int:
                 await release.wait()
                 return await _pid(conn)
 
@@ -123,7 +126,7 @@ def test_connections_that_idled_go_back_through_the_pool_and_its_health_check(se
             # The most recent one idled too long: it went back and the use checked one out (pinged by the
             # pool's idle health check); the coldest went back as well, so the pool can close an overflow.
             assert len(checkouts) == 4
-            assert database.held is not None and database.held.idle == 2
+            assert database.held_idle == 2
             assert database.pool_stats() == {"in_use": 0, "idle": 3}
 
     _run(scenario)
@@ -137,7 +140,7 @@ def test_a_use_cancelled_mid_statement_returns_its_connection_to_the_pool(settin
             slow.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await slow
-            assert database.held is not None and database.held.idle == 0  # not stacked
+            assert database.held_idle == 0  # not stacked
             assert await asyncio.wait_for(database.run(_pid), LIVENESS_S) > 0
             assert len(checkouts) == 2
             assert database.pool_stats()["in_use"] == 0
@@ -148,7 +151,7 @@ def test_a_use_cancelled_mid_statement_returns_its_connection_to_the_pool(settin
 def test_a_use_that_fails_with_an_ordinary_error_keeps_its_connection(settings: Settings) -> None:
     """A 404 or a constraint violation is raised inside the use; the connection itself is fine."""
 
-    async def missing(conn: DirectConnection) -> None:
+    async def missing(conn: Connection) -> None:
         await _pid(conn)
         raise LookupError("no such task")
 
@@ -169,7 +172,7 @@ def test_hot_uses_and_sessions_mixed_share_the_pools_bound(settings: Settings) -
 
     async def scenario() -> None:
         async with _database(settings, db_pool_size=2, db_max_overflow=0) as (database, _):
-            uses = [database.run(_pid) if n % 2 else _select_in_session(database, BACKEND_PID) for n in range(40)]
+            uses = [database.run(_pid) if n % 2 else _select_in_session(database, BACKEND_PID_QUERY) for n in range(40)]
             pids = await asyncio.wait_for(asyncio.gather(*uses), LIVENESS_S)
             assert len(set(pids)) <= 2
             assert database.pool_stats()["in_use"] == 0

@@ -13,10 +13,11 @@ import pytest
 import sqlalchemy as sa
 from pgcluster import ThrowawayPostgres
 
+from taskplatform.api.columns import PRIORITY
+from taskplatform.api.db import Statement
 from taskplatform.api.migrate import upgrade_head
 from taskplatform.api.schemas import SortKey
-from taskplatform.api.services import tasks as task_service
-from taskplatform.api.services.sql import _compile_for_asyncpg
+from taskplatform.api.services.task_queries import ListShape, page_statement_with_access_check
 
 TASKS_PER_OWNER = 3000
 LIMIT = 20
@@ -71,11 +72,12 @@ def _tasks_rows_read(plan: dict[str, Any]) -> int:
     return own + sum(_tasks_rows_read(child) for child in plan.get("Plans", ()))
 
 
-async def _explain(dsn: str, statement: Any, params: dict[str, Any]) -> dict[str, Any]:
-    sql, order = _compile_for_asyncpg(statement)
+async def _explain(dsn: str, statement: Statement, params: dict[str, Any]) -> dict[str, Any]:
     conn = await asyncpg.connect(dsn)
     try:
-        result = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *(params[n] for n in order))
+        result = await conn.fetchval(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {statement.sql}", *statement.driver_arguments(params)
+        )
     finally:
         await conn.close()
     plan: dict[str, Any] = json.loads(result)[0]["Plan"]
@@ -88,16 +90,11 @@ def test_a_page_reads_its_rows_not_the_owners(
     seeded: tuple[sa.Engine, str, int, sa.Table], sort: str, cursor: str
 ) -> None:
     engine, dsn, owner, tasks = seeded
-    shape = task_service._ListShape(
-        dialect="postgresql", statuses=False, priorities=False, tag_count=0, due_after=False,
-        due_before=False, title_search=False, sort=sort, cursor=cursor,  # type: ignore[arg-type]
-    )  # fmt: skip
-    params: dict[str, Any] = {
-        "jti": "j" * 32, "family_id": "f" * 32, "user_id": owner, "owner_id": owner, "row_limit": LIMIT + 1,
-    }  # fmt: skip
+    shape = ListShape(filters=(), sort=sort, cursor=cursor, dialect="postgresql")  # type: ignore[arg-type]
+    params: dict[str, Any] = {"jti": "j" * 32, "family_id": "f" * 32, "user_id": owner, "row_limit": LIMIT + 1}
     if cursor == "value":  # somewhere in the middle of the owner's tasks, on a non-NULL value
         params["last_value"], params["last_id"] = _middle_row(engine, tasks, owner, sort.lstrip("-"))
-    plan = asyncio.run(_explain(dsn, task_service._authenticated_list_statement(shape), params))
+    plan = asyncio.run(_explain(dsn, page_statement_with_access_check(shape), params))
     assert plan["Actual Rows"] == LIMIT + 1
     assert _tasks_rows_read(plan) <= LIMIT + 1, plan
 
@@ -113,4 +110,4 @@ def _middle_row(engine: sa.Engine, tasks: sa.Table, owner: int, column: str) -> 
     )
     with engine.connect() as conn:
         value, task_id = conn.execute(query).one()
-    return value, task_id
+    return (PRIORITY.decode(value) if column == "priority" else value), task_id  # as the cursor gives it

@@ -1,5 +1,8 @@
 """Real uvicorn processes on one real database: what replicas and concurrent clients see."""
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -7,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from support import LiveServer, auth_headers, register_and_login
+from pgcluster import free_port
+from support import TEST_JWT_SECRET, LiveServer, auth_headers, register_and_login
 
 pytestmark = pytest.mark.slow
 
@@ -113,6 +117,34 @@ def test_idempotency_key_under_concurrency_creates_one_task(
     assert len({task_id for _, task_id in results}) == 1
     with db_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM tasks")).scalar_one() == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_metrics_are_served_on_their_own_port_only(
+    live_server_factory: Callable[..., LiveServer], workers: int
+) -> None:
+    """Every worker serves both ports; the API's port, the one a Service publishes, has no /metrics."""
+    server = live_server_factory(workers=workers)
+    with server.client() as client:
+        for _ in range(2 * workers):  # new connections, spread over the workers by the kernel
+            assert client.get("/healthz", headers={"Connection": "close"}).status_code == 200
+        public = client.get("/metrics")
+        assert public.status_code == 404 and public.headers["content-type"] == "application/problem+json"
+    scraped = [httpx.get(server.metrics_url) for _ in range(4 * workers)]
+    assert {response.status_code for response in scraped} == {200}
+    assert all("http_requests_total" in response.text for response in scraped)
+    assert 'route="/healthz",status="200"' in "".join(response.text for response in scraped)
+    other = httpx.get(server.metrics_url.replace("/metrics", "/api/v1/tasks"))
+    assert other.status_code == 404 and other.headers["content-type"] == "application/problem+json"
+
+
+def test_a_metrics_port_equal_to_the_api_port_is_refused(database_url: str) -> None:
+    port = free_port()
+    env = {**os.environ, "ENVIRONMENT": "test", "DATABASE_URL": database_url, "JWT_SECRET": TEST_JWT_SECRET,
+           "METRICS_PORT": str(port)}  # fmt: skip
+    command = [sys.executable, "-m", "taskplatform.api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "METRICS_PORT" in refused.stderr
 
 
 def test_server_process_serves_openapi_and_docs(live_server_factory: Callable[..., LiveServer]) -> None:

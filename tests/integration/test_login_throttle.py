@@ -191,7 +191,7 @@ def test_bcrypt_runs_with_no_pooled_connection_or_transaction_held(
     from taskplatform.api.services import auth
 
     database = client.app.state.database  # type: ignore[attr-defined]
-    all_slots_free = database.gate.free  # nothing else runs: every slot of the pool's gate is free now
+    all_slots_free = database.free_slots  # nothing else runs: every slot of the pool's gate is free now
     seen: list[tuple[str, int, int, int]] = []
 
     def observe(name: str, real: Callable[..., object]) -> Callable[..., object]:
@@ -203,7 +203,7 @@ def test_bcrypt_runs_with_no_pooled_connection_or_transaction_held(
                         "AND state LIKE 'idle in transaction%'"
                     )
                 ).scalar_one()
-            slots_taken = all_slots_free - database.gate.free
+            slots_taken = all_slots_free - database.free_slots
             seen.append((name, database.pool_stats()["in_use"], slots_taken, int(in_transaction)))
             return real(*args)
 

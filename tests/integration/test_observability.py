@@ -55,15 +55,33 @@ def test_request_id_is_echoed_or_minted(client: TestClient) -> None:
 
 
 def test_metrics_report_requests_by_route_template_and_the_pool(settings: Settings, database_url: str) -> None:
-    with TestClient(create_app(settings)) as client:  # a fresh app: its own counters start at zero
+    app = create_app(settings)  # a fresh app: its own counters start at zero
+    with TestClient(app) as client, TestClient(app, base_url=f"http://testserver:{settings.metrics_port}") as scraper:
         headers = auth_headers(register_and_login(client, "m@x.io"))
         client.get("/api/v1/tasks/12345", headers=headers)
-        text = client.get("/metrics").text
+        text = scraper.get("/metrics").text
     assert 'http_requests_total{method="GET",route="/api/v1/tasks/{task_id}",status="404"} 1.0' in text
     assert 'http_requests_total{method="POST",route="/api/v1/auth/register",status="201"} 1.0' in text
     assert 'http_request_duration_seconds_bucket{le="0.05",method="GET",route="/api/v1/tasks/{task_id}"}' in text
     assert 'db_pool_connections{state="idle"}' in text
     assert 'db_pool_connections{state="in_use"} 0.0' in text
+
+
+def test_metrics_are_not_served_on_the_api_port_and_nothing_else_on_theirs(settings: Settings) -> None:
+    app = create_app(settings)
+    with TestClient(app) as client, TestClient(app, base_url=f"http://testserver:{settings.metrics_port}") as scraper:
+        public = client.get("/metrics")
+        assert public.status_code == 404 and public.headers["content-type"] == "application/problem+json"
+        for path in ("/healthz", "/api/v1/tasks", "/openapi.json", "/metrics/"):
+            refused = scraper.get(path)
+            assert refused.status_code == 404 and refused.headers["content-type"] == "application/problem+json"
+        wrong = scraper.post("/metrics")
+        assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET")
+        assert scraper.get("/metrics").headers["content-type"].startswith("text/plain")
+        assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+    without = create_app(settings.model_copy(update={"metrics_port": 0}))
+    with TestClient(without, base_url=f"http://testserver:{settings.metrics_port}") as nowhere:
+        assert nowhere.get("/metrics").status_code == 404
 
 
 def _crashing_app(settings: Settings, log_file: Path) -> FastAPI:

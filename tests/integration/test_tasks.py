@@ -249,19 +249,22 @@ def test_hot_routes_are_one_round_trip_and_still_refuse_revoked_disabled_and_del
     each, and every refusal of the separate check still holds (a refused create inserts nothing)."""
     import sqlalchemy as sa
 
-    from taskplatform.api.services import auth as auth_service
-    from taskplatform.api.services import sql
-    from taskplatform.api.services import tasks as task_service
+    from taskplatform.api.db import Statement
 
     statements: list[object] = []
-    real_fetch = sql.fetch_mappings
+    real_driver, real_sqlalchemy = Statement.fetch_driver, Statement.fetch_sqlalchemy
 
-    async def counting_fetch(source, statement, params):  # type: ignore[no-untyped-def]
-        statements.append(statement)
-        return await real_fetch(source, statement, params)
+    async def counting_driver(self, driver, params):  # type: ignore[no-untyped-def]
+        statements.append(self)
+        return await real_driver(self, driver, params)
 
-    for service in (auth_service, task_service):  # every statement of these routes goes through fetch_mappings
-        monkeypatch.setattr(service, "fetch_mappings", counting_fetch)
+    async def counting_sqlalchemy(self, source, params):  # type: ignore[no-untyped-def]
+        statements.append(self)
+        return await real_sqlalchemy(self, source, params)
+
+    # Every statement of these routes is a Statement, run one way or the other (db.statements).
+    monkeypatch.setattr(Statement, "fetch_driver", counting_driver)
+    monkeypatch.setattr(Statement, "fetch_sqlalchemy", counting_sqlalchemy)
     tokens = register_and_login(client, "fold@x.io")
     headers = auth_headers(tokens)
     empty = client.get("/api/v1/tasks", headers=headers)

@@ -1,20 +1,20 @@
-"""routes.direct: which declarations are served without FastAPI's dependency solver, and that a client sees the
-same thing either way (statuses, bodies, headers, overrides honoured)."""
+"""routes.direct: the operations served without FastAPI's dependency solver are the named ones, and a client sees
+the same thing either way (statuses, bodies, headers, overrides honoured). The app's own direct route is compared
+with FastAPI's handler on the real database in tests/integration/test_fast_path_parity.py."""
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import fastapi.routing
 import pytest
-from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
 from support import TEST_JWT_SECRET
 
 from taskplatform.api.config import Settings
-from taskplatform.api.main import create_app
-from taskplatform.api.routes.direct import DirectRoute, direct_route, request_dependencies
+from taskplatform.api.main import DIRECT_ROUTES, create_app
+from taskplatform.api.routes import tasks
+from taskplatform.api.routes.direct import DirectRoute, direct_routes
 
 
 async def token(request: Request) -> str:
@@ -38,6 +38,11 @@ async def page(request: Request, who: Annotated[str, Depends(token)], n: Annotat
     return Response(f"{who}:{n}:{request.url.path}", headers={"X-Seen": "1"}, media_type="text/plain")
 
 
+async def page_directly(request: Request) -> Response:
+    """`page` with its dependencies called in the order FastAPI solves them."""
+    return await page(request, await token(request), await limit(request))
+
+
 def _routed(endpoint: Any, path: str = "/p", **kwargs: Any) -> tuple[APIRouter, APIRoute]:
     router = APIRouter()
     router.add_api_route(path, endpoint, methods=["GET"], **kwargs)
@@ -46,110 +51,25 @@ def _routed(endpoint: Any, path: str = "/p", **kwargs: Any) -> tuple[APIRouter, 
     return router, route
 
 
-def test_the_plan_is_the_dependencies_in_declaration_order() -> None:
-    plan = request_dependencies(_routed(page)[1])
-    assert plan == [("who", token, "request"), ("n", limit, "request")]
-
-
-async def run_for_its_effect(request: Request) -> str:
-    return "x"
-
-
-def _sync(request: Request) -> str:
-    return "x"
-
-
-async def _yielding(request: Request) -> AsyncIterator[str]:
-    yield "x"
-
-
-async def _nested(who: Annotated[str, Depends(token)]) -> str:
-    return who
-
-
-class Body(BaseModel):
-    title: str
-
-
-async def with_path(task_id: int, who: Annotated[str, Depends(token)]) -> Response:
-    return Response()
-
-
-async def with_query(q: str, who: Annotated[str, Depends(token)]) -> Response:
-    return Response()
-
-
-async def with_header(x_thing: Annotated[str | None, Header()] = None) -> Response:
-    return Response()
-
-
-async def with_body(body: Body) -> Response:
-    return Response()
-
-
-async def with_response_parameter(response: Response, who: Annotated[str, Depends(token)]) -> Response:
-    return response
-
-
-async def with_background(tasks: BackgroundTasks) -> Response:
-    return Response()
-
-
-async def with_nested(who: Annotated[str, Depends(_nested)]) -> Response:
-    return Response()
-
-
-async def with_yield(who: Annotated[str, Depends(_yielding)]) -> Response:
-    return Response()
-
-
-async def with_sync_dependency(who: Annotated[str, Depends(_sync)]) -> Response:
-    return Response()
-
-
-def sync_endpoint(who: Annotated[str, Depends(token)]) -> Response:
-    return Response()
-
-
-async def returns_a_model(who: Annotated[str, Depends(token)]) -> dict[str, str]:
-    return {"who": who}
-
-
-async def same_dependency_twice(a: Annotated[str, Depends(token)], b: Annotated[str, Depends(token)]) -> Response:
-    return Response()
-
-
-@pytest.mark.parametrize(
-    ("endpoint", "kwargs"),
-    [
-        (with_path, {"path": "/p/{task_id}"}),
-        (with_query, {}),
-        (with_header, {}),
-        (with_body, {}),
-        (with_response_parameter, {}),
-        (with_background, {}),
-        (with_nested, {}),
-        (with_yield, {}),
-        (with_sync_dependency, {}),
-        (sync_endpoint, {}),
-        (returns_a_model, {}),
-        (same_dependency_twice, {}),  # FastAPI calls it once and shares the result
-        (page, {"dependencies": [Depends(run_for_its_effect)]}),  # run for its effect, without a parameter
-    ],
-    ids=lambda value: getattr(value, "__name__", "kwargs"),
-)
-def test_declarations_it_cannot_reproduce_keep_fastapis_handler(endpoint: Any, kwargs: dict[str, Any]) -> None:
-    _, route = _routed(endpoint, **kwargs)
-    assert request_dependencies(route) is None
-    assert direct_route(route) is None
-
-
-def test_the_apps_directly_served_operations_are_the_task_list_and_the_metrics() -> None:
+def test_the_apps_directly_served_operations_are_the_named_ones() -> None:
     app = create_app(Settings(environment="test", jwt_secret=TEST_JWT_SECRET, database_url="sqlite://"))  # type: ignore[arg-type]
     served = sorted(
         (route.path, tuple(sorted(route.methods))) for route in app.router.routes if isinstance(route, DirectRoute)
     )
-    assert served == [("/api/v1/tasks", ("GET",)), ("/metrics", ("GET",))]
+    assert served == [("/api/v1/tasks", ("GET",))]
+    assert {tasks.list_tasks: tasks.list_tasks_directly} == DIRECT_ROUTES
+
+
+def test_the_reference_app_serves_nothing_directly() -> None:
+    settings = Settings(environment="test", jwt_secret=TEST_JWT_SECRET, database_url="sqlite://")  # type: ignore[arg-type]
+    app = create_app(settings, fast_path=False)
+    assert not [route for route in app.router.routes if isinstance(route, DirectRoute)]
+
+
+def test_a_handler_for_an_endpoint_no_route_declares_is_refused() -> None:
+    _, route = _routed(page)
+    with pytest.raises(ValueError, match="page_directly"):
+        direct_routes([route], {page: page_directly, page_directly: page_directly})
 
 
 @pytest.fixture
@@ -170,9 +90,7 @@ def _app(direct: bool) -> FastAPI:
     app = FastAPI()
     router, route = _routed(page)
     if direct:
-        served = direct_route(route)
-        assert served is not None
-        app.router.routes.append(served)
+        app.router.routes.extend(direct_routes([route], {page: page_directly}))
     app.include_router(router)
     return app
 

@@ -9,7 +9,7 @@ from taskplatform.api.errors import ApiError
 from taskplatform.api.limits import CURSOR_MAX, ID_MAX, TITLE_MAX
 from taskplatform.api.pagination import Cursor, decode_cursor, encode_cursor
 from taskplatform.api.routes.tasks import next_page_link
-from taskplatform.api.schemas import TaskListQuery
+from taskplatform.api.services.task_queries import TaskListQuery
 from taskplatform.api.services.tasks import etag_for, parse_if_match
 
 

@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from taskplatform.api.db import PoolBusyError, PoolGate
+from taskplatform.api.db.gate import PoolBusyError, PoolGate
 
 
 def test_a_freed_slot_goes_to_the_longest_waiter_not_to_a_newcomer() -> None:

@@ -1,15 +1,17 @@
 """routes.common.PublishedJSON: the hot reads' bodies, serialized without FastAPI's validation pass, are
-byte for byte what the response models would publish, for rows shaped as the database returns them."""
+byte for byte what the response models would publish, for rows as the database returns them (decoded by the
+statement's column codecs, db.statements)."""
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from taskplatform.api.models import RANK_PRIORITY, Task
+from taskplatform.api.columns import PRIORITY
+from taskplatform.api.models import Task
 from taskplatform.api.routes.common import PublishedJSON
 from taskplatform.api.schemas import TaskPage, TaskPublic
-from taskplatform.api.services.tasks import PUBLIC_TASK_FIELDS, _public_task
+from taskplatform.api.services.task_queries import PUBLIC_TASK_FIELDS, TASK_BY_ID, public_task
 
 
 def _row(**overrides: Any) -> dict[str, Any]:
@@ -43,17 +45,24 @@ ROWS = [
 ]
 
 
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """What the raw path makes of such a row: TASK_BY_ID reads the published columns, a record of their values
+    in that order, through their codecs."""
+    [decoded] = TASK_BY_ID.decoded([tuple(row[name] for name in PUBLIC_TASK_FIELDS)])
+    return decoded
+
+
 @pytest.mark.parametrize("row", ROWS, ids=range(len(ROWS)))
 def test_one_task_is_the_models_bytes(row: dict[str, Any]) -> None:
-    task = _public_task(row)
+    task = public_task(_decoded(row))
     assert tuple(task) == PUBLIC_TASK_FIELDS and "legacy_id" not in task
-    assert task["priority"] == RANK_PRIORITY[row["priority"]]
+    assert task["priority"] == PRIORITY.decode(row["priority"])
     assert PublishedJSON(task).body == TaskPublic.model_validate(task).model_dump_json().encode()
 
 
 @pytest.mark.parametrize("cursor", [None, "eyJzIjoiLWNyZWF0ZWRfYXQiLCJ2IjoxLCJpIjoyfQ"])
 def test_a_page_is_the_models_bytes(cursor: str | None) -> None:
-    page = {"items": [_public_task(row) for row in ROWS], "next_cursor": cursor}
+    page = {"items": [public_task(_decoded(row)) for row in ROWS], "next_cursor": cursor}
     assert PublishedJSON(page).body == TaskPage.model_validate(page).model_dump_json().encode()
     assert PublishedJSON({"items": [], "next_cursor": None}).body == b'{"items":[],"next_cursor":null}'
 

@@ -14,7 +14,7 @@ from support import TEST_JWT_SECRET
 from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app
 from taskplatform.api.routes.tasks import list_query
-from taskplatform.api.schemas import TaskListQuery
+from taskplatform.api.services.task_queries import TaskListQuery
 
 # FastAPI's way (the reference) and ours, side by side on one throwaway app.
 reference = FastAPI()

@@ -4,7 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from taskplatform.api.limits import EMAIL_MAX, PAGE_SIZE_MAX, TAG_FILTERS_MAX
-from taskplatform.api.schemas import TaskCreate, TaskListQuery, TaskUpdate, UserCreate
+from taskplatform.api.schemas import TaskCreate, TaskUpdate, UserCreate
+from taskplatform.api.services.task_queries import TaskListQuery
 
 
 def _locs(exc: ValidationError) -> list[tuple[str | int, ...]]:

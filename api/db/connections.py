@@ -1,69 +1,42 @@
-"""Statement helpers shared by the services: dialect-aware inserts and the hot-path read executor."""
+"""The connections the hot routes use a statement at a time, and those they keep checked out between uses."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, TypeVar
 
-import asyncpg
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
-from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-AnySelect = sa.Select[*tuple[Any, ...]]
+from taskplatform.api.db.engine import CONNECTION_LOST_ERRORS, LAST_USED
+from taskplatform.api.db.statements import Row, Statement
+
 T = TypeVar("T")
 
-_ASYNCPG_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
+class Connection:
+    """A pooled connection for one use of Database.run, a statement at a time, without an ORM session.
 
-async def insert_ignoring_conflicts(session: AsyncSession, model: type[SQLModel], values: dict[str, Any]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING, for writes that two replicas may race on harmlessly."""
-    dialect = session.get_bind().dialect.name
-    table = model.__table__  # type: ignore[attr-defined]
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).values(**values)
-    await session.exec(stmt.on_conflict_do_nothing())
-
-
-@lru_cache(maxsize=512)
-def _compile_for_asyncpg(statement: AnySelect) -> tuple[str, tuple[str, ...]]:
-    compiled = statement.compile(dialect=_ASYNCPG_DIALECT)
-    return compiled.string, tuple(compiled.positiontup or ())
-
-
-class DirectConnection:
-    """A pooled connection for the hot routes' single statements (the list, one task, a plain create), without
-    an ORM session.
-
-    On PostgreSQL it is the asyncpg connection itself, checked out of the engine's pool (same pool, same
-    idle health check, same server settings): an AsyncSession around it costs ~140 µs of CPU per request
-    for nothing a single SELECT needs (docs/benchmarks.md). Elsewhere (SQLite for a quick local run) it
-    wraps a SQLAlchemy connection.
+    On the fast path (PostgreSQL) it is the asyncpg connection itself, checked out of the engine's pool and kept
+    by HeldConnections (same pool, same idle health check, same server settings): an AsyncSession around it
+    costs ~140 µs of CPU per request for nothing a single statement needs (docs/benchmarks.md). Otherwise
+    (SQLite, the reference path) it wraps a SQLAlchemy connection.
     """
 
-    def __init__(self, dialect: str, driver: Any = None, connection: AsyncConnection | None = None) -> None:
-        self.dialect = dialect
+    __slots__ = ("_connection", "_driver")
+
+    def __init__(self, *, driver: Any = None, connection: AsyncConnection | None = None) -> None:
         self._driver = driver
         self._connection = connection
 
-    async def fetch(self, statement: AnySelect, params: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
-        if self._driver is None:
-            assert self._connection is not None
-            result = await self._connection.execute(statement, dict(params))
-            return [dict(row) for row in result.mappings()]
-        return await _driver_fetch(self._driver, statement, params)
-
-
-# The pool's record of a connection (its `info`) keeps, under this key, when a use last finished with it
-# (time.monotonic()): the idle health check on checkout (db.install_idle_ping) reads it.
-LAST_USED = "last_used_at"
+    async def fetch(self, statement: Statement, params: Mapping[str, Any]) -> list[Row]:
+        if self._driver is not None:
+            return await statement.fetch_driver(self._driver, params)
+        assert self._connection is not None
+        return await statement.fetch_sqlalchemy(self._connection, params)
 
 
 @dataclass(slots=True)
@@ -106,7 +79,6 @@ class HeldConnections:
 
     def __init__(self, engine: AsyncEngine, idle_s: float, recycle_s: float) -> None:
         self._engine = engine.sync_engine  # its pool is looked up on use: dispose() replaces it
-        self._dialect = engine.dialect.name
         self._idle_s = idle_s
         self._recycle_s = recycle_s if recycle_s >= 0 else math.inf
         self._stack: list[_Held] = []  # the most recently used last
@@ -119,7 +91,7 @@ class HeldConnections:
     def _fresh(self, held: _Held, now: float) -> bool:
         return now - held.returned_at < self._idle_s and now - held.borrowed_at < self._recycle_s
 
-    async def run(self, work: Callable[[DirectConnection], Awaitable[T]]) -> T:
+    async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         now = time.monotonic()
         going_back: list[_Held] = []
         if self._stack and not self._fresh(self._stack[0], now):
@@ -137,7 +109,7 @@ class HeldConnections:
         elif going_back:
             await greenlet_spawn(_return_all, going_back)
         try:
-            result = await work(DirectConnection(self._dialect, driver=held.driver))
+            result = await work(Connection(driver=held.driver))
         except Exception as exc:
             if _connection_lost(exc):
                 await greenlet_spawn(self._give_back, held, exc)
@@ -183,58 +155,5 @@ def _return_all(stacked: list[_Held]) -> None:
         held.return_to_pool()
 
 
-# What asyncpg raises, unwrapped, when the server side of a connection is gone (a restart, a failover, an
-# administrator's pg_terminate_backend) or it cannot be opened: such a connection is never pooled again.
-CONNECTION_LOST_ERRORS: tuple[type[Exception], ...] = (
-    ConnectionError,
-    TimeoutError,  # the connection's state is unknown after one
-    asyncpg.exceptions.PostgresConnectionError,  # ConnectionDoesNotExistError among them
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.InterfaceError,
-    # A connection whose server ended it while it sat in the pool can fail its next use this way ("cannot
-    # switch to state …; another operation is in progress") before it reports the loss itself.
-    asyncpg.exceptions.InternalClientError,
-)
-
-
 def _connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, CONNECTION_LOST_ERRORS)
-
-
-async def _driver_fetch(driver: Any, statement: AnySelect, params: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
-    sql, order = _compile_for_asyncpg(statement)
-    records: Sequence[Mapping[str, Any]] = await driver.fetch(sql, *(params[name] for name in order))
-    return records
-
-
-async def fetch_mappings(
-    source: AsyncSession | DirectConnection, statement: AnySelect, params: Mapping[str, Any]
-) -> Sequence[Mapping[str, Any]]:
-    """Run one statement whose parameters are all named bindparams (a SELECT, or a write inside one that
-    returns rows); rows as mappings.
-
-    On PostgreSQL the statement goes straight to the asyncpg connection (same pool, same health checks,
-    bound parameters), compiled once per statement object: SQLAlchemy's per-execution work (cache key,
-    greenlet hop, result processing) measured at ~2/3 of the API's CPU per query (docs/benchmarks.md). So
-    callers pass values already in column form (priority ranks, aware datetimes) and get raw column values
-    back; no TypeDecorator runs on this path. Elsewhere (SQLite for a quick local run) SQLAlchemy executes
-    the same statement.
-
-    On a DirectConnection it runs outside any transaction on PostgreSQL: one statement is atomic and commits
-    on its own, which is what its callers want.
-    """
-    if isinstance(source, DirectConnection):
-        return await source.fetch(statement, params)
-    connection = await source.connection()
-    if connection.dialect.driver != "asyncpg":
-        result = await connection.execute(statement, dict(params))
-        return [dict(row) for row in result.mappings()]
-    raw = await connection.get_raw_connection()
-    try:
-        return await _driver_fetch(raw.driver_connection, statement, params)
-    except CONNECTION_LOST_ERRORS as exc:
-        await connection.invalidate(exc)  # SQLAlchemy did not see it: keep the dead connection out of the pool
-        raise
