@@ -66,20 +66,24 @@ e2e: deps images
 test-fast: deps
 	$(BIN)/pytest -m "not slow and not e2e" $(PYTEST_ARGS)
 
+# The benches run as scripts beside their shared library (bench/benchlib.py) and import the tests' throwaway servers
+# (tests/pgcluster.py, kubecluster.py...), which PYTHONPATH names as pyproject names them to pytest (`pythonpath`).
+BENCH_PYTHON := PYTHONPATH=$(CURDIR)/tests $(BIN)/python
+
 bench-migration: deps
 	scripts/system-deps.sh postgresql wrk
 	scripts/build-ferretdb.sh >/dev/null
-	$(BIN)/python bench/migration_bench.py $(BENCH_ARGS)
+	$(BENCH_PYTHON) bench/migration_bench.py $(BENCH_ARGS)
 
 bench-api: deps
 	scripts/system-deps.sh postgresql wrk
-	$(BIN)/python bench/api_bench.py $(BENCH_ARGS)
+	$(BENCH_PYTHON) bench/api_bench.py $(BENCH_ARGS)
 
 bench-e2e: deps images
 	scripts/system-deps.sh wrk node
 	scripts/build-k8s.sh >/dev/null
 	scripts/build-node.sh >/dev/null
-	$(BIN)/python bench/e2e_bench.py $(BENCH_ARGS)
+	$(BENCH_PYTHON) bench/e2e_bench.py $(BENCH_ARGS)
 
 bench-backup: deps images
 	scripts/system-deps.sh node
@@ -87,11 +91,11 @@ bench-backup: deps images
 	scripts/build-node.sh >/dev/null
 	scripts/build-s3server.sh >/dev/null
 	scripts/build-helm.sh >/dev/null
-	$(BIN)/python bench/backup_bench.py $(BENCH_ARGS)
+	$(BENCH_PYTHON) bench/backup_bench.py $(BENCH_ARGS)
 
 bench-operator: deps
 	scripts/build-k8s.sh >/dev/null
-	$(BIN)/python bench/operator_bench.py $(BENCH_ARGS)
+	$(BENCH_PYTHON) bench/operator_bench.py $(BENCH_ARGS)
 
 cluster-up:
 	scripts/cluster-up.sh

@@ -9,48 +9,28 @@ Results go to docs/benchmarks.md; the last line printed is the summary the issue
 from __future__ import annotations
 
 import argparse
-import atexit
 import functools
 import json
 import os
-import platform
-import re
-import resource
 import secrets
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import sqlalchemy as sa
+from benchlib import ROOT, WrkResult, cpu_during, machine, pg_version, run_wrk, start_server, write_doc
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from pgcluster import ThrowawayPostgres, free_port  # noqa: E402
+# bench/backup_bench.py imports this (and write_doc) from here until it imports them from benchlib; no other bench does.
+from benchlib import cpu_model as cpu_model
+from pgcluster import ThrowawayPostgres, free_port
 
-from taskplatform.api.migrate import upgrade_head  # noqa: E402
+from taskplatform.api.migrate import upgrade_head
 
-BENCH_DOC = ROOT / "docs" / "benchmarks.md"
-# The servers' logs (access logs run to tens of MB): one folder per run, removed when the run ends.
-BENCH_LOG_DIR = Path(tempfile.mkdtemp(prefix="taskplatform-bench-"))
-atexit.register(shutil.rmtree, BENCH_LOG_DIR, True)
 BEGIN, END = "<!-- api-bench:begin -->", "<!-- api-bench:end -->"
-
-
-@dataclass
-class WrkResult:
-    name: str
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    non_2xx: int
 
 
 @dataclass
@@ -63,67 +43,11 @@ class CpuSplit:
     idle: float  # cores x wall time, less the three above (and anything else running)
 
 
-Result = TypeVar("Result")
-
-
-def cpu_during(run: Callable[[], Result], *pids: int) -> tuple[Result, float, list[float]]:
-    """run()'s result, its wall seconds, and the CPU seconds used meanwhile by each process tree in `pids`,
-    then (last) by this process's children that finished meanwhile."""
-
-    def meter() -> list[float]:
-        return [*(tree_cpu_s(pid) for pid in pids), children_cpu_s()]
-
-    before = meter()
-    start = time.perf_counter()
-    result = run()
-    wall = time.perf_counter() - start
-    return result, wall, [after - earlier for after, earlier in zip(meter(), before, strict=True)]
-
-
 def with_cpu_split(run: Callable[[], WrkResult], server_pid: int, postmaster_pid: int) -> tuple[WrkResult, CpuSplit]:
     result, wall, (server, postgres, wrk) = cpu_during(run, server_pid, postmaster_pid)
     requests = result.rps * wall
     idle = (os.cpu_count() or 1) * wall - server - postgres - wrk
     return result, CpuSplit(*(1e6 * x / requests for x in (server, postgres, wrk, idle)))
-
-
-def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-
-
-def run_wrk(name: str, url: str, *, seconds: int, connections: int, threads: int, headers: dict[str, str],
-            script: Path | None = None) -> WrkResult:  # fmt: skip
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    for key, value in headers.items():
-        cmd += ["-H", f"{key}: {value}"]
-    if script:
-        cmd += ["-s", str(script)]
-    out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
-    return parse_wrk(name, out)
-
-
-def parse_wrk(name: str, out: str) -> WrkResult:
-    """wrk's report (run with --latency) as figures."""
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return WrkResult(name, rps, p50, p99, int(bad.group(1)) if bad else 0)
-
-
-def start_server(args: list[str], env: dict[str, str], port: int, ready_path: str) -> subprocess.Popen[bytes]:
-    log = open(BENCH_LOG_DIR / f"server-{port}.log", "wb")  # noqa: SIM115 (lives as long as the server)
-    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server on port {port} did not start")
 
 
 def seed(url: str, users: int, tasks_per_user: int) -> None:
@@ -159,25 +83,6 @@ def seed(url: str, users: int, tasks_per_user: int) -> None:
         conn.execute(meta.tables["tasks"].insert(), rows)
         conn.execute(sa.text("ANALYZE"))
     engine.dispose()
-
-
-def write_doc(section: str, begin: str = BEGIN, end: str = END) -> None:
-    """Replace the marked section of docs/benchmarks.md (appending it the first time)."""
-    BENCH_DOC.parent.mkdir(exist_ok=True)
-    text = BENCH_DOC.read_text() if BENCH_DOC.exists() else "# Benchmarks\n"
-    block = f"{begin}\n{section.rstrip()}\n{end}"
-    if begin in text:
-        text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    BENCH_DOC.write_text(text)
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -300,8 +205,8 @@ def main() -> None:
 
 - Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
 - Command: `make bench-api` (`python bench/api_bench.py --seconds {args.seconds} --connections {args.connections}`)
-- Machine: {os.cpu_count()} cores ({cpu_model()}), {memory_gib()} GiB,
-  Python {platform.python_version()}, PostgreSQL {pg_version()} (durable: fsync on), all on one machine
+- Machine: {machine()},
+  PostgreSQL {pg_version()} (durable: fsync on), all on one machine
 - Setup: API with {args.workers} uvicorn workers (= cores), asyncpg pool {pool_size}/worker, JSON request logging on;
   {args.users} seeded users x {args.tasks_per_user} tasks plus the bench user's {args.tasks_per_user};
   wrk {wrk_threads} threads, {args.connections} connections, {args.seconds} s per endpoint;
@@ -326,7 +231,7 @@ db-floor, create >= 0.60, list p99 <= 2.5 x p50. Result: list {list_floor:.2f}, 
 get {get_floor:.2f}; list p99/p50 = {listed.p99_ms / listed.p50_ms:.1f}.
 """
     if not args.no_doc:
-        write_doc(section)
+        write_doc(section, BEGIN, END)
     print(section)
     print(
         f"api-bench: list={listed.rps:.0f} create={by_name['create'].rps:.0f} "
@@ -334,46 +239,6 @@ get {get_floor:.2f}; list p99/p50 = {listed.p99_ms / listed.p50_ms:.1f}.
         f"create_floor={create_floor:.2f} get_floor={get_floor:.2f} list_p50_ms={listed.p50_ms:.1f} "
         f"list_p99_ms={listed.p99_ms:.1f}"
     )
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str]:
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2 :].split()  # the fields after "(comm)"
-
-
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds of a process, its reaped children and its live children (a postmaster and its backends,
-    uvicorn and its workers)."""
-    fields = _stat(pid)
-    total = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime, stime, cutime, cstime
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                child = _stat(int(entry.name))
-            except (OSError, ValueError):
-                continue
-            if int(child[1]) == pid:
-                total += int(child[11]) + int(child[12])
-    return total / _TICK
-
-
-def children_cpu_s() -> float:
-    """CPU seconds of this process's reaped children (a finished wrk, a finished migration)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def memory_gib() -> int:
-    return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
-
-
-def pg_version() -> str:
-    out = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout
-    match = re.search(r"(\d+\.\d+)", out)
-    return match.group(1) if match else "?"
 
 
 if __name__ == "__main__":

@@ -23,13 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from api_bench import WrkResult, cpu_model, parse_wrk, run_wrk, start_server, write_doc  # noqa: E402
-from e2ecluster import (  # noqa: E402
+from benchlib import WrkResult, machine, parse_wrk, run_wrk, start_server, write_doc
+from e2ecluster import (
     API_IMAGE,
     OPERATOR_IMAGE,
     POSTGRES_IMAGE,
@@ -40,15 +35,15 @@ from e2ecluster import (  # noqa: E402
     platform_ready,
     ready,
 )  # fmt: skip
-from kubecluster import LocalCluster, OperatorProcess, wait_for  # noqa: E402
-from pgcluster import free_port  # noqa: E402
+from kubecluster import LocalCluster, OperatorProcess, wait_for
+from pgcluster import free_port
 
-from taskplatform.operator import jwtkeys  # noqa: E402
-from taskplatform.operator.dbroles import API_ROLE  # noqa: E402
-from taskplatform.operator.specs.api import API_COMPONENT as API  # noqa: E402
-from taskplatform.operator.specs.api import API_PORT  # noqa: E402
-from taskplatform.operator.specs.common import selector_string  # noqa: E402
-from taskplatform.operator.specs.names import Names  # noqa: E402
+from taskplatform.operator import jwtkeys
+from taskplatform.operator.dbroles import API_ROLE
+from taskplatform.operator.specs.api import API_COMPONENT as API
+from taskplatform.operator.specs.api import API_PORT
+from taskplatform.operator.specs.common import selector_string
+from taskplatform.operator.specs.names import Names
 
 BEGIN, END = "<!-- e2e-bench:begin -->", "<!-- e2e-bench:end -->"
 PLATFORM = "bench"
@@ -238,7 +233,7 @@ def main() -> None:
     table = "\n".join(f"| {r.name} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.non_2xx} |" for r in rows)
     doc = f"""## End to end on the real local node (`make bench-e2e`)
 
-{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {cpu_model()}, {os.cpu_count()} cores. Command:
+{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {machine()}. Command:
 `make bench-e2e BENCH_ARGS="--seconds {args.seconds} --connections {args.connections} --threads {args.threads}"`.
 The API pod runs `taskplatform-api serve` (1 worker); the direct run is the same command on the host with the same
 environment and the same PostgreSQL pod. wrk runs on the host for the direct run and in a pod for the others:

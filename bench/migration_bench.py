@@ -12,30 +12,24 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import random
 import resource
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg2
+from benchlib import cpu_during, machine, pg_version, write_doc
 from bson import ObjectId
+from mongoserver import ThrowawayMongo
+from pgcluster import ThrowawayPostgres
 from pymongo import MongoClient
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
-from api_bench import cpu_during, cpu_model, memory_gib, pg_version, write_doc  # noqa: E402
-from mongoserver import ThrowawayMongo  # noqa: E402
-from pgcluster import ThrowawayPostgres  # noqa: E402
-
-from taskplatform.api.migrate import upgrade_head  # noqa: E402
-from taskplatform.migration.read_order import ReadOrder  # noqa: E402
-from taskplatform.migration.source import Position, read_batches, source_client  # noqa: E402
-from taskplatform.migration.target import libpq_dsn  # noqa: E402
+from taskplatform.api.migrate import upgrade_head
+from taskplatform.migration.read_order import ReadOrder
+from taskplatform.migration.source import Position, read_batches, source_client
+from taskplatform.migration.target import libpq_dsn
 
 HASH = "$2b$12$" + "N" * 53
 STATUSES = ("pending", "in-progress", "completed", "done", "todo")
@@ -162,7 +156,7 @@ def main() -> None:
 - Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
 - Command: `make bench-migration` (`python bench/migration_bench.py --tasks {args.tasks} --users {args.users}`),
   migration read order: {args.read_order}
-- Machine: {os.cpu_count()} cores ({cpu_model()}), {memory_gib()} GiB, Python {platform.python_version()},
+- Machine: {machine()},
   PostgreSQL {pg_version()} (durable: fsync on), FerretDB 1.24 (SQLite backend) as the source,
   all on one machine
 - Source: {args.users:,} users + {args.tasks:,} tasks with legacy spellings (seeded in {seed_s:.0f} s);

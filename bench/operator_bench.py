@@ -14,30 +14,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
+from benchlib import machine, write_doc
+from kubecluster import LocalCluster, OperatorProcess
 
-from api_bench import cpu_model, write_doc  # noqa: E402
-from kubecluster import LocalCluster, OperatorProcess  # noqa: E402
-
-from taskplatform.operator.dbroles import ROLES  # noqa: E402
-from taskplatform.operator.jwtkeys import JwtKeys  # noqa: E402
-from taskplatform.operator.kinds import DEPLOYMENT, JOB, STATEFUL_SET, TASK_PLATFORM  # noqa: E402
-from taskplatform.operator.kube import Kube, load_api_client  # noqa: E402
-from taskplatform.operator.models import TaskPlatformSpec  # noqa: E402
-from taskplatform.operator.specs.children import PlatformFacts, platform_children  # noqa: E402
-from taskplatform.operator.specs.common import Owner  # noqa: E402
-from taskplatform.operator.specs.credentials import Credentials, credentials_secret  # noqa: E402
+from taskplatform.operator.dbroles import ROLES
+from taskplatform.operator.jwtkeys import JwtKeys
+from taskplatform.operator.kinds import DEPLOYMENT, JOB, STATEFUL_SET, TASK_PLATFORM
+from taskplatform.operator.kube import Kube, load_api_client
+from taskplatform.operator.models import TaskPlatformSpec
+from taskplatform.operator.specs.children import PlatformFacts, platform_children
+from taskplatform.operator.specs.common import Owner
+from taskplatform.operator.specs.credentials import Credentials, credentials_secret
 
 SPEC: dict[str, Any] = {"api": {"replicas": 2}}
 
@@ -158,7 +152,7 @@ def main() -> None:
 
 - Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
 - Command: `make bench-operator` (`python bench/operator_bench.py --many {args.many} --repeat {args.repeat}`)
-- Machine: {os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}; local control plane
+- Machine: {machine()}; local control plane
   (kube-apiserver, controller-manager, scheduler v1.36.3, etcd, kwok fake nodes) and the operator on the
   same cores
 - Each TaskPlatform: PostgreSQL StatefulSet + volume, schema Job, 2 API replicas, Services, PDB

@@ -3,12 +3,15 @@
 # with the distribution's packages and `docker import` it. Prints nothing but progress on stderr.
 #   taskplatform-base:<suite>    python3 + venv (BASE_IMAGE of Dockerfile.api and Dockerfile.operator)
 #   taskplatform-pgbase:<suite>  PostgreSQL 15 server (BASE_IMAGE of Dockerfile.postgres)
-# Rootfs tarballs are cached in ~/.cache/taskplatform/rootfs keyed by suite and package list; an image is
-# re-imported only when its key changes. Needs root, debootstrap and a running Docker engine.
+# Rootfs tarballs are cached in ~/.cache/taskplatform/rootfs keyed by suite and package list (scripts/lib/cache.sh;
+# two runs do not write the same tarball at once); an image is re-imported only when its key changes. Needs root,
+# debootstrap and a running Docker engine.
 set -euo pipefail
+# shellcheck source=scripts/lib/cache.sh
+. "$(dirname "$0")/lib/cache.sh"
 SUITE=${DEBIAN_SUITE:-bookworm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/taskplatform/rootfs"
+cache=$(cache_dir rootfs)
 mkdir -p "$cache"
 
 build() {  # image name, comma-separated packages
@@ -18,6 +21,7 @@ build() {  # image name, comma-separated packages
     return
   fi
   tarball="$cache/$image-$SUITE-$key.tar"
+  cache_lock "$tarball" || { echo "build-base-images: cannot write $cache" >&2; exit 1; }
   if [ ! -f "$tarball" ]; then
     echo "build-base-images: debootstrap $SUITE with $packages" >&2
     rootfs=$(mktemp -d)

@@ -2,62 +2,47 @@
 # Build the local control plane's binaries from the Go module proxy, once per version set, and print
 # their directory: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes),
 # etcd, kwok and kwok's stage definitions.
-# Cached under ~/.cache/taskplatform; a cold build takes several minutes on two cores.
+# Cached under ~/.cache/taskplatform (scripts/lib/cache.sh); a cold build takes several minutes on two cores.
 #
 # k8s.io/kubernetes and etcd's server module carry `replace` directives pointing into their own trees,
 # so `go install pkg@version` refuses them; each is built from a throwaway wrapper module that requires
 # it and maps those replaces to the published module versions (Kubernetes: scripts/lib/build-kubernetes.sh).
 set -euo pipefail
+# shellcheck source=scripts/lib/cache.sh
+. "$(dirname "$0")/lib/cache.sh"
+# shellcheck source=scripts/lib/build-kubernetes.sh
+. "$(dirname "$0")/lib/build-kubernetes.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.5}
 KWOK_VERSION=${KWOK_VERSION:-v0.7.0}
-out="${XDG_CACHE_HOME:-$HOME/.cache}/taskplatform/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
+out=$(cache_dir "k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION")
 want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwok-base-stages.yaml)
-missing=0
-for bin in "${want[@]}"; do [ -e "$out/$bin" ] || missing=1; done
-if [ "$missing" -eq 0 ]; then echo "$out"; exit 0; fi
+cached_or_continue "$out" "${want[@]}"
 
-command -v go >/dev/null || { echo "build-k8s: Go is required" >&2; exit 1; }
-export GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$out"
+go_env
+work_dir
 
 # --- Kubernetes ---------------------------------------------------------------------------------------
-# shellcheck source=scripts/lib/build-kubernetes.sh
-. "$(dirname "$0")/lib/build-kubernetes.sh"
 build_kubernetes "$KUBE_VERSION" "$out" "$work/k8s" \
   cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl
 
 # --- etcd ---------------------------------------------------------------------------------------------
-mkdir -p "$work/etcd"
-cat > "$work/etcd/go.mod" <<EOM
-module taskplatform.local/etcd
-
-go 1.24
-
-require go.etcd.io/etcd/server/v3 $ETCD_VERSION
-
-replace (
-	go.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 $ETCD_VERSION
-	go.etcd.io/etcd/client/pkg/v3 => go.etcd.io/etcd/client/pkg/v3 $ETCD_VERSION
-	go.etcd.io/etcd/client/v3 => go.etcd.io/etcd/client/v3 $ETCD_VERSION
-	go.etcd.io/etcd/pkg/v3 => go.etcd.io/etcd/pkg/v3 $ETCD_VERSION
-)
-EOM
+wrapper_module "$work/etcd" etcd 1.24 "go.etcd.io/etcd/server/v3@$ETCD_VERSION" \
+  "go.etcd.io/etcd/api/v3@$ETCD_VERSION" "go.etcd.io/etcd/client/pkg/v3@$ETCD_VERSION" \
+  "go.etcd.io/etcd/client/v3@$ETCD_VERSION" "go.etcd.io/etcd/pkg/v3@$ETCD_VERSION"
 echo "build-k8s: building etcd $ETCD_VERSION" >&2
 (cd "$work/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
 
 # --- kwok (no replace directives: a plain install) ------------------------------------------------------
 echo "build-k8s: building kwok $KWOK_VERSION" >&2
-GOBIN="$out" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+go_install "$out" -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 # kwok's own "fast" stages: nodes initialise and heartbeat, pods become Ready at once. Job pods end as
 # scripts/kwok/job-pods.yaml says (cluster-up.sh passes it too).
-kwok_src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+kwok_src=$(go_mod_download Dir "sigs.k8s.io/kwok@$KWOK_VERSION")
 for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease pod/fast/pod-ready \
              pod/fast/pod-delete; do
   cat "$kwok_src/kustomize/stage/$stage.yaml"
   echo "---"
 done > "$out/kwok-base-stages.yaml"
 
-echo "$out"
+cache_done "$out" "${want[@]}"
