@@ -321,7 +321,8 @@ def test_deleting_the_taskplatform_removes_every_child_and_its_volume_claim(e2e:
     selector = f"app.kubernetes.io/instance={PLATFORM}"
 
     def left() -> list[str]:
-        items = e2e.get("all,secrets,pvc,networkpolicies,poddisruptionbudgets", "-l", selector)["items"]
+        kinds = "all,secrets,configmaps,serviceaccounts,pvc,networkpolicies,poddisruptionbudgets"
+        items = e2e.get(kinds, "-l", selector)["items"]
         claim = e2e.kubectl("get", "pvc", NAMES.database_claim, check=False)
         return [f"{i['kind']}/{i['metadata']['name']}" for i in items] + (["the PVC"] if claim.returncode == 0 else [])
 
