@@ -703,7 +703,9 @@ class SourceEgress(CRModel):
         [MONGODB_PORT],
         min_length=1,
         max_length=SOURCE_PORTS_MAX,
-        description="TCP ports of the MongoDB source (every member of a replica set, and of an SRV record's hosts).",
+        description="TCP ports the MongoDB source's servers listen on (every member of a replica set, and of an SRV "
+        "record's hosts; for a source behind a Kubernetes Service, its targetPort: a policy sees a connection after "
+        "the Service's translation).",
     )
     to: list[NetworkPeer] = Field(
         [],
