@@ -6,8 +6,8 @@ A default deny selects every pod of the platform (Ingress and Egress, no rule). 
 its own paths; it declares both directions too, so that it alone says everything its pods may do (and a pod that
 some component's policy selects is confined even where the default deny is deleted by hand):
 
-- the database: connections to 5432 from the platform's database clients; nothing out (its postStart hook reaches
-  PostgreSQL over the local socket, its probes are exec probes);
+- the database: connections to 5432 from the platform's database clients; nothing out (its postStart hook and its
+  exec probes reach PostgreSQL over the pod's socket and loopback address, which no policy filters);
 - the API: its http port from spec.api.ingressFrom (anyone when empty), its metrics port from
   spec.api.metrics.scrapeFrom (nobody when empty); out, the database and DNS;
 - the schema Job: the database and DNS;
