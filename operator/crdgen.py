@@ -6,6 +6,7 @@ and parents defaulted to `{}` so that the API server fills in nested defaults.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +34,8 @@ from taskplatform.operator.specs.limits import (
 
 _KEEP = {
     "type", "description", "default", "enum", "minimum", "maximum", "pattern", "minLength", "maxLength",
-    "maxItems", "items", "properties", "required", "x-kubernetes-validations", "format", "nullable",
+    "maxItems", "minItems", "maxProperties", "items", "properties", "required", "x-kubernetes-validations", "format",
+    "nullable",
 }  # fmt: skip
 
 
@@ -230,7 +232,9 @@ HEADER = "# Generated from taskplatform/operator/models.py by `make crds`; do no
 
 
 def render(manifest: dict[str, Any]) -> str:
-    return HEADER + str(yaml.safe_dump(manifest, sort_keys=False, width=120))
+    # Through JSON first: a schema the models share (a selector's, a peer's) is written out in full each time it
+    # appears, not as YAML anchors and aliases.
+    return HEADER + str(yaml.safe_dump(json.loads(json.dumps(manifest)), sort_keys=False, width=120))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,8 +4,12 @@ Progress comes from the running pod's last JSON progress line (`taskplatform-mig
 final counts and the failure reason from the container's termination message (the CLI writes its outcome to
 /dev/termination-log). A finished DataMigration is left alone: re-running means a new resource.
 
+The Job's NetworkPolicy (its egress: the platform's database, DNS, the source) is written by this pass, before the
+Job and again on every pass while the Job runs, and owned by the DataMigration: its source is the DataMigration's
+(spec.sourceEgress), and two DataMigrations into one platform may read different sources.
+
 RBAC this needs: datamigrations get/list/watch/patch, datamigrations/status patch; taskplatforms get;
-jobs get/list/watch/create; pods list, pods/log get; events create.
+jobs get/list/watch/create; networkpolicies patch (server-side apply); pods list, pods/log get; events create.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from taskplatform.operator.kube import Kube, KubeError, newest_job_pod
 from taskplatform.operator.models import DataMigrationSpec, DataMigrationStatus, TaskPlatformSpec
 from taskplatform.operator.specs.common import Owner
 from taskplatform.operator.specs.datamigration import data_migration_job, data_migration_job_name
+from taskplatform.operator.specs.networkpolicy import data_migration_network_policy
 from taskplatform.operator.status import status_changed, status_patch
 
 LOG_TAIL_LINES = 20
@@ -62,6 +67,7 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
     job_name = data_migration_job_name(name)
     new_status = DataMigrationStatus(observed_generation=meta.get("generation"))
 
+    owner = Owner(DATA_MIGRATION, name, namespace, meta["uid"])
     job = kube.get(JOB, namespace, job_name)
     if job is None:
         platform = kube.get(TASK_PLATFORM, namespace, spec.target)
@@ -73,8 +79,9 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
             observations = _waiting(Reason.WAITING_FOR_TARGET, f"{TASK_PLATFORM.named(spec.target)} is not Ready yet")
             result.retry_after_s = 5
         else:
-            owner = Owner(DATA_MIGRATION, name, namespace, meta["uid"])
             platform_spec = TaskPlatformSpec.model_validate(platform.get("spec") or {})
+            # Its NetworkPolicy first: under the platform's default deny the pod could otherwise reach nothing.
+            kube.apply(data_migration_network_policy(owner, spec))
             job = kube.create(data_migration_job(owner, spec, platform_spec)) or kube.get(JOB, namespace, job_name)
             if job is None:
                 # It existed a moment ago (create said so) and is gone now: being deleted. Look again soon.
@@ -82,6 +89,8 @@ def reconcile_migration(kube: Kube, migration: Manifest) -> MigrationResult:
                 result.retry_after_s = 2
             else:
                 result.events.append(Event("Normal", EventReason.JOB_CREATED, f"started {JOB.named(job_name)}"))
+    elif status.job_outcome(job) is None:
+        kube.apply(data_migration_network_policy(owner, spec))  # put back, were it deleted while the Job runs
     if job is not None:
         pod = newest_job_pod(kube, namespace, job_name)
         termination = status.parse_termination(pod)

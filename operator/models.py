@@ -8,7 +8,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.alias_generators import to_camel
 
 from taskplatform.migration import contract
@@ -147,6 +147,212 @@ TrustedProxy = Annotated[
 ]
 
 
+# NetworkPolicy peers (networkpolicy.py): who may reach the API pods, who may scrape their metrics, where a
+# DataMigration's source is. The same shapes as Kubernetes' NetworkPolicyPeer, bounded so that the CRD refuses what
+# the API server would refuse in the NetworkPolicy (a spec accepted here never fails the operator's apply).
+NETWORK_PEERS_MAX = 16  # peers in one list
+SELECTOR_TERMS_MAX = 16  # matchLabels entries, matchExpressions
+SELECTOR_VALUES_MAX = 64  # values of one matchExpression
+IP_BLOCK_EXCEPT_MAX = 16
+# A label key: an optional DNS subdomain prefix (at most 253 characters) and `/`, then a name of at most 63.
+LABEL_KEY_MAX_LENGTH = 253 + 1 + 63
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LABEL_VALUE_MAX_LENGTH = 63
+_LABEL_KEY = re.compile(LABEL_KEY)
+# The prefix's own bound, which the pattern cannot count (CEL: indexOf is -1 without a prefix).
+_KEY_PREFIX_RULE = "indexOf('/') <= 253"
+
+
+def _label_key(key: str) -> str:
+    if len(key) > LABEL_KEY_MAX_LENGTH or not _LABEL_KEY.match(key) or key.find("/") > 253:
+        raise ValueError(f"{key[:80]!r} is no label key (an optional DNS prefix and /, then a name of 1-63 characters)")
+    return key
+
+
+def _label_keys(labels: dict[str, str]) -> dict[str, str]:
+    for key in labels:
+        _label_key(key)
+    return labels
+
+
+LabelKey = Annotated[
+    str,
+    Field(
+        description="A label key, e.g. app.kubernetes.io/name.",
+        max_length=LABEL_KEY_MAX_LENGTH,
+        pattern=LABEL_KEY,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": f"self.{_KEY_PREFIX_RULE}", "message": "a label key's prefix has at most 253 characters"}
+            ]
+        },
+    ),
+    AfterValidator(_label_key),
+]
+LabelValue = Annotated[str, Field(description="A label value.", max_length=LABEL_VALUE_MAX_LENGTH, pattern=LABEL_VALUE)]
+
+
+class LabelSelectorRequirement(CRModel):
+    """A key and how its value must be: In or NotIn the values, or the key Exists or DoesNotExist."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.operator in ['In', 'NotIn'] ? size(self.values) > 0 : size(self.values) == 0",
+                    "message": "values are required with In and NotIn, and not allowed with Exists and DoesNotExist",
+                }
+            ]
+        }
+    )
+
+    key: LabelKey
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(description="How the key's value is matched.")
+    values: list[LabelValue] = Field([], max_length=SELECTOR_VALUES_MAX, description="Values for In and NotIn.")
+
+    @model_validator(mode="after")
+    def _values_fit_the_operator(self) -> LabelSelectorRequirement:
+        if (self.operator in ("In", "NotIn")) != bool(self.values):
+            raise ValueError("values are required with In and NotIn, and not allowed with Exists and DoesNotExist")
+        return self
+
+
+class LabelSelector(CRModel):
+    """A Kubernetes label selector; an empty one selects everything."""
+
+    match_labels: Annotated[dict[str, LabelValue], AfterValidator(_label_keys)] = Field(
+        {},
+        max_length=SELECTOR_TERMS_MAX,
+        description="Labels that must all be present with these values.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.all(k, size(k) <= {LABEL_KEY_MAX_LENGTH} && k.{_KEY_PREFIX_RULE} && "
+                    f"k.matches(r'{LABEL_KEY}'))",
+                    "message": "every key must be a label key (an optional DNS prefix and /, then a name of 1-63 "
+                    "characters)",
+                }
+            ]
+        },
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        [], max_length=SELECTOR_TERMS_MAX, description="Requirements that must all hold."
+    )
+
+
+# A CIDR as Go's netip reads it (CEL's isCIDR), without host bits: 10.0.0.0/8, not 10.1.2.3/8.
+CIDR_MAX_LENGTH = TRUSTED_PROXY_MAX_LENGTH
+
+
+def _cidr(value: str) -> str:
+    if "/" not in value:
+        raise ValueError(f"{value!r} is no CIDR: a CIDR has a prefix length, such as 10.0.0.0/8")
+    _address_or_cidr(value)
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"{value!r} has host bits set: use {ipaddress.ip_network(value, strict=False)}") from None
+    return value
+
+
+Cidr = Annotated[
+    str,
+    Field(
+        description="A CIDR without host bits, e.g. 10.0.0.0/8 or fd00::/64.",
+        min_length=1,
+        max_length=CIDR_MAX_LENGTH,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "isCIDR(self) && cidr(self) == cidr(self).masked()",
+                    "message": "must be a CIDR without host bits, e.g. 10.0.0.0/8",
+                }
+            ]
+        },
+    ),
+    AfterValidator(_cidr),
+]
+
+
+class IPBlock(CRModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!isCIDR(self.cidr) || self.except.all(e, !isCIDR(e) || (cidr(self.cidr).containsCIDR(e) "
+                    "&& cidr(e).prefixLength() > cidr(self.cidr).prefixLength()))",
+                    "message": "every except entry must be a strict subset of cidr",
+                }
+            ]
+        }
+    )
+
+    cidr: Cidr
+    except_: list[Cidr] = Field(
+        [], alias="except", max_length=IP_BLOCK_EXCEPT_MAX, description="Parts of cidr left out."
+    )
+
+    @model_validator(mode="after")
+    def _except_inside_cidr(self) -> IPBlock:
+        network = ipaddress.ip_network(self.cidr)
+        for entry in self.except_:
+            inner = ipaddress.ip_network(entry)
+            if inner.version != network.version or not inner.subnet_of(network) or inner == network:  # type: ignore[arg-type]
+                raise ValueError(f"except entry {entry} is no strict subset of {self.cidr}")
+        return self
+
+
+class NetworkPeer(CRModel):
+    # Pods (podSelector: of this namespace; with namespaceSelector: of the namespaces it selects), every pod of some
+    # namespaces (namespaceSelector alone), or addresses (ipBlock alone: what is not a pod).
+    """A Kubernetes NetworkPolicyPeer: podSelector and/or namespaceSelector, or ipBlock alone."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.ipBlock) ? !has(self.podSelector) && !has(self.namespaceSelector) : "
+                    "has(self.podSelector) || has(self.namespaceSelector)",
+                    "message": "set ipBlock alone, or podSelector and/or namespaceSelector",
+                }
+            ]
+        }
+    )
+
+    pod_selector: LabelSelector | None = Field(
+        None,
+        description="Pods with these labels ({}: every pod), in this namespace or, with namespaceSelector, in the "
+        "namespaces it selects.",
+    )
+    namespace_selector: LabelSelector | None = Field(
+        None, description="Namespaces with these labels ({}: every namespace), e.g. kubernetes.io/metadata.name."
+    )
+    ip_block: IPBlock | None = Field(
+        None, description="Addresses in this CIDR, for what is not a pod (a load balancer, a node, an outside service)."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind_of_peer(self) -> NetworkPeer:
+        selectors = self.pod_selector is not None or self.namespace_selector is not None
+        if (self.ip_block is not None) == selectors:
+            raise ValueError("set ipBlock alone, or podSelector and/or namespaceSelector")
+        return self
+
+
+class ApiMetrics(CRModel):
+    scrape_from: list[NetworkPeer] = Field(
+        [],
+        max_length=NETWORK_PEERS_MAX,
+        description="Who may connect to the API pods' metrics port (9464, /metrics; the Service does not expose it), "
+        "e.g. the Prometheus pods: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}, "
+        "podSelector: {matchLabels: {app.kubernetes.io/name: prometheus}}}]. Empty: nobody.",
+    )
+
+
 class ApiSpec(CRModel):
     image: str = Field(
         "taskplatform-api:0.1.0", min_length=1, description="Container image of the API (also runs migrations)."
@@ -187,6 +393,15 @@ class ApiSpec(CRModel):
         "ignored and a request counts against its own source address. List only proxies that overwrite or append "
         "to X-Forwarded-For; anything a client can reach directly lets it choose its address.",
     )
+    ingress_from: list[NetworkPeer] = Field(
+        [],
+        max_length=NETWORK_PEERS_MAX,
+        description="Who may connect to the API pods' http port (through the Service or directly), e.g. the ingress "
+        "controller's namespace: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ingress-nginx}}}]. "
+        "Empty: anyone, in the cluster or outside it. Enforced where the cluster's network plugin enforces "
+        "NetworkPolicies (docs/operator.md).",
+    )
+    metrics: ApiMetrics = Field(default_factory=ApiMetrics, description="The API pods' Prometheus metrics.")
 
 
 class StorageSpec(CRModel):
@@ -239,9 +454,30 @@ class S3CredentialsRef(CRModel):
     )
 
 
+_PORT_AFTER_COLON = "int(self.substring(self.indexOf(':') + 1))"
+
+
+def _endpoint_port(endpoint: str) -> str:
+    _, colon, port = endpoint.partition(":")
+    if colon and not 1 <= int(port) <= 65535:
+        raise ValueError(f"{endpoint!r}: a port is 1 to 65535")
+    return endpoint
+
+
 class S3Location(CRModel):
-    endpoint: str = Field(
-        description="Host or host:port of the S3-compatible service, without a scheme.", pattern=S3_ENDPOINT
+    endpoint: Annotated[str, AfterValidator(_endpoint_port)] = Field(
+        description="Host or host:port of the S3-compatible service, without a scheme. The backup and restore Jobs "
+        "may open connections to this port (without one: 443 with tls, else 80) and no other outside the cluster "
+        "(their NetworkPolicy, docs/operator.md).",
+        pattern=S3_ENDPOINT,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"!self.contains(':') || ({_PORT_AFTER_COLON} >= 1 && {_PORT_AFTER_COLON} <= 65535)",
+                    "message": "the port must be 1 to 65535",
+                }
+            ]
+        },
     )
     bucket: str = Field(description="Bucket the dumps go to (it must exist).", pattern=S3_BUCKET)
     prefix: str = Field(
@@ -256,6 +492,12 @@ class S3Location(CRModel):
     verify_tls: bool = Field(
         True, description="Verify the endpoint's certificate. Turning this off exposes the credentials and dumps."
     )
+
+    @property
+    def port(self) -> int:
+        """The port the S3 client connects to: the endpoint's, else HTTPS's or HTTP's as `tls` says."""
+        _, colon, port = self.endpoint.partition(":")
+        return int(port) if colon else 443 if self.tls else 80
 
 
 class BackupVolume(CRModel):
@@ -452,6 +694,27 @@ class TaskPlatformSpec(CRModel):
     auth: AuthSpec = Field(default_factory=AuthSpec, description="Token settings.")
 
 
+MONGODB_PORT = 27017
+SOURCE_PORTS_MAX = 16
+
+
+class SourceEgress(CRModel):
+    ports: list[Annotated[int, Field(description="A TCP port.", ge=1, le=65535)]] = Field(
+        [MONGODB_PORT],
+        min_length=1,
+        max_length=SOURCE_PORTS_MAX,
+        description="TCP ports the MongoDB source's servers listen on (every member of a replica set, and of an SRV "
+        "record's hosts; for a source behind a Kubernetes Service, its targetPort: a policy sees a connection after "
+        "the Service's translation).",
+    )
+    to: list[NetworkPeer] = Field(
+        [],
+        max_length=NETWORK_PEERS_MAX,
+        description="Where the source is: its pods (podSelector, namespaceSelector) or addresses (ipBlock). Empty: "
+        "any address on those ports.",
+    )
+
+
 class DataMigrationSpec(CRModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -487,6 +750,11 @@ class DataMigrationSpec(CRModel):
     verify: bool = Field(True, description="Compare counts and checksums after migrating.")
     pod_annotations: dict[str, str] = Field(
         {}, description='Annotations for the migration pod, e.g. sidecar.istio.io/inject: "false".'
+    )
+    source_egress: SourceEgress = Field(
+        default_factory=SourceEgress,
+        description="Where the migration Job may connect besides its database and DNS: the MongoDB source (its URI "
+        "is in the Secret, which the operator does not read, so the source's ports and addresses are said here).",
     )
 
 

@@ -387,6 +387,20 @@ def assert_confined(probe: dict[str, Any], role: str, *, owns_schema: bool) -> N
         assert checks[name]["refused"] is not owns_schema, (name, checks[name])
 
 
+def probe_counts(e2e: E2E, pod: dict[str, Any]) -> dict[str, float]:
+    """The kubelet's own count of the probes it ran against this pod (prober_probe_total), by probe type."""
+    node = pod["spec"]["nodeName"]
+    metrics = e2e.cluster.kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/metrics/probes").stdout
+    counts: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("prober_probe_total{") and f'pod="{pod["metadata"]["name"]}"' in line:
+            labels, value = line.rsplit(" ", 1)
+            probe_type = labels.split('probe_type="', 1)[1].split('"', 1)[0]
+            if 'result="successful"' in labels:
+                counts[probe_type] = counts.get(probe_type, 0) + float(value)
+    return counts
+
+
 def wait_ready_pods(
     suite: E2E, component: str, instance: str, count: int, timeout_s: float = 180
 ) -> list[dict[str, Any]]:

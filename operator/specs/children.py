@@ -2,10 +2,11 @@
 operator/platform.py writes exactly this list (reconcile_platform); the builder tests check the same list.
 
 The gating between the children lives here, decided from what the pass observed (PlatformFacts):
-- the database's Services, NetworkPolicy and StatefulSet first; the StatefulSet's claim template carries the size
-  the storage plan allows (operator/storage.py), and it is not applied while the old one is being re-created;
-- with spec.database.restoreFrom, the restore Job (once its dump is known), and no schema Job before the database
-  holds the dump;
+- the database's Services, the NetworkPolicies (each component's, then the default deny) and the StatefulSet
+  first; the StatefulSet's claim template carries the size the storage plan allows (operator/storage.py), and it
+  is not applied while the old one is being re-created;
+- with spec.database.restoreFrom, the restore Job and its NetworkPolicy (once its dump is known), and no schema Job
+  before the database holds the dump;
 - the schema Job of the API image, created once;
 - autoscaling just turned on: the current replicas handed to another field manager before the Deployment's apply
   drops them (the Deployment would otherwise fall back to one replica before the autoscaler acts);
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 from taskplatform.operator.kinds import (
     HORIZONTAL_POD_AUTOSCALER,
+    NETWORK_POLICY,
     POD_DISRUPTION_BUDGET,
     Manifest,
     ResourceKind,
@@ -44,7 +46,7 @@ from taskplatform.operator.specs.common import Owner
 from taskplatform.operator.specs.credentials import Credentials
 from taskplatform.operator.specs.database import database_config, database_services, database_statefulset
 from taskplatform.operator.specs.names import Names
-from taskplatform.operator.specs.networkpolicy import database_network_policy
+from taskplatform.operator.specs.networkpolicy import platform_network_policies, restore_network_policy
 from taskplatform.operator.specs.schema import schema_migration_job
 from taskplatform.operator.specs.serviceaccount import platform_service_account
 
@@ -128,7 +130,11 @@ def platform_children(
         # Before any pod: every pod of the platform runs as it.
         Child.apply(platform_service_account(owner)),
         *(Child.apply(service) for service in database_services(owner)),
-        Child.apply(database_network_policy(owner)),
+        # Before any pod they govern; the default deny after every component's (networkpolicy.py).
+        *(
+            Child.apply_or_delete(NETWORK_POLICY, name, policy)
+            for name, policy in platform_network_policies(owner, spec)
+        ),
         Child.apply(database_config(owner)),
     ]
     if not facts.statefulset_held:
@@ -138,6 +144,8 @@ def platform_children(
     workloads: list[Child] = []
     if facts.restore is not None:
         dump = facts.restore
+        # Its policy with it (the dump's store is known here only); left in place afterwards, inert.
+        workloads.append(Child.apply(restore_network_policy(owner, dump.store)))
         workloads.append(Child.create(restore_job(owner, spec, dump.key, dump.store, dump.sha256)))
     # After a restore only: the schema Job upgrades the restored schema, and an empty database never serves.
     if not facts.schema_job_exists and facts.restored:

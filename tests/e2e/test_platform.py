@@ -9,7 +9,7 @@ from typing import Any
 
 import bcrypt
 import pytest
-from e2ecluster import E2E, assert_confined, condition, platform_manifest, ready, wait_ready_pods
+from e2ecluster import E2E, assert_confined, condition, platform_manifest, probe_counts, ready, wait_ready_pods
 from kubecluster import wait_for
 
 from taskplatform.operator.dbroles import API_ROLE, MIGRATION_ROLE, OWNER_ROLE
@@ -59,20 +59,6 @@ def database_count(e2e: E2E, table: str) -> int:
     result = e2e.kubectl("exec", NAMES.database_pod, "-c", "postgres", "--", "sh", "-c",
                          f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "{query}"')  # fmt: skip
     return int(result.stdout.strip())
-
-
-def probe_counts(e2e: E2E, pod: dict[str, Any]) -> dict[str, float]:
-    """The kubelet's own count of the probes it ran against this pod (prober_probe_total), by probe type."""
-    node = pod["spec"]["nodeName"]
-    metrics = e2e.cluster.kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/metrics/probes").stdout
-    counts: dict[str, float] = {}
-    for line in metrics.splitlines():
-        if line.startswith("prober_probe_total{") and f'pod="{pod["metadata"]["name"]}"' in line:
-            labels, value = line.rsplit(" ", 1)
-            probe_type = labels.split('probe_type="', 1)[1].split('"', 1)[0]
-            if 'result="successful"' in labels:
-                counts[probe_type] = counts.get(probe_type, 0) + float(value)
-    return counts
 
 
 def test_a_taskplatform_comes_up_with_postgresql_and_the_api_really_running(e2e: E2E) -> None:

@@ -72,6 +72,10 @@ def _writes(facts: PlatformFacts, spec: dict[str, Any] | None = None) -> list[tu
     return [(c.kind.kind, "delete" if c.manifest is None else "create" if c.create_once else "apply") for c in children]
 
 
+# The database's, the API's, the schema Job's, the backup Jobs' (none without spec.database.backup), the default deny.
+POLICIES = [("NetworkPolicy", "apply")] * 3 + [("NetworkPolicy", "delete"), ("NetworkPolicy", "apply")]
+
+
 def test_defaults_build_the_whole_platform_in_dependency_order() -> None:
     """Database before schema before API: a new platform's first pass creates the schema Job beside the database,
     and its API Deployment comes with the pass after that Job completed. The ServiceAccount its pods run as comes
@@ -80,7 +84,7 @@ def test_defaults_build_the_whole_platform_in_dependency_order() -> None:
         ("ServiceAccount", "apply"),
         ("Service", "apply"),
         ("Service", "apply"),
-        ("NetworkPolicy", "apply"),
+        *POLICIES,
         ("ConfigMap", "apply"),
         ("StatefulSet", "apply"),
         ("Job", "create"),
@@ -92,7 +96,7 @@ def test_defaults_build_the_whole_platform_in_dependency_order() -> None:
         ("ServiceAccount", "apply"),
         ("Service", "apply"),
         ("Service", "apply"),
-        ("NetworkPolicy", "apply"),
+        *POLICIES,
         ("ConfigMap", "apply"),
         ("StatefulSet", "apply"),
         ("Deployment", "apply"),
@@ -562,7 +566,7 @@ def test_the_statefulset_follows_the_storage_plan() -> None:
         "ServiceAccount",
         "Service",
         "Service",
-        "NetworkPolicy",
+        *(["NetworkPolicy"] * len(POLICIES)),
         "ConfigMap",
     ]
 

@@ -8,7 +8,7 @@ from kubecluster import LocalCluster
 from taskplatform.operator.dbroles import ROLES
 from taskplatform.operator.jwtkeys import JwtKeys
 from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
-from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec, connections_needed
+from taskplatform.operator.models import DataMigrationSpec, NetworkPeer, TaskPlatformSpec, connections_needed
 from taskplatform.operator.specs import backup as backup_specs
 from taskplatform.operator.specs.backup import Store
 from taskplatform.operator.specs.children import PlatformFacts, platform_children
@@ -21,10 +21,56 @@ from taskplatform.operator.specs.limits import (
     MAX_PLATFORM_NAME,
     platform_child_names,
 )
+from taskplatform.operator.specs.networkpolicy import (
+    data_migration_network_policy,
+    platform_network_policies,
+    restore_network_policy,
+)
 
 ROLE_PASSWORDS = {role.key: "r" * 24 for role in ROLES}
 
 _S3 = {"endpoint": "s3.example.com", "bucket": "tp-backups", "credentialsSecretRef": {"name": "keys"}}
+
+
+def _ingress(*peers: dict) -> dict:
+    return {"api": {"ingressFrom": list(peers)}}
+
+
+_LONG_PREFIX = ".".join(["a" * 63] * 4)  # DNS labels, 255 characters: a label key's prefix has at most 253
+_LONGEST_PREFIX = ".".join(["a" * 63] * 3 + ["a" * 61])
+# spec.api.ingressFrom, spec.api.metrics.scrapeFrom: what the API server would refuse in a NetworkPolicy is refused
+# in the TaskPlatform, with what is wrong.
+_BAD_PEERS = [
+    (_ingress({}), "set ipBlock alone, or podSelector and/or namespaceSelector"),
+    (_ingress({"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}), "set ipBlock alone"),
+    (_ingress({"ipBlock": {"cidr": "10.0.0.1/8"}}), "must be a CIDR without host bits"),
+    (_ingress({"ipBlock": {"cidr": "10.0.0.0"}}), "must be a CIDR without host bits"),
+    (_ingress({"ipBlock": {"cidr": "fd00::1/64"}}), "must be a CIDR without host bits"),
+    (_ingress({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["11.0.0.0/16"]}}), "strict subset of cidr"),
+    (_ingress({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.0.0.0/8"]}}), "strict subset of cidr"),
+    (_ingress({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["fd00::/64"]}}), "strict subset of cidr"),
+    (_ingress({"podSelector": {"matchLabels": {"-app": "x"}}}), "every key must be a label key"),
+    (_ingress({"podSelector": {"matchLabels": {"a" * 64: "x"}}}), "every key must be a label key"),
+    (_ingress({"podSelector": {"matchLabels": {_LONG_PREFIX + "/b": "x"}}}), "every key must be a label key"),
+    (_ingress({"podSelector": {"matchLabels": {"app": "x" * 64}}}), "matchLabels.app: Too long"),
+    (_ingress({"podSelector": {"matchLabels": {"app": "-x"}}}), "matchLabels.app: Invalid value"),
+    (_ingress({"podSelector": {"matchLabels": {f"k{n}": "v" for n in range(17)}}}), "Too many: 17"),
+    (
+        _ingress({"podSelector": {"matchExpressions": [{"key": "app", "operator": "In"}]}}),
+        "values are required with In and NotIn",
+    ),
+    (
+        _ingress({"podSelector": {"matchExpressions": [{"key": "app", "operator": "Exists", "values": ["x"]}]}}),
+        "not allowed with Exists and DoesNotExist",
+    ),
+    (
+        _ingress({"namespaceSelector": {"matchExpressions": [{"key": _LONG_PREFIX + "/b", "operator": "Exists"}]}}),
+        "a label key's prefix has at most 253 characters",
+    ),
+    (_ingress(*[{"podSelector": {}}] * 17), "spec.api.ingressFrom: Too many"),
+    ({"api": {"metrics": {"scrapeFrom": [{"ipBlock": {"cidr": "10.0.0.1/32", "except": []}}] * 17}}}, "Too many"),
+    ({"api": {"metrics": {"scrapeFrom": [{"namespaceSelector": {}, "ipBlock": {"cidr": "::/0"}}]}}}, "set ipBlock"),
+]
 
 
 def _platform(name: str, spec: dict) -> dict:
@@ -57,6 +103,9 @@ def test_the_server_fills_in_exactly_the_models_defaults(cluster: LocalCluster) 
         ({"api": {"trustedProxies": ["10.0.0.0/255.0.0.0"]}}, "spec.api.trustedProxies[0]: Invalid value"),
         ({"api": {"trustedProxies": ["::ffff:10.0.0.1"]}}, "must be an IP address or a CIDR"),
         ({"api": {"trustedProxies": ["10.0.0.1"] * 65}}, "spec.api.trustedProxies: Too many"),
+        *((spec, message) for spec, message in _BAD_PEERS),
+        ({"database": {"backup": {"s3": {**_S3, "endpoint": "s3:70000"}}}}, "the port must be 1 to 65535"),
+        ({"database": {"restoreFrom": {"s3": {**_S3, "key": "k", "endpoint": "s3:0"}}}}, "the port must be 1 to"),
     ],
 )
 def test_invalid_specs_are_rejected_with_readable_messages(cluster: LocalCluster, spec: dict, message: str) -> None:
@@ -175,6 +224,67 @@ def test_kubectl_scale_edits_the_api_replicas(cluster: LocalCluster) -> None:
     assert cluster.apply(_platform("scalable", {"api": {"replicas": 2}})).returncode == 0
     cluster.kubectl("scale", "tp/scalable", "--replicas=5")
     assert cluster.get("tp", "scalable")["spec"]["api"]["replicas"] == 5
+
+
+@pytest.mark.parametrize(
+    ("egress", "message"),
+    [
+        ({"ports": []}, "spec.sourceEgress.ports: Invalid value"),
+        ({"ports": [70000]}, "spec.sourceEgress.ports[0]: Invalid value"),
+        ({"ports": list(range(1, 18))}, "spec.sourceEgress.ports: Too many"),
+        ({"to": [{"ipBlock": {"cidr": "192.0.2.1/24"}}]}, "must be a CIDR without host bits"),
+        ({"to": [{}]}, "set ipBlock alone, or podSelector and/or namespaceSelector"),
+    ],
+)
+def test_a_data_migrations_source_egress_is_checked_at_admission(
+    cluster: LocalCluster, egress: dict, message: str
+) -> None:
+    migration = {
+        "apiVersion": "taskplatform.io/v1alpha1",
+        "kind": "DataMigration",
+        "metadata": {"name": "bad-egress"},
+        "spec": {"target": "defaults", "sourceSecretRef": {"name": "mongo"}, "sourceEgress": egress},
+    }
+    result = cluster.apply(migration)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_network_peers_as_kubernetes_takes_them_are_accepted_and_so_are_their_policies(cluster: LocalCluster) -> None:
+    """What the model accepts the CRD accepts, and the NetworkPolicies built from it pass the API server's own
+    validation of NetworkPolicies."""
+    peers = [
+        {"podSelector": {}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+         "podSelector": {"matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In",
+                                               "values": ["ingress-nginx", "b" * 63]}]}},
+        {"namespaceSelector": {"matchExpressions": [{"key": "example.com/" + "a" * 63, "operator": "DoesNotExist"}]}},
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "169.254.169.254/32"]}},
+        {"ipBlock": {"cidr": "fd00::/64", "except": ["fd00::/128"]}},
+        {"podSelector": {"matchLabels": {_LONGEST_PREFIX + "/" + "b" * 63: "c" * 63, "empty": ""}}},
+    ]  # fmt: skip
+    spec = {
+        "api": {"ingressFrom": peers, "metrics": {"scrapeFrom": peers[:2]}},
+        "database": {"backup": {"s3": {**_S3, "endpoint": "s3.example.com:65535"}}},
+    }
+    for peer in peers:
+        NetworkPeer.model_validate(peer)
+    assert cluster.apply(_platform("fenced", spec), "--dry-run=server").returncode == 0
+    owner = Owner(kind=TASK_PLATFORM, name="fenced", namespace="default", uid="00000000-0000-0000-0000-000000000004")
+    typed = TaskPlatformSpec.model_validate(spec)
+    assert typed.database.backup is not None and typed.database.backup.s3 is not None
+    policies = [policy for _, policy in platform_network_policies(owner, typed) if policy is not None]
+    policies.append(restore_network_policy(owner, Store(s3=typed.database.backup.s3)))
+    migration = {"target": "fenced", "sourceSecretRef": {"name": "m"}, "sourceEgress": {"ports": [27017, 1],
+                 "to": peers}}  # fmt: skip
+    dm = {"apiVersion": "taskplatform.io/v1alpha1", "kind": "DataMigration", "metadata": {"name": "fenced"},
+          "spec": migration}  # fmt: skip
+    assert cluster.apply(dm, "--dry-run=server").returncode == 0
+    dm_owner = Owner(kind=DATA_MIGRATION, name="fenced", namespace="default", uid="00000000-0000-0000-0000-5")
+    policies.append(data_migration_network_policy(dm_owner, DataMigrationSpec.model_validate(migration)))
+    assert len(policies) == 7
+    result = cluster.apply(policies, "--dry-run=server")
+    assert result.returncode == 0, result.stderr
 
 
 def test_data_migration_spec_is_immutable(cluster: LocalCluster) -> None:

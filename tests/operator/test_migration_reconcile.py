@@ -27,6 +27,9 @@ class VanishingJobKube:
     def create(self, manifest: Manifest) -> Manifest | None:
         return None
 
+    def apply(self, manifest: Manifest) -> Manifest:
+        return manifest
+
     def patch_status(self, kind: ResourceKind, namespace: str, name: str, status: Manifest) -> None:
         self.patches.append(status)
 
