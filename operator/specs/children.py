@@ -137,8 +137,7 @@ def platform_children(
 
     workloads: list[Child] = []
     if facts.restore is not None:
-        dump = facts.restore
-        workloads.append(Child.create(restore_job(owner, spec, dump.key, dump.store, dump.sha256)))
+        workloads.append(Child.create(restore_job(owner, spec, facts.restore)))
     # After a restore only: the schema Job upgrades the restored schema, and an empty database never serves.
     if not facts.schema_job_exists and facts.restored:
         workloads.append(Child.create(schema_migration_job(owner, spec)))
