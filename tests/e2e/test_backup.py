@@ -170,12 +170,12 @@ def store(e2e: E2E) -> None:
     wait_for(lambda: "objects" in s3_answer(e2e, make_bucket=True), "the bucket", 120)
 
 
-# Incompressible rows (3.2 MB, as the owner role creates tables): the source's dumps span several MiB, so that the
+# Incompressible rows (4 MB, as the owner role creates tables): the source's dumps span several MiB, so that the
 # downloader of the operator before verified restores, which fed pg_restore all but the last MiB of a dump before
 # comparing its checksum, would have run a crafted dump's first entry.
 FILLER_SQL = (
     f"SET ROLE {OWNER_ROLE.name}; CREATE TABLE public.filler AS SELECT decode(string_agg(md5(g::text || "  # noqa: S608
-    "random()::text), ''), 'hex') AS data FROM generate_series(1, 200000) g"
+    "random()::text), ''), 'hex') AS data FROM generate_series(1, 250000) g"
 )
 
 
