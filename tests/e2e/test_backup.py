@@ -24,6 +24,7 @@ from e2ecluster import (
     assert_confined,
     condition,
     create_namespace,
+    diagnose,
     platform_manifest,
     s3_server,
 )
@@ -376,6 +377,8 @@ def test_two_namespaces_sharing_a_bucket_keep_separate_histories(e2e: E2E, store
         restored_api = f"{api('twin-restored')}.{namespace}"
         e2e.wait_serving(restored_api)
         login(e2e, restored_api, "twin@example.com")
+    except AssertionError as failure:  # the suite's diagnosis covers its own namespace: add the other's
+        raise AssertionError(f"{failure}\n{diagnose(e2e.cluster, namespace)}") from failure
     finally:
         for name in ("twin", "twin-mine"):
             e2e.kubectl("delete", "taskplatform", name, "--wait=false", check=False)
