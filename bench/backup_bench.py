@@ -9,9 +9,12 @@ sizes differ with their compression level):
   pg_dump, the stream to the store, the checksum), polled every 0.1 s in-process;
 - operator restore: from the moment both the restore Job exists and the new database accepts connections
   (PostgreSQL's own log line) to the exit of its containers, which the operator acts on (the wait for the
-  fresh database's initdb is left out: the direct run has a running server too);
+  fresh database's initdb is left out: the direct run has a running server too). Its download and verification
+  (an init container, onto the pod's scratch volume) overlaps the new database's start; what is left of it after
+  the database accepts connections counts;
 - direct: pg_dump to a file on the database volume, pg_restore from it into a new database, over the local
-  socket, timed inside the pod.
+  socket, timed inside the pod, with the Job's own pg_restore flags (specs/backup.py RESTORE_FLAGS, --jobs
+  included: it reads a file, as the Job's pg_restore does).
 
 Direct and operator runs alternate, `--repeat` pairs each way (3 by default), and the medians are the figures:
 a single run of either varies by ±10% between runs minutes apart, as much as the changes being measured.
@@ -62,7 +65,7 @@ from taskplatform.operator.kinds import JOB, POD, lookup  # noqa: E402
 from taskplatform.operator.kube import Kube  # noqa: E402
 from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL  # noqa: E402
 from taskplatform.operator.specs.backup import (  # noqa: E402
-    RESTORE_SCRIPT,
+    RESTORE_FLAGS,
     TRANSFER_CONTAINER,
     backup_job_name,
     restore_job_name,
@@ -78,8 +81,6 @@ RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory"
 # After a platform turns Ready, what its pods still do at start-up (the API's first connections, the
 # kubelet's probes settling) is over within a few seconds.
 SETTLE_S = 5.0
-# The restore flags of the Job (backupjobs.RESTORE_SCRIPT), so the direct run does the same work.
-RESTORE_FLAGS = RESTORE_SCRIPT.split("pg_restore ", 1)[1].split(" --dbname", 1)[0]
 
 
 def bench_platform(name: str, database: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +142,7 @@ def fresh_database_restore(cluster: LocalCluster, dump: str, target: str) -> flo
                    check=True)  # fmt: skip
     assert source.wait() == 0
     psql_in_pod(cluster, target, 'createdb -O "$POSTGRES_USER" direct_restore')
-    seconds = timed_in_pod(cluster, f"pg_restore {RESTORE_FLAGS} -d direct_restore < {dump}", target)
+    seconds = timed_in_pod(cluster, f"pg_restore {RESTORE_FLAGS} -d direct_restore {dump}", target)
     cluster.kubectl("delete", "tp", target, "-n", NAMESPACE, "--wait=true", "--timeout=300s")
     return seconds
 
@@ -184,12 +185,17 @@ class Timeline:
         self.objects[self.extra[0]] = self.kube.get(lookup(self.extra[0]), NAMESPACE, self.extra[1]) or {}
         self.mark("Job created", bool(job))
         self.mark("pod running", any((p.get("status") or {}).get("phase") == "Running" for p in pods))
+        # A restore's download is its init container: the pod runs (phase Running) once it has succeeded.
+        initialized = [p for p in pods if (p.get("status") or {}).get("initContainerStatuses")]
+        self.mark("download verified", any(status.terminations(p).get(TRANSFER_CONTAINER, (1, ""))[0] == 0
+                                           for p in initialized))  # fmt: skip
         exited = [backups.outcome(None, p) for p in pods]
         self.mark("containers exited", any(exited))
         assert "Failed" not in exited, [p.get("status") for p in pods]
 
     def transfer_seconds(self) -> float:
-        """The stream's own duration, as the transfer container measured it (its termination message)."""
+        """The transfer's own duration, as its container measured it (its termination message): a backup's stream,
+        a restore's download and verification (its init container)."""
         for key, item in self.objects.items():
             message = status.terminations(item).get(TRANSFER_CONTAINER, (None, ""))[1] if key.startswith("Pod/") else ""
             if message:
@@ -341,7 +347,7 @@ def main() -> None:
         # Restores into a new TaskPlatform: direct (pg_restore in a fresh platform's pod) and from the volume in
         # turns, then once from S3; the same into the running source server once, for comparison.
         psql_in_pod(cluster, SOURCE, 'createdb -O "$POSTGRES_USER" direct_restore')
-        warm_restore_s = timed_in_pod(cluster, f"pg_restore {RESTORE_FLAGS} -d direct_restore < {dump}")
+        warm_restore_s = timed_in_pod(cluster, f"pg_restore {RESTORE_FLAGS} -d direct_restore {dump}")
         psql_in_pod(cluster, SOURCE, "dropdb direct_restore")
         pg_restore_runs: list[float] = []
         restores_from_volume: list[tuple[float, Timeline]] = []
@@ -351,7 +357,8 @@ def main() -> None:
             restore_run_s, run_timeline = restores_from_volume[-1]
             print(
                 f"run {run}: pg_restore into a fresh server {pg_restore_runs[-1]:.1f} s; operator restore from "
-                f"volume {restore_run_s:.1f} s ({run_timeline.report()}; stream {run_timeline.transfer_seconds():.1f})",
+                f"volume {restore_run_s:.1f} s ({run_timeline.report()}; "
+                f"download {run_timeline.transfer_seconds():.1f})",
                 flush=True,
             )
             cluster.kubectl("delete", "tp", f"restored-volume-{run}", "-n", NAMESPACE, "--wait=true", "--timeout=300s")
@@ -362,7 +369,7 @@ def main() -> None:
         print(f"pg_restore into the running source server: {warm_restore_s:.1f} s", flush=True)
         s3_restore_s, s3_restore_timeline = operator_restore(cluster, kube, "restored-s3", "to-s3")
         print(
-            f"operator restore from S3: {s3_restore_s:.1f} s ({s3_restore_timeline.report()}; stream "
+            f"operator restore from S3: {s3_restore_s:.1f} s ({s3_restore_timeline.report()}; download "
             f"{s3_restore_timeline.transfer_seconds():.1f})",
             flush=True,
         )
@@ -409,7 +416,9 @@ baseline is the one into a freshly started platform's server (the dump copied th
 restore meets; the same into the running source server is shown too (a warm server, recycled WAL). Operator runs: a
 TaskPlatformBackup from apply to Completed (Job start, pg_dump over the pod network, the named pipe, SHA-256,
 the store); a new TaskPlatform with `restoreFrom`, timed from the restore Job existing with the new database
-accepting connections (PostgreSQL's own log line) to the exit of its containers (what the operator acts on).
+accepting connections (PostgreSQL's own log line) to the exit of its containers (what the operator acts on): the
+download and verification of the whole dump onto the pod's scratch volume (an init container, beside the new
+database's start), then `pg_restore {RESTORE_FLAGS}` of that file. The direct restores use the Job's flags.
 MB/s are of the database ({database_mb:.0f} MB) per second of the run, so each ratio is the direct run's time
 over the run's time, against the direct run of the same direction at pg_dump's default level: the dumps'
 sizes differ with their level. The direct and the operator's runs alternate, {args.repeat} pairs each way (the

@@ -21,10 +21,14 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
   echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
   if [ "$POSTGRES_DB" != "postgres" ]; then  # initdb made only `postgres` (and the templates)
-    pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -k $socket" -w start >/dev/null
-    psql -v ON_ERROR_STOP=1 -q -h "$socket" -U "$POSTGRES_USER" -d postgres \
+    # The temporary server listens on a socket of its own: the pod's postStart hook (the roles' sync) waits for
+    # a server on $socket, and must meet the real one, not this one before the database exists or while it stops.
+    init_socket=$(mktemp -d)
+    pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -k $init_socket" -w start >/dev/null
+    psql -v ON_ERROR_STOP=1 -q -h "$init_socket" -U "$POSTGRES_USER" -d postgres \
       -c "CREATE DATABASE \"$POSTGRES_DB\" OWNER \"$POSTGRES_USER\""
     pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+    rmdir "$init_socket"
   fi
   echo "postgres-entrypoint: initialised $PGDATA (database $POSTGRES_DB)" >&2
 fi

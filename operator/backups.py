@@ -4,8 +4,8 @@ platform's side of them (the schedule, retention, BackupHealthy), as pure functi
 A TaskPlatformBackup is not owned by its TaskPlatform: a backup must outlive what it backs up, so deleting a
 TaskPlatform keeps its backups and their dumps (as CloudNativePG's Backups do). One backup Job runs at a time
 per platform; a backup created meanwhile waits Pending. Retention is applied by the Job of each new backup,
-only after its own dump is stored: it deletes the dumps beyond `retention`, and the operator then deletes
-their TaskPlatformBackups.
+only after its own dump is stored: it deletes the platform's own dumps beyond `retention` (specs/backup.py
+DumpKeys: its namespace, its uid), and the operator then deletes their TaskPlatformBackups.
 
 RBAC this needs: taskplatformbackups get/list/watch/create/delete, taskplatformbackups/status patch;
 taskplatforms get; jobs get/list/watch/create; pods list/watch (handlers.py watches the backup and restore
@@ -46,11 +46,11 @@ from taskplatform.operator.specs.backup import (
     DUMP_CONTAINER,
     SCHEDULED_LABEL,
     TRANSFER_CONTAINER,
+    DumpKeys,
     Store,
     backup_claim,
     backup_job,
     backup_job_name,
-    dump_key,
     scheduled_backup,
 )
 from taskplatform.operator.specs.common import Owner
@@ -145,14 +145,18 @@ def schedule_decision(
 # --- retention and health ------------------------------------------------------------------------------------
 
 
-def to_prune(backups: list[BackupView], retention: int, store: Store) -> list[BackupView]:
+def to_prune(backups: list[BackupView], retention: int, store: Store, keys: DumpKeys) -> list[BackupView]:
     """The completed backups in `store` (oldest first) that fall beyond `retention` once one more completes
-    there. Backups kept in another store (the destination changed since) are not counted nor deleted: the
-    Job can reach only its own store."""
+    there. Only the platform's own dumps are counted or deleted (`keys`): not those kept in another store (the
+    destination changed since; the Job can reach only its own store), nor those of an earlier platform of the same
+    name (another uid), nor a key that is not where this platform puts its dumps."""
     completed = [
         b
         for b in backups
-        if b.phase == "Completed" and b.status.key and Store(b.status.s3, b.status.volume_claim) == store
+        if b.phase == "Completed"
+        and b.status.key
+        and Store(b.status.s3, b.status.volume_claim) == store
+        and keys.owns(b.name, b.status.key)
     ]
     keep = max(retention - 1, 0)
     return completed[: max(len(completed) - keep, 0)]
@@ -210,16 +214,21 @@ class BackupResult:
 
 def outcome(job: Manifest | None, pod: Manifest | None) -> str | None:
     """'Complete', 'Failed', or None while it runs: the Job's condition, or sooner its one pod's containers
-    (the Jobs run one pod and never retry it, so every container having exited is the end)."""
+    (the Jobs run one pod and never retry it, so every container having exited is the end, and so is an init
+    container's failure: the containers after it never start)."""
     decided = status.job_outcome(job)
     if decided is not None or pod is None:
         return decided
-    phase = (pod.get("status") or {}).get("phase")
+    pod_status = pod.get("status") or {}
+    phase = pod_status.get("phase")
     if phase in ("Succeeded", "Failed"):
         return "Complete" if phase == "Succeeded" else "Failed"
-    containers = (pod.get("status") or {}).get("containerStatuses") or []
     exited = status.terminations(pod)
-    if not containers or len(exited) < len(containers):
+    initializing = [c["name"] for c in pod_status.get("initContainerStatuses") or []]
+    if any(exited.get(name, (0, ""))[0] != 0 for name in initializing):
+        return "Failed"
+    containers = pod_status.get("containerStatuses") or []
+    if not containers or any(c["name"] not in exited for c in containers):
         return None
     return "Complete" if all(code == 0 for code, _ in exited.values()) else "Failed"
 
@@ -341,8 +350,9 @@ def _start(
         result.retry_after_s = WAIT_S
         return None
     store = Store.of(backup_spec, spec.platform)
-    key = dump_key(backup_spec.s3.prefix if backup_spec.s3 else "", spec.platform, name)
-    prune = [str(b.status.key) for b in to_prune(others, backup_spec.retention, store)]
+    keys = DumpKeys(store.prefix, namespace, spec.platform, platform["metadata"]["uid"])
+    key = keys.key(name)
+    prune = [str(b.status.key) for b in to_prune(others, backup_spec.retention, store, keys)]
     owner = Owner(TASK_PLATFORM_BACKUP, name, namespace, meta["uid"])
     kube.create(backup_job(owner, spec.platform, platform_spec, key, store, prune))
     new_status.phase, new_status.message = "Running", f"{JOB.named(backup_job_name(name))} is dumping the database"

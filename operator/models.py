@@ -482,7 +482,8 @@ class S3Location(CRModel):
     bucket: str = Field(description="Bucket the dumps go to (it must exist).", pattern=S3_BUCKET)
     prefix: str = Field(
         "",
-        description="Key prefix inside the bucket; each dump is `<prefix>/<platform>/<backup>.dump`.",
+        description="Key prefix inside the bucket; each dump is `<prefix>/<namespace>/<platform>/<platform uid>/"
+        "<backup>.dump` (docs/backup.md).",
         pattern=r"^([A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*)?$",
         max_length=256,
     )
@@ -557,6 +558,11 @@ class S3DumpLocation(S3Location):
     key: str = Field(description="Object key of the dump.", min_length=1)
 
 
+# The most a dump from an s3 or volume source may have when restoreFrom.size is unset (a backup source's bound is
+# its recorded size): the download's bound, from which its scratch volume is sized (specs/backup.py).
+DEFAULT_RESTORE_SIZE = "1Gi"
+
+
 class RestoreSource(CRModel):
     """The dump a new TaskPlatform starts from."""
 
@@ -566,6 +572,13 @@ class RestoreSource(CRModel):
                 {
                     "rule": "(has(self.backup) ? 1 : 0) + (has(self.volume) ? 1 : 0) + (has(self.s3) ? 1 : 0) == 1",
                     "message": "set exactly one of backup, volume or s3",
+                },
+                {
+                    "rule": "has(self.backup) || has(self.sha256) || "
+                    "(has(self.allowUnverified) && self.allowUnverified)",
+                    "message": "an s3 or volume source needs sha256, the checksum the dump had when it was taken: "
+                    "it is verified before a byte of it is restored (allowUnverified: true restores it unverified, "
+                    "which is dangerous)",
                 },
                 {"rule": "self == oldSelf", "message": "restoreFrom cannot change once set"},
             ]
@@ -577,9 +590,22 @@ class RestoreSource(CRModel):
     s3: S3DumpLocation | None = Field(None, description="A dump object in an S3-compatible bucket.")
     sha256: str | None = Field(
         None,
-        description="Expected SHA-256 of the dump (volume or s3; a backup carries its own). When unset, the "
-        "`.sha256` file written beside each dump is used if present.",
+        description="Expected SHA-256 of the dump, as recorded when it was taken: required for a volume or s3 "
+        "source (a backup source carries its own). The whole dump is verified before a byte of it is restored. The "
+        "`.sha256` object written beside each dump is never used: whoever can replace the dump can replace it.",
         pattern=r"^[0-9a-f]{64}$",
+    )
+    size: str | None = Field(
+        None,
+        description="The most the dump of a volume or s3 source may have, e.g. 2Gi (a backup source's bound is its "
+        f"recorded size); {DEFAULT_RESTORE_SIZE} when unset. A larger dump is refused before it is downloaded; the "
+        "restore's scratch volume is sized from it.",
+        pattern=BYTES_QUANTITY,
+    )
+    allow_unverified: bool = Field(
+        False,
+        description="DANGEROUS: restore a volume or s3 dump without sha256, unverified. Whoever can write to its "
+        "store then runs SQL in the new database as its owner role. Only for a dump whose store no one else can write.",
     )
 
 

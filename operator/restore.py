@@ -1,10 +1,10 @@
 """Restore a new TaskPlatform's database from a dump (spec.database.restoreFrom), before anything uses it.
 
-Order: the database starts empty (the StatefulSet, as always) → the restore Job (pg_restore in one transaction
-from the dump, its checksum verified) → only then the schema Job, which upgrades an older backup's schema to
-the API image's → only then the API. A restore that fails leaves the TaskPlatform Degraded (RestoreFailed,
-with the reason) and no API pod ever serves the empty database. Once DatabaseRestored is True it stays so:
-the Job may be gone (its TTL) and is never run twice.
+Order: the database starts empty (the StatefulSet, as always) → the restore Job (the whole dump downloaded onto
+its scratch volume and verified, then pg_restore of that file) → only then the schema Job, which upgrades an older
+backup's schema to the API image's → only then the API. A restore that fails leaves the TaskPlatform Degraded
+(RestoreFailed, with the reason) and no API pod ever serves the database. Once DatabaseRestored is True it stays
+so: the Job may be gone (its TTL) and is never run twice.
 
 This module reads where the restore stands (plan_restore); the platform's pass creates the restore Job with its
 other children (specs/children.py), in that order.
@@ -12,13 +12,23 @@ other children (specs/children.py), in that order.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from kubernetes.utils.quantity import parse_quantity
+
+from taskplatform.migration.dumpstore import DUMP_MAX_BYTES
 from taskplatform.operator import backups, conditions
 from taskplatform.operator.conditions import ConditionType, Event, EventReason, Observation, Reason
 from taskplatform.operator.kinds import JOB, TASK_PLATFORM_BACKUP, Manifest
 from taskplatform.operator.kube import Kube, newest_job_pod
-from taskplatform.operator.models import RestoreSource, S3Location, TaskPlatformBackupStatus, TaskPlatformSpec
+from taskplatform.operator.models import (
+    DEFAULT_RESTORE_SIZE,
+    RestoreSource,
+    S3Location,
+    TaskPlatformBackupStatus,
+    TaskPlatformSpec,
+)
 from taskplatform.operator.specs.backup import RESTORE_CONTAINER, Dump, Store, restore_job_name
 from taskplatform.operator.specs.common import Owner
 
@@ -32,8 +42,19 @@ def _restoring(job_name: str) -> Observation:
     return Observation(ConditionType.DATABASE_RESTORED, "False", Reason.RESTORING, message)
 
 
+def dump_bound(source: RestoreSource) -> int | str:
+    """The most a volume or s3 source's dump may have, in bytes (restoreFrom.size, else DEFAULT_RESTORE_SIZE); or
+    why restoreFrom.size cannot be one."""
+    size = source.size or DEFAULT_RESTORE_SIZE
+    bound = math.ceil(parse_quantity(size))  # type: ignore[no-untyped-call]
+    if not 0 < bound <= DUMP_MAX_BYTES:
+        return f"restoreFrom.size {size} is not between 1 byte and {DUMP_MAX_BYTES} bytes"
+    return int(bound)
+
+
 def resolve_source(kube: Kube, namespace: str, source: RestoreSource) -> Dump | str:
-    """The store, key and expected checksum of the dump to restore; or why it cannot be used (a message)."""
+    """The store, key, expected checksum and size bound of the dump to restore; or why it cannot be used (a
+    message). A backup's are recorded in its status: the checksum and size of the dump it wrote."""
     if source.backup is not None:
         backup = kube.get(TASK_PLATFORM_BACKUP, namespace, source.backup)
         if backup is None:
@@ -43,12 +64,19 @@ def resolve_source(kube: Kube, namespace: str, source: RestoreSource) -> Dump | 
             return (
                 f"{TASK_PLATFORM_BACKUP.named(source.backup)} has not completed (phase {recorded.phase or 'Pending'})"
             )
-        return Dump(Store(s3=recorded.s3, volume_claim=recorded.volume_claim), recorded.key, recorded.sha256)
+        if not recorded.sha256 or not recorded.size_bytes:
+            return f"{TASK_PLATFORM_BACKUP.named(source.backup)} recorded no checksum and size of its dump"
+        store = Store(s3=recorded.s3, volume_claim=recorded.volume_claim)
+        return Dump(store, recorded.key, recorded.sha256, recorded.size_bytes)
+    bound = dump_bound(source)
+    if isinstance(bound, str):
+        return bound
     if source.s3 is not None:
         location = S3Location.model_validate(source.s3.model_dump(exclude={"key"}))
-        return Dump(Store(s3=location), source.s3.key, source.sha256)
+        return Dump(Store(s3=location), source.s3.key, source.sha256, bound, source.allow_unverified)
     if source.volume is not None:
-        return Dump(Store(volume_claim=source.volume.claim_name), source.volume.path, source.sha256)
+        store = Store(volume_claim=source.volume.claim_name)
+        return Dump(store, source.volume.path, source.sha256, bound, source.allow_unverified)
     return "restoreFrom names no source"
 
 

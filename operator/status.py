@@ -248,9 +248,11 @@ class Termination:
 
 
 def terminations(pod: Manifest | None) -> dict[str, tuple[int | None, str]]:
-    """Each terminated container's exit code and termination message, by container name."""
+    """Each terminated container's exit code and termination message, by container name: init containers (a
+    restore's download) and containers alike (a pod's container names are unique across both)."""
     found = {}
-    for container in _status(pod).get("containerStatuses") or []:
+    status = _status(pod)
+    for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
         terminated = (container.get("state") or {}).get("terminated")
         if terminated:
             found[container["name"]] = (terminated.get("exitCode"), (terminated.get("message") or "").strip())

@@ -276,7 +276,8 @@ wait_until "kube-router (the NetworkPolicy enforcer)" 90 sh -c "
 
 # --- storage: local PersistentVolumes on this node, bound on first use ------------------------------------
 # A `local` volume, unlike hostPath, honours the pod's fsGroup, so the database (uid 999) owns its directory.
-volumes=${NODE_VOLUMES:-12}
+# Never reused once released (Retain): each platform takes one, each restore a second (its scratch volume).
+volumes=${NODE_VOLUMES:-24}
 {
   cat <<EOS
 apiVersion: storage.k8s.io/v1

@@ -21,6 +21,7 @@ from throwaway import built_binary
 
 from taskplatform.operator.models import ConditionType
 from taskplatform.operator.specs.common import COMPONENT_LABEL, INSTANCE_LABEL, selector_string
+from taskplatform.operator.specs.tls import CLIENT_VOLUME
 
 CHART = ROOT / "charts" / "taskplatform"
 OPERATOR_NAMESPACE = "taskplatform-system"
@@ -260,6 +261,9 @@ class E2E:
         it for one of its pods."""
         spec = self.get("job", job)["spec"]["template"]["spec"]
         (found,) = [c for c in spec["containers"] if c["name"] == container]
+        # The CA bundle its PGSSLROOTCERT names (the database requires verified TLS), mounted as in the Job.
+        mounts = [m for m in found.get("volumeMounts", []) if m["name"] == CLIENT_VOLUME]
+        volumes = [v for v in spec.get("volumes", []) if v["name"] == CLIENT_VOLUME]
         name = f"probe-{job}"[:63].rstrip("-")
         pod = {
             "apiVersion": "v1",
@@ -269,15 +273,15 @@ class E2E:
                 "restartPolicy": "Never",
                 "enableServiceLinks": False,
                 "securityContext": spec["securityContext"],
-                "volumes": spec.get("volumes", []),
                 "containers": [{
                     "name": "probe", "image": API_IMAGE, "imagePullPolicy": "IfNotPresent",
                     "command": ["python", "-c", DBPROBE.read_text(), source], "env": found["env"],
-                    "volumeMounts": found.get("volumeMounts", []),
+                    "volumeMounts": mounts,
                     "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
                     "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                                         "runAsUser": 10001, "runAsGroup": 10001},
                 }],
+                "volumes": volumes,
             },
         }  # fmt: skip
         self.apply(pod)

@@ -1,9 +1,14 @@
-"""Backups and restores: the backup volume, the backup and restore Jobs, a scheduled TaskPlatformBackup, and
-their names and labels. Pure functions from the specs; backups.py and restore.py read the cluster and write these.
+"""Backups and restores: the backup volume, the backup and restore Jobs, a scheduled TaskPlatformBackup, the
+dumps' keys, and their names and labels. Pure functions from the specs; backups.py and restore.py read the
+cluster and write these.
 
-A backup or restore pod pairs the database image (its own pg_dump / pg_restore, which always match the
-server) with the API image's `taskplatform-dumpstore` (taskplatform/migration/dumpstore.py), joined by a
-named pipe in a shared emptyDir: the dump streams straight to its store and back, in bounded memory.
+Each Job pairs the database image (its own pg_dump / pg_restore, which always match the server) with the API
+image's `taskplatform-dumpstore` (taskplatform/migration/dumpstore.py):
+- a backup pod joins them by a named pipe in a shared emptyDir: the dump streams straight to its store, in
+  bounded memory;
+- a restore pod first runs the download as an init container, onto a scratch volume of its own sized from the
+  dump's bound: the whole dump is verified there before the pg_restore container (which starts only if the
+  download succeeded) reads a byte of it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from taskplatform.migration.dumpstore import SCRATCH_RESERVE_BYTES
 from taskplatform.operator.conditions import rfc3339
 from taskplatform.operator.dbroles import BACKUP_ROLE, OWNER_ROLE, DatabaseRole
 from taskplatform.operator.kinds import JOB, PERSISTENT_VOLUME_CLAIM, TASK_PLATFORM_BACKUP, Manifest
@@ -67,12 +73,13 @@ SCHEDULED_LABEL = "taskplatform.io/scheduled"
 # On a backup Job's pod: the TaskPlatformBackup it serves, so that the pod's changes reach that backup's pass.
 BACKUP_LABEL = "taskplatform.io/backup"
 SCHEDULED_TIME_ANNOTATION = "taskplatform.io/scheduled-time"
-# The containers' roles; the operator reads each one's termination message by name.
+# The containers' roles; the operator reads each one's termination message by name (status.terminations). The
+# transfer is a backup pod's container beside pg_dump, and a restore pod's init container before pg_restore.
 DUMP_CONTAINER = "pg-dump"
 RESTORE_CONTAINER = "pg-restore"
 TRANSFER_CONTAINER = "transfer"
 
-# The transfer container makes the pipe (no init container: one less container start per Job); the database
+# A backup's transfer container makes the pipe (no init container: one less container start per Job); pg_dump's
 # side waits for it. pg_dump's exit status is written after the stream closes: the uploader completes the
 # upload only on 0.
 WAIT_FOR_FIFO = f'until [ -p "{FIFO}" ]; do sleep 0.1; done'
@@ -94,24 +101,90 @@ def dump_script(compression_level: int) -> str:
     )
 
 
+# A restore's scratch volume: the download writes the dump there (SCRATCH_DUMP appears only once verified), the
+# pg_restore container reads it.
+SCRATCH_VOLUME = "scratch"
+SCRATCH_DIR = "/scratch"
+SCRATCH_DUMP = f"{SCRATCH_DIR}/dump"
+# Its size beyond the dump: dumpstore keeps SCRATCH_RESERVE_BYTES free whatever the dump announces, and the
+# filesystem keeps some for itself. On ext4 (the usual CSI default) 5% of the blocks are reserved for root (the
+# download runs as non-root and cannot use them), the inode tables take ~1.6%, the journal up to 1 GiB (under 1% of
+# any volume that large); a small filesystem's journal and metadata are a few MiB more. Measured with mkfs.ext4:
+# docs/backup.md, "The scratch volume".
+SCRATCH_OVERHEAD_PERCENT = 12
+SCRATCH_FIXED_BYTES = 64 << 20
+MIB = 1 << 20
+
 # How long a restore waits, once PostgreSQL accepts connections, for its role to log in: the database pod's
 # postStart hook creates the roles just after the server starts (dbroles.py); the restore reaches the pod before
 # it is Ready. After that pg_restore runs anyway, and its refusal is the Job's reason.
 LOGIN_WAIT_TRIES = 600  # every 0.2 s: 2 minutes
-# One transaction: a stream that ends early (a failed or corrupted download) leaves the database untouched. As the
-# owner role, with --no-owner --no-privileges: every object restored belongs to it (and the API role's default
-# privileges apply), and a dump cannot run anything a superuser could (COPY TO PROGRAM, untrusted languages).
+# pg_restore's flags, the Job's and the benchmark's baseline's (bench/backup_bench.py). As the owner role, with
+# --no-owner --no-privileges: every object restored belongs to it (and the API role's default privileges apply),
+# and a dump cannot run anything a superuser could (COPY TO PROGRAM, untrusted languages). --exit-on-error: the
+# first failed statement fails the restore. The dump was verified whole before pg_restore starts, so the single
+# transaction that once guarded against a stream cut short is not needed; --jobs (which excludes it) restores
+# tables and builds indexes in parallel connections (docs/backup.md, "Parallel restore").
+RESTORE_JOBS = 2
+RESTORE_FLAGS = f"--exit-on-error --no-owner --no-privileges --jobs={RESTORE_JOBS}"
+# Only into an empty schema: a failed parallel restore leaves what it had restored in the database volume, and a
+# TaskPlatform created again on that volume (pvcRetentionPolicy Retain) must say so rather than fail at the first
+# object that exists.
+NOT_EMPTY = (
+    "the database already holds tables, which a restore would collide with: a previous restore into this volume "
+    "failed part-way. Delete the TaskPlatform and its database volume claim, then create it again (docs/backup.md)"
+)
+COUNT_TABLES = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
 RESTORE_SCRIPT = (
-    f"{WAIT_FOR_FIFO}; until pg_isready --quiet --timeout=5; do sleep 0.2; done; "
+    "until pg_isready --quiet --timeout=5; do sleep 0.2; done; "
     f"n=0; until psql -XAtqc 'SELECT 1' >/dev/null 2>&1 || [ $n -ge {LOGIN_WAIT_TRIES} ]; "
     "do n=$((n + 1)); sleep 0.2; done; "
-    f'exec pg_restore --single-transaction --exit-on-error --no-owner --no-privileges --dbname="$PGDATABASE" < "{FIFO}"'
+    f'tables=$(psql -XAtqc "{COUNT_TABLES}") || exit 1; '
+    f'if [ "$tables" != 0 ]; then echo "{NOT_EMPTY}" >&2; exit 1; fi; '
+    f'exec pg_restore {RESTORE_FLAGS} --dbname="$PGDATABASE" "{SCRATCH_DUMP}"'
 )
 
 
-def dump_key(prefix: str, platform: str, backup: str) -> str:
-    """Where a backup's dump goes in its store: `<prefix>/<platform>/<backup>.dump`."""
+def dump_key(prefix: str, namespace: str, platform: str, platform_uid: str, backup: str) -> str:
+    """Where a backup's dump goes in its store: `<prefix>/<namespace>/<platform>/<platform uid>/<backup>.dump`.
+    The namespace: two namespaces' platforms of one name may share a bucket and prefix. The platform's uid: a
+    platform deleted and created again under its name is another database with a history of its own, whose backups
+    (and their retention) never touch the dumps of the one before it, such as the dump it was restored from."""
+    parts = (prefix.strip("/"), namespace, platform, platform_uid, backup + DUMP_SUFFIX)
+    return "/".join(part for part in parts if part)
+
+
+def legacy_dump_key(prefix: str, platform: str, backup: str) -> str:
+    """Where the operator before namespaced keys put a backup's dump (`<prefix>/<platform>/<backup>.dump`): such a
+    backup, recorded in its TaskPlatformBackup's status, still restores and is still pruned."""
     return "/".join(part for part in (prefix.strip("/"), platform, backup + DUMP_SUFFIX) if part)
+
+
+@dataclass(frozen=True, slots=True)
+class DumpKeys:
+    """The keys of one platform's dumps in one store (its prefix): where each of its backups goes, and which
+    recorded keys are its own (the only ones its retention may delete)."""
+
+    prefix: str
+    namespace: str
+    platform: str
+    platform_uid: str
+
+    def key(self, backup: str) -> str:
+        return dump_key(self.prefix, self.namespace, self.platform, self.platform_uid, backup)
+
+    def owns(self, backup: str, key: str) -> bool:
+        """Whether `key`, recorded by the TaskPlatformBackup `backup` of this namespace, is where this platform put
+        that backup's dump: under its own namespace and uid, or where the operator before namespaced keys put it
+        (which names no namespace or uid: the TaskPlatformBackup's namespace and platform stand for them)."""
+        return key in (self.key(backup), legacy_dump_key(self.prefix, self.platform, backup))
+
+
+def scratch_bytes(dump_bytes: int) -> int:
+    """The scratch volume a restore of a dump of at most `dump_bytes` needs, in whole MiB (SCRATCH_OVERHEAD_PERCENT
+    above)."""
+    needed = dump_bytes + dump_bytes * SCRATCH_OVERHEAD_PERCENT // 100 + SCRATCH_RESERVE_BYTES + SCRATCH_FIXED_BYTES
+    return -(-needed // MIB) * MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +199,11 @@ class Store:
         if backup.s3 is not None:
             return Store(s3=backup.s3)
         return Store(volume_claim=backup_claim_name(platform))
+
+    @property
+    def prefix(self) -> str:
+        """What every key in this store starts with (a bucket's prefix; none on a volume)."""
+        return self.s3.prefix if self.s3 is not None else ""
 
     def args(self) -> list[str]:
         if self.s3 is None:
@@ -156,12 +234,24 @@ class Store:
 
 
 class Dump(NamedTuple):
-    """A dump to restore: its store, its key there, and the SHA-256 it must have (None: the `.sha256` file beside
-    it, if any)."""
+    """A dump to restore: its store, its key there, the SHA-256 it must have (None: it cannot be verified, and is
+    restored only if `allow_unverified`), and the most it may have (the backup's recorded size, or restoreFrom.size:
+    the download's bound, and the scratch volume's size)."""
 
     store: Store
     key: str
     sha256: str | None
+    max_bytes: int
+    allow_unverified: bool = False
+
+    def download_args(self) -> list[str]:
+        """The download's arguments but for the store's: it writes SCRATCH_DUMP only once the dump is verified."""
+        args = ["download", "--key", self.key, "--max-bytes", str(self.max_bytes), "--output", SCRATCH_DUMP]
+        if self.sha256:
+            args += ["--sha256", self.sha256]
+        elif self.allow_unverified:
+            args.append("--allow-unverified")
+        return args
 
 
 def backup_claim(owner: Owner, backup: BackupSpec) -> Manifest | None:
@@ -199,40 +289,42 @@ def _pg_env(platform: str, role: DatabaseRole) -> list[dict[str, Any]]:
     ]
 
 
-def _stream_job(
-    owner: Owner,
-    platform: str,
-    name: str,
-    component: str,
-    spec: TaskPlatformSpec,
-    database: dict[str, Any],
-    role: DatabaseRole,
-    transfer_args: list[str],
-    store: Store,
-    pod_labels: dict[str, str],
-) -> Manifest:
-    stream_mount = {"name": "stream", "mountPath": STREAM_DIR}
-    as_database = {**RESTRICTED_CONTAINER, "runAsUser": DB_UID, "runAsGroup": DB_UID}
-    database = {
-        **database,
+# The transfer side (the API image's dumpstore) and the database side (the database image's client).
+TRANSFER_RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+CLIENT_RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}}
+
+
+def _database_client(platform: str, spec: TaskPlatformSpec, name: str, script: str, role: DatabaseRole,
+                     mounts: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    return {
+        "name": name,
         "image": spec.database.image,
+        "command": ["sh", "-c", script],
         "env": _pg_env(platform, role),
-        "securityContext": as_database,
+        "securityContext": {**RESTRICTED_CONTAINER, "runAsUser": DB_UID, "runAsGroup": DB_UID},
         "terminationMessagePolicy": "FallbackToLogsOnError",  # pg_dump's / pg_restore's last words
-        "volumeMounts": [stream_mount, tls.CLIENT_MOUNT],
-        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+        "volumeMounts": [*mounts, tls.CLIENT_MOUNT],
+        "resources": CLIENT_RESOURCES,
     }
-    transfer = {
+
+
+def _transfer(spec: TaskPlatformSpec, args: list[str], store: Store, mount: dict[str, Any]) -> dict[str, Any]:
+    return {
         "name": TRANSFER_CONTAINER,
         "image": spec.api.image,
         "command": ["taskplatform-dumpstore"],
-        "args": [*transfer_args, "--fifo", FIFO, *store.args(), "--summary-file", TERMINATION_LOG],
+        "args": [*args, *store.args(), "--summary-file", TERMINATION_LOG],
         "env": store.env(),
         "securityContext": RESTRICTED_CONTAINER,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [stream_mount, *store.mounts()],
-        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "volumeMounts": [mount, *store.mounts()],
+        "resources": TRANSFER_RESOURCES,
     }
+
+
+def _job(
+    owner: Owner, platform: str, name: str, component: str, pod: dict[str, Any], pod_labels: dict[str, str]
+) -> Manifest:
     return {
         **JOB.type_meta(),
         "metadata": {**metadata(owner, name, component), "labels": labels(platform, component)},
@@ -242,19 +334,7 @@ def _stream_job(
             "backoffLimit": 0,
             "activeDeadlineSeconds": JOB_DEADLINE_S,
             "ttlSecondsAfterFinished": 7 * 86400,
-            "template": {
-                "metadata": {"labels": {**labels(platform, component), **pod_labels}},
-                # The transfer container first: the kubelet creates a pod's containers one after the other
-                # (~0.3 s each here), so its Python starts while the database container is being created,
-                # and the pipe exists by the time pg_dump / pg_restore looks for it.
-                "spec": pod_spec(
-                    platform,
-                    API_UID,
-                    [transfer, database],
-                    [{"name": "stream", "emptyDir": {}}, tls.client_volume(platform), *store.volumes()],
-                    restartPolicy="Never",
-                ),
-            },
+            "template": {"metadata": {"labels": {**labels(platform, component), **pod_labels}}, "spec": pod},
         },
     }
 
@@ -267,21 +347,46 @@ def backup_job(
     args = ["upload", "--key", key, "--status-file", STATUS_FILE]
     for old in prune:
         args += ["--prune", old]
+    args += ["--fifo", FIFO]
     level = spec.database.backup.compression_level if spec.database.backup else DEFAULT_COMPRESSION_LEVEL
-    dump = {"name": DUMP_CONTAINER, "command": ["sh", "-c", dump_script(level)]}
-    pod_labels = {BACKUP_LABEL: owner.name}
-    name = backup_job_name(owner.name)
-    return _stream_job(owner, platform, name, BACKUP_COMPONENT, spec, dump, BACKUP_ROLE, args, store, pod_labels)
+    stream = {"name": "stream", "mountPath": STREAM_DIR}
+    dump = _database_client(platform, spec, DUMP_CONTAINER, dump_script(level), BACKUP_ROLE, [stream])
+    # The transfer container first: the kubelet creates a pod's containers one after the other (~0.3 s each
+    # here), so its Python starts while pg_dump's container is being created, and the pipe exists by the time
+    # pg_dump looks for it.
+    containers = [_transfer(spec, args, store, stream), dump]
+    volumes = [{"name": "stream", "emptyDir": {}}, tls.client_volume(platform), *store.volumes()]
+    pod = pod_spec(platform, API_UID, containers, volumes, restartPolicy="Never")
+    return _job(owner, platform, backup_job_name(owner.name), BACKUP_COMPONENT, pod, {BACKUP_LABEL: owner.name})
 
 
-def restore_job(owner: Owner, spec: TaskPlatformSpec, key: str, store: Store, sha256: str | None) -> Manifest:
-    """The Job restoring a new TaskPlatform's (`owner`) database from the dump at `key` of `store`."""
-    args = ["download", "--key", key]
-    if sha256:
-        args += ["--sha256", sha256]
-    restore = {"name": RESTORE_CONTAINER, "command": ["sh", "-c", RESTORE_SCRIPT]}
-    name = restore_job_name(owner.name)
-    return _stream_job(owner, owner.name, name, RESTORE_COMPONENT, spec, restore, OWNER_ROLE, args, store, {})
+def scratch_volume(platform: str, spec: TaskPlatformSpec, dump_bytes: int) -> dict[str, Any]:
+    """The restore pod's own volume for the dump: a generic ephemeral volume (a claim made with the pod and deleted
+    with it) of scratch_bytes(dump_bytes), in the database's StorageClass. A volume of its own, not an emptyDir
+    with a sizeLimit: the node's disk is shared, an emptyDir's limit is enforced only by evicting the pod after the
+    fact, and the download's free-space check would read the node's free space instead of the dump's room."""
+    claim: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": f"{scratch_bytes(dump_bytes) // MIB}Mi"}},
+    }
+    if spec.database.storage.storage_class_name:
+        claim["storageClassName"] = spec.database.storage.storage_class_name
+    template = {"metadata": {"labels": labels(platform, RESTORE_COMPONENT)}, "spec": claim}
+    return {"name": SCRATCH_VOLUME, "ephemeral": {"volumeClaimTemplate": template}}
+
+
+def restore_job(owner: Owner, spec: TaskPlatformSpec, dump: Dump) -> Manifest:
+    """The Job restoring a new TaskPlatform's (`owner`) database from `dump`: the download, an init container,
+    verifies the whole dump onto the pod's scratch volume; the pg_restore container, which starts only if it
+    succeeded, restores that file (read-only to it)."""
+    platform = owner.name
+    scratch = {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_DIR}
+    download = _transfer(spec, dump.download_args(), dump.store, scratch)
+    restore = _database_client(platform, spec, RESTORE_CONTAINER, RESTORE_SCRIPT, OWNER_ROLE,
+                               [{**scratch, "readOnly": True}])  # fmt: skip
+    volumes = [scratch_volume(platform, spec, dump.max_bytes), tls.client_volume(platform), *dump.store.volumes()]
+    pod = pod_spec(platform, API_UID, [restore], volumes, restartPolicy="Never", initContainers=[download])
+    return _job(owner, platform, restore_job_name(platform), RESTORE_COMPONENT, pod, {})
 
 
 def scheduled_backup(platform: Owner, scheduled_time: datetime) -> Manifest:

@@ -146,7 +146,7 @@ def platform_children(
         dump = facts.restore
         # Its policy with it (the dump's store is known here only); left in place afterwards, inert.
         workloads.append(Child.apply(restore_network_policy(owner, dump.store)))
-        workloads.append(Child.create(restore_job(owner, spec, dump.key, dump.store, dump.sha256)))
+        workloads.append(Child.create(restore_job(owner, spec, dump)))
     # After a restore only: the schema Job upgrades the restored schema, and an empty database never serves.
     if not facts.schema_job_exists and facts.restored:
         workloads.append(Child.create(schema_migration_job(owner, spec)))

@@ -8,8 +8,9 @@ Plans:
   {"loop": {"url", "stop_file", "max_requests", "max_seconds", "headers"?}}
       -> {"ok", "failed", "errors", "stopped", "failures_s": [first, last] seconds after the start, or null}
   {"mongo": {"uri", "database", "collections": {name: extended-JSON documents}}} -> {"inserted": {...}}
-  {"s3": {"endpoint", "access_key", "secret_key", "bucket", "make_bucket"?, "corrupt"?: [source, target]}}
-      -> {"objects": {key: size}} or {"error"} if unreachable   (corrupt: copies source to target with one byte flipped)
+  {"s3": {"endpoint", "access_key", "secret_key", "bucket", "make_bucket"?, "get"?: key, "put"?: [key, base64]}}
+      -> {"objects": {key: size}, "got"?: base64} or {"error"} if unreachable   (get: an object's bytes; put: writes
+         one)
 """
 
 import json
@@ -92,9 +93,10 @@ def seed_mongo(uri: str, database: str, collections: dict[str, str]) -> dict[str
 
 
 def s3(endpoint: str, access_key: str, secret_key: str, bucket: str, make_bucket: bool = False,
-       corrupt: list[str] | None = None) -> dict[str, object]:  # fmt: skip
+       get: str | None = None, put: list[str] | None = None) -> dict[str, object]:  # fmt: skip
     """An answer, or {"error"} when the store cannot be reached yet (a Service a moment after its pod is Ready:
     connects time out until kube-proxy has its rules), quickly: no retries, a short connect timeout."""
+    import base64
     import io
 
     import urllib3
@@ -106,14 +108,16 @@ def s3(endpoint: str, access_key: str, secret_key: str, bucket: str, make_bucket
     try:
         if make_bucket and not client.bucket_exists(bucket):
             client.make_bucket(bucket)
-        if corrupt:
-            source, target = corrupt
-            response = client.get_object(bucket, source)
-            data = bytearray(response.read())
+        answer: dict[str, object] = {}
+        if get:
+            response = client.get_object(bucket, get)
+            answer["got"] = base64.b64encode(response.read()).decode()
             response.close()
-            data[len(data) // 2] ^= 0xFF
-            client.put_object(bucket, target, io.BytesIO(bytes(data)), length=len(data))
-        return {"objects": {o.object_name: o.size for o in client.list_objects(bucket, recursive=True)}}
+        if put:
+            key, data = put[0], base64.b64decode(put[1])
+            client.put_object(bucket, key, io.BytesIO(data), length=len(data))
+        answer["objects"] = {o.object_name: o.size for o in client.list_objects(bucket, recursive=True)}
+        return answer
     except (urllib3.exceptions.HTTPError, OSError, MinioException) as error:
         return {"error": repr(error)}
 

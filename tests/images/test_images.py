@@ -49,10 +49,11 @@ def images() -> None:
 
 
 class Container:
-    def __init__(self, image: str, *args: str, env: dict[str, str] | None = None, options: tuple[str, ...] = ()):
+    def __init__(self, image: str, *args: str, env: dict[str, str] | None = None, options: tuple[str, ...] = (),
+                 network: str = "host"):  # fmt: skip
         self.name = f"tp-test-{uuid.uuid4().hex[:8]}"
         env_args = [f"--env={k}={v}" for k, v in (env or {}).items()]
-        docker("run", "-d", "--name", self.name, "--network", "host", *env_args, *options, image, *args)
+        docker("run", "-d", "--name", self.name, "--network", network, *env_args, *options, image, *args)
 
     def logs(self) -> str:
         result = docker("logs", self.name, check=False)
@@ -228,3 +229,19 @@ def test_the_database_takes_a_changed_password_from_the_hook(containers: list[Co
     with pytest.raises(sa.exc.OperationalError):
         sa.create_engine(f"postgresql+psycopg2://taskplatform:first@127.0.0.1:{port}/taskplatform").connect()
     assert not [p for p in logins.values() if p in containers[0].logs()]
+
+
+def test_the_database_pod_socket_serves_only_the_final_server(containers: list[Container]) -> None:
+    """The postStart hook (the roles' sync) waits for a server on the pod's socket and then runs at once. The first
+    server it meets there must be the one that stays: the image's temporary initialisation server (before it creates
+    the database, and while it stops) listens on a socket of its own. (It shared the pod's socket: a hook that met it
+    failed, the roles were never made, and a restore waited two minutes for a login that never worked.) Watched from
+    the first moment, every 10 ms: whatever answers first on the socket has the final server's settings."""
+    # Its own network namespace (not the host's): both servers on PostgreSQL's port 5432, as in the pod.
+    containers.append(Container(POSTGRES_IMAGE, network="bridge",
+                                env={"POSTGRES_USER": "taskplatform", "POSTGRES_DB": "taskplatform",
+                                     "POSTGRES_PASSWORD": "first"}))  # fmt: skip
+    watch = ("until pg_isready -q -h /var/run/postgresql; do sleep 0.01; done; "
+             "psql -X -tA -h /var/run/postgresql -U taskplatform -d postgres -c 'SHOW listen_addresses'")  # fmt: skip
+    first = docker("exec", containers[0].name, "sh", "-c", watch, check=False)
+    assert (first.returncode, first.stdout.strip()) == (0, "*"), first.stderr

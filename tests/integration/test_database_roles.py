@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,10 +41,11 @@ from taskplatform.operator.specs import tls
 from taskplatform.operator.specs.api import api_deployment
 from taskplatform.operator.specs.backup import (
     DUMP_CONTAINER,
-    FIFO,
     RESTORE_CONTAINER,
     RESTORE_SCRIPT,
-    STREAM_DIR,
+    SCRATCH_DIR,
+    SCRATCH_DUMP,
+    Dump,
     Store,
     backup_job,
     restore_job,
@@ -167,7 +167,7 @@ def job_env(role: dbroles.DatabaseRole, creds: Credentials) -> dict[str, str]:
             DUMP_CONTAINER,
         )
     else:
-        job, name = restore_job(OWNER, SPEC, "k", store, None), RESTORE_CONTAINER
+        job, name = restore_job(OWNER, SPEC, Dump(store, "k", "a" * 64, 1000)), RESTORE_CONTAINER
     (container,) = [c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == name]
     # This file's server has no TLS: the roles are what it tests (test_database_tls.py tests TLS with these names).
     return {k: v for k, v in container_env(container, creds).items() if k not in {e["name"] for e in tls.CLIENT_ENV}}
@@ -396,21 +396,18 @@ def test_the_migration_role_imports_with_its_index_deferral(
 
 
 def restore_into(server: ThrowawayPostgres, database: str, creds: Credentials, dump: bytes, tmp_path: Path) -> None:
-    """The restore Job's database container: its script and environment (its stream directory moved here), the
-    dump written into its pipe as the transfer container does."""
-    stream = tmp_path / f"stream-{uuid.uuid4().hex[:6]}"
-    stream.mkdir()
-    fifo = Path(FIFO.replace(f"{STREAM_DIR}/", f"{stream}/"))
-    os.mkfifo(fifo)
+    """The restore Job's database container: its script and environment (its scratch directory moved here), the
+    dump written to its scratch file as the download leaves it (read-only)."""
+    scratch = tmp_path / f"scratch-{uuid.uuid4().hex[:6]}"
+    scratch.mkdir()
+    verified = Path(SCRATCH_DUMP.replace(f"{SCRATCH_DIR}/", f"{scratch}/"))
+    verified.write_bytes(dump)
+    verified.chmod(0o444)
     env = {**job_env(OWNER_ROLE, creds), "PGHOST": "127.0.0.1", "PGPORT": str(server.port), "PGDATABASE": database}
-    script = RESTORE_SCRIPT.replace(f"{STREAM_DIR}/", f"{stream}/")
-    process = subprocess.Popen(["sh", "-c", script], env={"PATH": f"{find_pg_bindir()}:{os.environ['PATH']}", **env},
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
-    writer = threading.Thread(target=fifo.write_bytes, args=(dump,))
-    writer.start()
-    _, errors = process.communicate(timeout=120)
-    writer.join()
-    assert process.returncode == 0, errors
+    script = RESTORE_SCRIPT.replace(f"{SCRATCH_DIR}/", f"{scratch}/")
+    restored = subprocess.run(["sh", "-c", script], env={"PATH": f"{find_pg_bindir()}:{os.environ['PATH']}", **env},
+                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
 
 
 def pg_dump(env: dict[str, str], server: ThrowawayPostgres, database: str) -> bytes:

@@ -2,9 +2,9 @@
 of the PostgreSQL binaries here) beside `taskplatform-dumpstore`, against a real S3-compatible server (versitygw),
 a directory standing for the backup volume, and an HTTP server playing a hostile S3 endpoint.
 
-Two restore flows: today's Job (`download --fifo`: the verified dump fed into the pipe pg_restore reads) and the
-verified file (`download --output`, then pg_restore of that file only if the download succeeded, as an init
-container and the container after it)."""
+Two restore flows: the operator's Job (its init container's `download --output` onto the scratch volume, then its
+pg_restore container's script reading that file only if the download succeeded), and the previous operator's Job
+(`download --fifo`: the verified dump fed into the pipe its pg_restore reads), which dumpstore still serves."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from pgcluster import ThrowawayPostgres, find_pg_bindir
 from psycopg2 import sql
 from s3server import BUCKET, ThrowawayS3
 from sqlmodel import Session
+from tampering import MARKER_EXISTS, altered_near_the_end, craft_marker_dump
 
 from taskplatform.api.migrate import alembic_config, upgrade_head
 from taskplatform.api.models import Task, User
@@ -40,10 +41,14 @@ from taskplatform.migration.dumpstore import (
 from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL
 from taskplatform.operator.specs.backup import (
     FIFO,
+    NOT_EMPTY,
     RESTORE_SCRIPT,
+    SCRATCH_DIR,
     STATUS_FILE,
     STREAM_DIR,
     WAIT_FOR_FIFO,
+    Dump,
+    Store,
     dump_script,
 )
 
@@ -99,9 +104,19 @@ def tables(pg: ThrowawayPostgres, database: str) -> list[str]:
         return [row[0] for row in cur.fetchall()]
 
 
-def restore_file_script(dump: Path) -> str:
-    """The restore Job's script reading a file instead of its pipe (the same pg_restore and flags)."""
-    return RESTORE_SCRIPT.replace(WAIT_FOR_FIFO, "true").replace(f'"{FIFO}"', f'"{dump}"')
+# The restore script of the operator before restores ran from a verified file (commit 213de69's
+# operator/specs/backup.py): pg_restore of the pipe the transfer container feeds, in one transaction. Its Jobs pass
+# `download --fifo`, which dumpstore still serves (a new API image under an older operator).
+PREVIOUS_RESTORE_SCRIPT = (
+    f"{WAIT_FOR_FIFO}; until pg_isready --quiet --timeout=5; do sleep 0.2; done; "
+    "n=0; until psql -XAtqc 'SELECT 1' >/dev/null 2>&1 || [ $n -ge 600 ]; do n=$((n + 1)); sleep 0.2; done; "
+    f'exec pg_restore --single-transaction --exit-on-error --no-owner --no-privileges --dbname="$PGDATABASE" < "{FIFO}"'
+)
+
+
+def in_folder(text: str, folder: Path, within: str) -> str:
+    """The Job's paths under `within` moved into this test's folder."""
+    return text.replace(f"{within}/", f"{folder}/")
 
 
 Outcome = tuple[
@@ -164,25 +179,34 @@ class Pipe:
             args += ["--prune", old]
         return self._run(database, dump_script(level), args)
 
-    def restore(self, database: str, key: str, sha256: str | None = None, *extra: str) -> Outcome:
-        """Today's restore Job: the dump fed into pg_restore's pipe once verified."""
-        args = ["download", "--key", key, *(["--sha256", sha256] if sha256 else []), *extra]
-        return self._run(database, RESTORE_SCRIPT, args)
+    def restore_previous_job(
+        self, database: str, key: str, sha256: str | None = None, max_bytes: int | None = None, allow: bool = False
+    ) -> Outcome:
+        """The previous operator's restore Job: the dump fed into its pg_restore's pipe once verified."""
+        args = ["download", "--key", key, *(["--sha256", sha256] if sha256 else [])]
+        args += [*(["--max-bytes", str(max_bytes)] if max_bytes else []), *(["--allow-unverified"] if allow else [])]
+        return self._run(database, PREVIOUS_RESTORE_SCRIPT, args)
 
-    def restore_file(self, database: str, key: str, sha256: str | None = None, *extra: str) -> Outcome:
-        """Download and verify into a scratch file; pg_restore of it only if that succeeded (an init container,
-        then the restore container). The downloaded file is kept as `self.last_download` for the test."""
+    def restore(
+        self, database: str, key: str, sha256: str | None = None, max_bytes: int | None = None, allow: bool = False
+    ) -> Outcome:
+        """The operator's restore Job: its init container's download (the Dump's own arguments) verifies the dump
+        into its scratch directory; its pg_restore container's script runs only if that succeeded. The downloaded
+        file is kept as `self.last_download` for the test. `max_bytes`: the backup's recorded size (the largest a
+        dump may be, when the test does not care)."""
         scratch = self._stream_dir()
-        self.last_download = scratch / "dump"
-        args = ["download", "--key", key, "--output", str(self.last_download),
-                *(["--sha256", sha256] if sha256 else []), *extra]  # fmt: skip
+        dump = Dump(Store(volume_claim="unused"), key, sha256, max_bytes or DUMP_MAX_BYTES, allow)
+        args = [in_folder(arg, scratch, SCRATCH_DIR) for arg in dump.download_args()]
+        self.last_download = Path(args[args.index("--output") + 1])
         transfer_code = self._transfer(args, scratch / "summary.json").wait(120)
         summary = json.loads((scratch / "summary.json").read_text())
         if transfer_code != 0:
             assert sorted(p.name for p in scratch.iterdir()) == ["summary.json"]  # no file, not even a partial one
             return None, transfer_code, summary
-        script = restore_file_script(self.last_download)
-        restored = subprocess.run(["sh", "-c", script], env=self._pg_env(database), check=False, timeout=120)
+        script = in_folder(RESTORE_SCRIPT, scratch, SCRATCH_DIR)
+        restored = subprocess.run(["sh", "-c", script], env=self._pg_env(database), capture_output=True, text=True,
+                                  check=False, timeout=120)  # fmt: skip
+        self.last_errors = restored.stderr
         return restored.returncode, transfer_code, summary
 
 
@@ -199,11 +223,11 @@ def store(request: pytest.FixtureRequest, pg: ThrowawayPostgres, tmp_path: Path)
         yield Pipe(pg, tmp_path, ["--dir", str(volume)], {}), lambda key: volume / key
 
 
-FLOWS = ["job-pipe", "verified-file"]
+FLOWS = ["job", "previous-job"]
 
 
 def restore_with(pipe: Pipe, flow: str) -> Callable[..., Outcome]:
-    return pipe.restore if flow == "job-pipe" else pipe.restore_file
+    return pipe.restore if flow == "job" else pipe.restore_previous_job
 
 
 def test_backup_and_restore_round_trip(store: tuple[Pipe, object], pg: ThrowawayPostgres, source: str) -> None:
@@ -222,10 +246,8 @@ def test_backup_and_restore_round_trip(store: tuple[Pipe, object], pg: Throwaway
     assert {"users", "tasks", "alembic_version"} <= expected.keys()  # every table
     for flow in FLOWS:
         target = _database(pg)
-        size = str(summary["sizeBytes"])
-        restored, downloaded, outcome = restore_with(pipe, flow)(
-            target, key, str(summary["sha256"]), "--max-bytes", size
-        )
+        size = int(summary["sizeBytes"])  # type: ignore[call-overload]
+        restored, downloaded, outcome = restore_with(pipe, flow)(target, key, str(summary["sha256"]), size)
         assert (restored, downloaded) == (0, 0), outcome
         assert outcome["verified"] is True and outcome["sha256"] == summary["sha256"]
         assert outcome["sizeBytes"] == summary["sizeBytes"]
@@ -266,26 +288,9 @@ def test_a_corrupted_dump_restores_nothing(store: tuple[Pipe, object], pg: Throw
         assert tables(pg, target) == []
 
 
-# The first SQL a dump gives pg_restore: its SEARCHPATH entry, which pg_restore runs as it is when it connects,
-# before any object. An attacker rewrites it to MARKER_SQL, padded to the same length (so that nothing else in the
-# archive moves). Its COMMIT ends the --single-transaction: the marker table is committed at once, whatever then
-# happens to the rest of the restore. (A SCHEMA entry would not do: with --no-owner pg_restore writes its own
-# CREATE SCHEMA instead of the entry's SQL.)
-SEARCHPATH_SQL = "SELECT pg_catalog.set_config('search_path', '', false);\n"
-MARKER_SQL = "COMMIT; CREATE TABLE public.marker ();"
-
-
-def craft_marker_dump(dump: bytes) -> bytes:
-    """The dump with its SEARCHPATH entry's SQL replaced by MARKER_SQL (padded to the same length)."""
-    definition = SEARCHPATH_SQL.encode()
-    assert dump.count(definition) == 1  # the entry, as pg_dump wrote it
-    payload = MARKER_SQL.encode().ljust(len(definition) - 1) + b"\n"
-    return dump.replace(definition, payload)
-
-
 def has_marker(pg: ThrowawayPostgres, database: str) -> bool:
     with psycopg2.connect(pg.dsn(database)) as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('public.marker') IS NOT NULL")
+        cur.execute(MARKER_EXISTS)
         return bool(cur.fetchone()[0])  # type: ignore[index]
 
 
@@ -308,18 +313,17 @@ def test_a_tampered_dump_runs_nothing(flow: str, store: tuple[Pipe, object], pg:
     recorded = hashlib.sha256(crafted).hexdigest()  # the backup's checksum, as its status would record it
     assert len(crafted) > 3 * CHUNK
 
-    # What the bytes do once pg_restore reads them (the Job's own flags, --single-transaction included): the
+    # What the bytes do once pg_restore reads them (the previous Job's script, --single-transaction included): the
     # crafted dump restored in full creates the marker; so does the part of the altered dump that the previous
     # downloader streamed before its check (all but the last MiB), although pg_restore then fails.
-    tampered = bytearray(crafted)
-    tampered[-100] ^= 0xFF
-    script = restore_file_script(Path("/dev/stdin"))  # a pipe, as the previous downloader's
+    tampered = altered_near_the_end(crafted)
+    script = PREVIOUS_RESTORE_SCRIPT.replace(WAIT_FOR_FIFO, "true").replace(f'"{FIFO}"', "/dev/stdin")
     for name, data, succeeds in (("crafted", crafted, True), ("streamed", bytes(tampered[:-CHUNK]), False)):
         control = _database(pg)
         ran = subprocess.run(["sh", "-c", script], input=data, env=pipe._pg_env(control), check=False, timeout=120)
         assert (ran.returncode == 0) is succeeds and has_marker(pg, control), name
 
-    path.write_bytes(bytes(tampered))
+    path.write_bytes(tampered)
     target = _database(pg)
     restored, downloaded, outcome = restore_with(pipe, flow)(target, key, recorded)
     assert downloaded == 1 and restored != 0
@@ -347,7 +351,7 @@ def test_an_unverifiable_dump_is_refused_unless_allowed(
     assert tables(pg, refused) == []
 
     allowed = _database(pg)
-    restored, downloaded, outcome = restore(allowed, key, None, "--allow-unverified")
+    restored, downloaded, outcome = restore(allowed, key, None, allow=True)
     assert (restored, downloaded) == (0, 0), outcome
     assert outcome["verified"] is False and outcome["sha256"] == summary["sha256"]
     assert content(pg, allowed) == content(pg, source)
@@ -361,13 +365,31 @@ def test_a_dump_longer_than_its_recorded_size_is_refused(
     key = f"demo/{uuid.uuid4().hex[:8]}.dump"
     summary = pipe.backup(source, key)[2]
     target = _database(pg)
-    shorter = str(int(summary["sizeBytes"]) - 1)  # type: ignore[call-overload]
-    restored, downloaded, outcome = restore_with(pipe, flow)(
-        target, key, str(summary["sha256"]), "--max-bytes", shorter
-    )
+    shorter = int(summary["sizeBytes"]) - 1  # type: ignore[call-overload]
+    restored, downloaded, outcome = restore_with(pipe, flow)(target, key, str(summary["sha256"]), shorter)
     assert downloaded == 1 and restored != 0
     assert f"more than the {shorter} bytes this dump may have" in str(outcome["error"])
     assert tables(pg, target) == []
+
+
+def test_a_restore_into_a_database_that_holds_tables_is_refused(
+    pg: ThrowawayPostgres, source: str, tmp_path: Path
+) -> None:
+    """A parallel restore that failed part-way leaves tables behind, and a TaskPlatform created again on its volume
+    meets them: the Job says so, and restores nothing into them."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    pipe = Pipe(pg, tmp_path, ["--dir", str(volume)], {})
+    summary = pipe.backup(source, "demo/b.dump")[2]
+    target = _database(pg)
+    assert pipe.restore(target, "demo/b.dump", str(summary["sha256"]))[:2] == (0, 0)
+    restored = content(pg, target)
+    with psycopg2.connect(pg.dsn(target)) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM tasks")  # what a restore cut short may have left: tables, not all their rows
+    again, downloaded, _ = pipe.restore(target, "demo/b.dump", str(summary["sha256"]))
+    assert (again, downloaded) == (1, 0) and NOT_EMPTY in pipe.last_errors
+    assert content(pg, target) == {**restored, "tasks": content(pg, target)["tasks"]}
+    assert content(pg, target)["tasks"] != restored["tasks"]  # the rows deleted stay deleted: nothing was restored
 
 
 def test_a_missing_dump_fails_with_its_location(store: tuple[Pipe, object], pg: ThrowawayPostgres) -> None:

@@ -5,31 +5,38 @@ against real pods in tests/e2e/test_backup.py.)"""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes.utils.quantity import parse_quantity
 
+from taskplatform.migration.dumpstore import SCRATCH_RESERVE_BYTES
 from taskplatform.operator import backups
 from taskplatform.operator.backups import BackupView, backup_health, reconcile_backup, schedule_decision, to_prune
-from taskplatform.operator.conditions import ConditionType, Observation, newly_failing, rfc3339
+from taskplatform.operator.conditions import ConditionType, Observation, Reason, newly_failing, rfc3339
 from taskplatform.operator.kinds import TASK_PLATFORM, TASK_PLATFORM_BACKUP, ResourceKind
 from taskplatform.operator.kube import KubeError
 from taskplatform.operator.models import (
     DEFAULT_COMPRESSION_LEVEL,
+    DEFAULT_RESTORE_SIZE,
     BackupSpec,
     Condition,
     RestoreSource,
     TaskPlatformBackupStatus,
     TaskPlatformSpec,
 )
-from taskplatform.operator.restore import resolve_source
+from taskplatform.operator.restore import plan_restore, resolve_source
 from taskplatform.operator.specs import backup as backup_specs
+from taskplatform.operator.specs import tls
 from taskplatform.operator.specs.backup import DUMP_CONTAINER, RESTORE_CONTAINER, TRANSFER_CONTAINER, Store
-from taskplatform.operator.specs.common import Owner
+from taskplatform.operator.specs.common import TERMINATION_LOG, Owner
 from taskplatform.operator.specs.database import database_services
 from taskplatform.operator.specs.networkpolicy import DATABASE_CLIENTS, database_network_policy
-from taskplatform.operator.status import PlatformObservation
+from taskplatform.operator.status import PlatformObservation, terminations
 
 Manifest = dict[str, Any]
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
@@ -103,16 +110,104 @@ def test_the_backup_compression_level_reaches_pg_dump() -> None:
     assert "pg_dump --format=custom --compress=9 " in dump["command"][-1]
 
 
-def test_the_transfer_container_is_created_before_the_database_client() -> None:
+def test_the_transfer_container_is_created_before_pg_dump() -> None:
     # The kubelet creates containers in order; the uploader's start-up then overlaps the second creation.
     platform_spec = spec({"s3": S3})
     assert platform_spec.database.backup is not None
     store = Store.of(platform_spec.database.backup, "demo")
     owner = Owner(TASK_PLATFORM_BACKUP, "b", "apps", "u-1")
-    backup = backup_specs.backup_job(owner, "demo", platform_spec, "k", store, [])
-    restoring = backup_specs.restore_job(Owner(TASK_PLATFORM, "demo", "apps", "u-1"), platform_spec, "k", store, None)
-    for job, client in ((backup, DUMP_CONTAINER), (restoring, RESTORE_CONTAINER)):
-        assert [c["name"] for c in job["spec"]["template"]["spec"]["containers"]] == [TRANSFER_CONTAINER, client]
+    job = backup_specs.backup_job(owner, "demo", platform_spec, "k", store, [])
+    assert [c["name"] for c in job["spec"]["template"]["spec"]["containers"]] == [TRANSFER_CONTAINER, DUMP_CONTAINER]
+
+
+SHA = "ab" * 32
+RESTORING = Owner(TASK_PLATFORM, "demo", "apps", "u-1")
+
+
+def restore_pod(dump: backup_specs.Dump, platform_spec: TaskPlatformSpec | None = None) -> Manifest:
+    job = backup_specs.restore_job(RESTORING, platform_spec or TaskPlatformSpec(), dump)
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == backup_specs.RESTORE_COMPONENT
+    pod: Manifest = job["spec"]["template"]["spec"]
+    return pod
+
+
+def test_a_restore_verifies_the_whole_dump_in_an_init_container_before_pg_restore_reads_it() -> None:
+    """The download runs first, alone, and writes the verified dump to the scratch volume; pg_restore (which cannot
+    start unless the download succeeded) reads that file, never a stream."""
+    store = Store(s3=BackupSpec.model_validate({"s3": S3}).s3)
+    pod = restore_pod(backup_specs.Dump(store, "prod/apps/demo/u-0/b1.dump", SHA, 5_000_000))
+    (download,) = pod["initContainers"]
+    (restore,) = pod["containers"]
+    assert (download["name"], restore["name"]) == (TRANSFER_CONTAINER, RESTORE_CONTAINER)
+    assert download["args"] == [
+        "download", "--key", "prod/apps/demo/u-0/b1.dump", "--max-bytes", "5000000",
+        "--output", backup_specs.SCRATCH_DUMP, "--sha256", SHA, *store.args(), "--summary-file", TERMINATION_LOG,
+    ]  # fmt: skip
+    assert "--fifo" not in download["args"] and "--allow-unverified" not in download["args"]
+    assert download["volumeMounts"] == [{"name": "scratch", "mountPath": backup_specs.SCRATCH_DIR}]
+    # pg_restore takes the verified file as its argument (pg_restore --jobs cannot read a pipe), read-only to it.
+    script = restore["command"][-1]
+    assert script.endswith(
+        f'pg_restore {backup_specs.RESTORE_FLAGS} --dbname="$PGDATABASE" "{backup_specs.SCRATCH_DUMP}"'
+    )
+    assert "<" not in script and "stream" not in json.dumps(pod)
+    for flag in ("--exit-on-error", "--no-owner", "--no-privileges"):
+        assert flag in backup_specs.RESTORE_FLAGS
+    assert {"name": "scratch", "mountPath": backup_specs.SCRATCH_DIR, "readOnly": True} in restore["volumeMounts"]
+    # As the owner role, over TLS checked against the platform's CA, like every client.
+    env = {e["name"]: e for e in restore["env"]}
+    assert env["PGUSER"]["value"] == "taskplatform_owner"
+    assert (env["PGSSLMODE"]["value"], env["PGSSLROOTCERT"]["value"]) == ("verify-full", tls.CLIENT_CA_FILE)
+    assert tls.CLIENT_MOUNT in restore["volumeMounts"] and tls.client_volume("demo") in pod["volumes"]
+    # The restricted Pod Security profile: non-root, no privilege, no token, the volume types it allows.
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in (download, restore):
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert all({"ephemeral", "secret", "persistentVolumeClaim"} >= (v.keys() - {"name"}) for v in pod["volumes"])
+
+
+def test_the_scratch_volume_is_the_pods_own_and_sized_from_the_dumps_bound() -> None:
+    dump = backup_specs.Dump(Store(volume_claim="demo-backups"), "apps/demo/u-0/b1.dump", SHA, 3 << 30)
+    (scratch,) = [v for v in restore_pod(dump)["volumes"] if v["name"] == "scratch"]
+    claim = scratch["ephemeral"]["volumeClaimTemplate"]["spec"]
+    requested = parse_quantity(claim["resources"]["requests"]["storage"])
+    assert requested == backup_specs.scratch_bytes(3 << 30) >= (3 << 30) * 112 // 100 + SCRATCH_RESERVE_BYTES
+    assert claim["accessModes"] == ["ReadWriteOnce"] and "storageClassName" not in claim  # the cluster's default
+    classed = TaskPlatformSpec.model_validate({"database": {"storage": {"storageClassName": "fast"}}})
+    (scratch,) = [v for v in restore_pod(dump, classed)["volumes"] if v["name"] == "scratch"]
+    assert scratch["ephemeral"]["volumeClaimTemplate"]["spec"]["storageClassName"] == "fast"  # the database's
+    assert backup_specs.scratch_bytes(1) < backup_specs.scratch_bytes(1 << 20) < backup_specs.scratch_bytes(1 << 30)
+
+
+def _ext4_room(size: int, folder: Path) -> int:
+    """What a non-root writer can fill on an ext4 filesystem of `size` bytes as mkfs.ext4 makes it by default: its
+    free blocks, less those reserved for root and the kernel's reserve for delayed allocation (fs/ext4/super.c,
+    ext4_calculate_resv_clusters: 2% of the blocks, at most 4096), read from the superblock (nothing mounted)."""
+    image = folder / f"ext4-{size}"
+    with image.open("wb") as sparse:
+        sparse.truncate(size)
+    subprocess.run([shutil.which("mkfs.ext4") or "/usr/sbin/mkfs.ext4", "-q", "-F", "-E",
+                    "lazy_itable_init=1,lazy_journal_init=1", str(image)], check=True)  # fmt: skip
+    header = subprocess.run([shutil.which("dumpe2fs") or "/usr/sbin/dumpe2fs", "-h", str(image)],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    image.unlink()
+    field = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in header.splitlines())}
+    blocks, free = int(field["Block count"]), int(field["Free blocks"])
+    reserved, block = int(field["Reserved block count"]), int(field["Block size"])
+    return (free - reserved - min(blocks * 2 // 100, 4096)) * block
+
+
+@pytest.mark.parametrize("dump_mib", [1, 100, 380, 450, 4096, 50 * 1024])
+def test_the_scratch_volume_holds_its_dump_and_the_downloads_reserve_on_ext4(dump_mib: int, tmp_path: Path) -> None:
+    """The download refuses a dump larger than the volume's free space less SCRATCH_RESERVE_BYTES: a scratch volume
+    sized for a dump must have that much room for a non-root writer on a freshly made ext4 (the default type of
+    most CSI drivers; k8s' mount-utils make it with no root reserve, mkfs's default of 5% is the worst case). The
+    sizes cross mkfs's small (1 KiB blocks, an inode per 4 KiB) and default profiles (at 512 MiB)."""
+    dump = dump_mib << 20
+    assert _ext4_room(backup_specs.scratch_bytes(dump), tmp_path) >= dump + SCRATCH_RESERVE_BYTES
 
 
 def test_a_volume_destination_mounts_the_backup_claim_which_outlives_the_platform() -> None:
@@ -122,13 +217,26 @@ def test_a_volume_destination_mounts_the_backup_claim_which_outlives_the_platfor
     claim = backup_specs.backup_claim(owner, platform_spec.database.backup)
     assert claim is not None and "ownerReferences" not in claim["metadata"]
     assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi" and claim["spec"]["storageClassName"] == "fast"
-    job = backup_specs.restore_job(owner, platform_spec, "demo/x.dump", Store(volume_claim="old-backups"), "ab" * 32)
-    pod = job["spec"]["template"]["spec"]
+    pod = restore_pod(backup_specs.Dump(Store(volume_claim="old-backups"), "demo/x.dump", SHA, 1000), platform_spec)
     assert {"name": "backups", "persistentVolumeClaim": {"claimName": "old-backups"}} in pod["volumes"]
-    transfer = next(c for c in pod["containers"] if c["name"] == TRANSFER_CONTAINER)
-    assert transfer["args"][:5] == ["download", "--key", "demo/x.dump", "--sha256", "ab" * 32]
-    assert "--dir" in transfer["args"]
-    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "restore"
+    (transfer,) = pod["initContainers"]
+    assert transfer["args"][:3] == ["download", "--key", "demo/x.dump"] and SHA in transfer["args"]
+    assert transfer["args"][transfer["args"].index("--dir") :][:4] == [
+        "--dir", backup_specs.BACKUP_MOUNT, "--dir-location", "pvc://old-backups"
+    ]  # fmt: skip
+    assert {"name": "backups", "mountPath": backup_specs.BACKUP_MOUNT} in transfer["volumeMounts"]
+
+
+def test_an_unverified_restore_is_asked_for_only_when_allowed_and_no_checksum_is_known() -> None:
+    store = Store(volume_claim="old-backups")
+
+    def args(sha256: str | None, allowed: bool) -> list[str]:
+        (transfer,) = restore_pod(backup_specs.Dump(store, "k", sha256, 1000, allowed))["initContainers"]
+        return list(transfer["args"])
+
+    assert "--allow-unverified" not in args(None, False) and "--sha256" not in args(None, False)  # refused by it
+    assert "--allow-unverified" in args(None, True)
+    assert "--allow-unverified" not in args(SHA, True) and SHA in args(SHA, True)  # a known checksum is checked
 
 
 def test_backup_and_restore_jobs_may_reach_the_database() -> None:
@@ -137,9 +245,13 @@ def test_backup_and_restore_jobs_may_reach_the_database() -> None:
     assert {"backup", "restore"} <= set(allowed)
 
 
-def test_dump_keys_nest_under_the_prefix_and_platform() -> None:
-    assert backup_specs.dump_key("prod/", "demo", "b1") == "prod/demo/b1.dump"
-    assert backup_specs.dump_key("", "demo", "b1") == "demo/b1.dump"
+def test_dump_keys_nest_under_the_prefix_namespace_platform_and_its_uid() -> None:
+    assert backup_specs.dump_key("prod/", "apps", "demo", "u-1", "b1") == "prod/apps/demo/u-1/b1.dump"
+    assert backup_specs.dump_key("", "apps", "demo", "u-1", "b1") == "apps/demo/u-1/b1.dump"
+    # Two namespaces, or a platform created again under its name (a new uid): never the same key.
+    keys = {backup_specs.dump_key("prod", ns, "demo", uid, "b1") for ns in ("a", "b") for uid in ("u-1", "u-2")}
+    assert len(keys) == 4
+    assert backup_specs.legacy_dump_key("prod/", "demo", "b1") == "prod/demo/b1.dump"  # the operator before them
 
 
 # --- schedule, retention, health -----------------------------------------------------------------------------
@@ -156,6 +268,9 @@ def test_the_schedule_starts_the_latest_missed_time_once() -> None:
     assert schedule_decision("@daily", None, T0, T0 + timedelta(hours=5)).next_time == T0 + timedelta(days=1)
 
 
+KEYS = backup_specs.DumpKeys("", "ns", "demo", "u-0")
+
+
 def test_retention_prunes_the_oldest_completed_in_the_same_store_beyond_the_count() -> None:
     here = Store(volume_claim="demo-backups")
     found = [
@@ -163,11 +278,30 @@ def test_retention_prunes_the_oldest_completed_in_the_same_store_beyond_the_coun
         view("b", "Failed", 2, volumeClaim="demo-backups"),
         view("c", "Completed", 3, volumeClaim="demo-backups"),
         view("elsewhere", "Completed", 3, s3=S3),  # before the destination changed: another store
-        view("d", "Completed", 4, volumeClaim="demo-backups"),
+        view("d", "Completed", 4, volumeClaim="demo-backups", key=KEYS.key("d")),  # since namespaced keys
     ]
-    assert [b.name for b in to_prune(found, 3, here)] == ["a"]  # a, c, d + the new one = 4 > 3
-    assert [b.name for b in to_prune(found, 1, here)] == ["a", "c", "d"]
-    assert to_prune(found, 4, here) == []
+    assert [b.name for b in to_prune(found, 3, here, KEYS)] == ["a"]  # a, c, d + the new one = 4 > 3
+    assert [b.name for b in to_prune(found, 1, here, KEYS)] == ["a", "c", "d"]
+    assert to_prune(found, 4, here, KEYS) == []
+
+
+def test_retention_deletes_only_the_platforms_own_dumps() -> None:
+    """Of the backups of a platform's name in its namespace, only those whose recorded key is where this platform
+    puts that backup's dump: not an earlier platform's of the same name (another uid: the one it may have been
+    restored from), nor a key pointing anywhere else (another namespace's folder); the operator before namespaced
+    keys recorded `<prefix>/<platform>/<backup>.dump`, and those are still pruned."""
+    store = Store(s3=BackupSpec.model_validate({"s3": S3}).s3)
+    keys = backup_specs.DumpKeys("prod", "ns", "demo", "u-now")
+    found = [
+        view("legacy", "Completed", 1, s3=S3, key="prod/demo/legacy.dump"),
+        view("earlier", "Completed", 2, s3=S3, key="prod/ns/demo/u-before/earlier.dump"),
+        view("elsewhere", "Completed", 3, s3=S3, key="prod/other-ns/demo/u-now/elsewhere.dump"),
+        view("renamed", "Completed", 4, s3=S3, key="prod/ns/demo/u-now/another-name.dump"),
+        view("own", "Completed", 5, s3=S3, key="prod/ns/demo/u-now/own.dump"),
+        view("newest", "Completed", 6, s3=S3, key="prod/ns/demo/u-now/newest.dump"),
+    ]
+    assert [b.name for b in to_prune(found, 1, store, keys)] == ["legacy", "own", "newest"]
+    assert [b.name for b in to_prune(found, 3, store, keys)] == ["legacy"]
 
 
 def test_backup_health_reports_failure_overdue_and_invalid_schedules() -> None:
@@ -222,7 +356,7 @@ READY = [{"type": "DatabaseReady", "status": "True", "reason": "Running"}]
 def platform(conditions: list[dict[str, str]] | None = None, retention: int = 2) -> Manifest:
     return {
         "kind": "TaskPlatform",
-        "metadata": {"name": "demo", "namespace": "ns", "creationTimestamp": "2026-03-01T00:00:00Z"},
+        "metadata": {"name": "demo", "namespace": "ns", "uid": "u-demo", "creationTimestamp": "2026-03-01T00:00:00Z"},
         "spec": {"database": {"backup": {"s3": S3, "retention": retention}}},
         "status": {"conditions": READY if conditions is None else conditions},
     }
@@ -257,9 +391,11 @@ def test_a_backup_waits_for_the_database_then_starts_one_job_with_the_prune_list
     transfer = next(c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == TRANSFER_CONTAINER)
     assert transfer["args"][transfer["args"].index("--prune") + 1] == "prod/demo/old.dump"  # retention 1
     assert kube.status is not None
+    # Under its namespace and its platform's uid: no other namespace's platform of that name shares the key.
     assert (kube.status["phase"], kube.status["key"], kube.status["s3"]["bucket"]) == (
-        "Running", "prod/demo/b1.dump", "tp-backups",
+        "Running", "prod/ns/demo/u-demo/b1.dump", "tp-backups",
     )  # fmt: skip
+    assert transfer["args"][:3] == ["upload", "--key", "prod/ns/demo/u-demo/b1.dump"]
 
 
 def test_only_one_backup_runs_per_platform() -> None:
@@ -332,17 +468,42 @@ def test_a_finished_backup_is_left_alone() -> None:
 
 
 def test_a_restore_source_resolves_from_a_backup_or_says_why_not() -> None:
-    done = {"phase": "Completed", "key": "prod/demo/b1.dump", "sha256": "a" * 64, "s3": S3}
+    """A backup's dump is bounded by its recorded size and checked against its recorded checksum, under the key it
+    recorded (one the operator before namespaced keys wrote too)."""
+    done = {"phase": "Completed", "key": "prod/demo/b1.dump", "sha256": "a" * 64, "sizeBytes": 4321, "s3": S3}
     kube = FakeKube({
         ("TaskPlatformBackup", "b1"): backup("b1", done),
         ("TaskPlatformBackup", "b2"): backup("b2", {"phase": "Failed"}),
+        ("TaskPlatformBackup", "b3"): backup("b3", {**done, "sha256": None}),
     })  # fmt: skip
-    store, key, sha = resolve_source(kube, "ns", RestoreSource(backup="b1"))  # type: ignore[arg-type,misc]
-    assert store.s3 is not None and store.s3.bucket == "tp-backups" and key == "prod/demo/b1.dump" and sha == "a" * 64
+    dump = resolve_source(kube, "ns", RestoreSource(backup="b1"))  # type: ignore[arg-type]
+    assert isinstance(dump, backup_specs.Dump) and dump.store.s3 is not None and dump.store.s3.bucket == "tp-backups"
+    assert (dump.key, dump.sha256, dump.max_bytes, dump.allow_unverified) == (
+        "prod/demo/b1.dump",
+        "a" * 64,
+        4321,
+        False,
+    )
     assert "has not completed" in str(resolve_source(kube, "ns", RestoreSource(backup="b2")))  # type: ignore[arg-type]
     assert "does not exist" in str(resolve_source(kube, "ns", RestoreSource(backup="gone")))  # type: ignore[arg-type]
-    source = RestoreSource.model_validate({"volume": {"claimName": "old-backups", "path": "old/b.dump"}})
-    assert resolve_source(kube, "ns", source) == (Store(volume_claim="old-backups"), "old/b.dump", None)  # type: ignore[arg-type]
+    assert "no checksum" in str(resolve_source(kube, "ns", RestoreSource(backup="b3")))  # type: ignore[arg-type]
+
+
+def test_an_s3_or_volume_source_is_bounded_by_its_size_or_the_default() -> None:
+    kube = FakeKube({})
+    volume = {"claimName": "old-backups", "path": "old/b.dump"}
+    source = RestoreSource.model_validate({"volume": volume, "sha256": SHA})
+    assert resolve_source(kube, "ns", source) == backup_specs.Dump(  # type: ignore[arg-type]
+        Store(volume_claim="old-backups"), "old/b.dump", SHA, parse_quantity(DEFAULT_RESTORE_SIZE)
+    )
+    sized = RestoreSource.model_validate({"s3": {**S3, "key": "x.dump"}, "size": "1.5Gi", "allowUnverified": True})
+    dump = resolve_source(kube, "ns", sized)  # type: ignore[arg-type]
+    assert isinstance(dump, backup_specs.Dump) and (dump.max_bytes, dump.sha256, dump.allow_unverified) == (
+        3 << 29, None, True,
+    )  # fmt: skip
+    for nonsense in ("0", "6Ti"):
+        refused = RestoreSource.model_validate({"volume": volume, "sha256": SHA, "size": nonsense})
+        assert "restoreFrom.size" in str(resolve_source(kube, "ns", refused))  # type: ignore[arg-type]
 
 
 def test_the_platform_pass_creates_the_backup_volume_and_the_due_scheduled_backup_once() -> None:
@@ -392,6 +553,62 @@ def test_the_pod_decides_before_the_job_controller_does() -> None:
     kube.objects[("Pod", "p")] = done
     assert reconcile_backup(kube, backup("b1", {"phase": "Running"})).finished  # type: ignore[arg-type]
     assert kube.status is not None and (kube.status["phase"], kube.status["sizeBytes"]) == ("Completed", 5)
+
+
+REFUSED = {
+    "error": "checksum mismatch: s3://tp-backups/x.dump has SHA-256 " + "c" * 64 + ", the backup recorded " + "a" * 64
+    + "; the object is corrupted or was replaced, and nothing was restored",
+    "exitCode": 1,
+}  # fmt: skip
+
+
+def _restore_pod(phase: str, download: Manifest, restore: Manifest) -> Manifest:
+    """A restore Job's pod as the kubelet reports it: the download's state among the init containers'."""
+    return {
+        "kind": "Pod",
+        "metadata": {"name": "demo-restore-x", "creationTimestamp": "t"},
+        "status": {
+            "phase": phase,
+            "initContainerStatuses": [{"name": TRANSFER_CONTAINER, "state": download}],
+            "containerStatuses": [{"name": RESTORE_CONTAINER, "state": restore}],
+        },
+    }
+
+
+@pytest.mark.parametrize("phase", ["Pending", "Failed"])
+def test_a_refused_download_fails_the_restore_with_the_dumpstores_reason(phase: str) -> None:
+    """The download is an init container: its exit is in initContainerStatuses, and pg_restore's container waits
+    (PodInitializing) and never runs. The restore fails at once (before the kubelet turns the pod Failed), with the
+    dumpstore's own words as the platform's RestoreFailed reason."""
+    refused = {"terminated": {"exitCode": 1, "message": json.dumps(REFUSED)}}
+    pod = _restore_pod(phase, refused, {"waiting": {"reason": "PodInitializing"}})
+    running_job = {"metadata": {"name": "demo-restore"}, "status": {"active": 1}}
+    assert backups.outcome(running_job, pod) == "Failed"
+    assert backups.failure_reason(running_job, pod, RESTORE_CONTAINER) == REFUSED["error"]
+    kube = FakeKube({("Job", "demo-restore"): running_job, ("Pod", "p"): pod})
+    tp = {"metadata": {"name": "demo", "namespace": "apps"}, "status": {}}
+    restoring = TaskPlatformSpec.model_validate({"database": {"restoreFrom": {"backup": "b1"}}})
+    plan = plan_restore(kube, tp, RESTORING, restoring)  # type: ignore[arg-type]
+    assert (plan.observation.status, plan.observation.reason) == ("False", Reason.RESTORE_FAILED)
+    assert plan.observation.message.startswith("checksum mismatch") and not plan.restored
+    assert plan.problem is not None and plan.problem.reason == Reason.RESTORE_FAILED
+    assert plan.problem.message == f"restore: {REFUSED['error']}"
+
+
+def test_a_restore_runs_until_pg_restore_has_exited_after_the_download() -> None:
+    running_job = {"metadata": {"name": "demo-restore"}, "status": {"active": 1}}
+    downloading = _restore_pod("Pending", {"running": {}}, {"waiting": {"reason": "PodInitializing"}})
+    downloaded = {"terminated": {"exitCode": 0, "message": '{"sizeBytes": 5, "verified": true, "exitCode": 0}'}}
+    restoring = _restore_pod("Running", downloaded, {"running": {}})
+    assert backups.outcome(running_job, downloading) is None
+    assert backups.outcome(running_job, restoring) is None
+    done = _restore_pod("Running", downloaded, {"terminated": {"exitCode": 0, "message": ""}})
+    assert backups.outcome(running_job, done) == "Complete"
+    failed = _restore_pod("Running", downloaded, {"terminated": {"exitCode": 1, "message": "pg_restore: error: x"}})
+    assert backups.outcome(running_job, failed) == "Failed"
+    assert backups.failure_reason(running_job, failed, RESTORE_CONTAINER) == "pg-restore: pg_restore: error: x"
+    assert terminations(done) == {TRANSFER_CONTAINER: (0, downloaded["terminated"]["message"]),
+                                         RESTORE_CONTAINER: (0, "")}  # fmt: skip
 
 
 class RefusingKube(FakeKube):

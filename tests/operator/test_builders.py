@@ -422,6 +422,12 @@ def _credential_refs(container: dict[str, Any]) -> set[str]:
     }
 
 
+def _containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    """A workload's init containers (a restore's download) and containers."""
+    pod = workload["spec"]["template"]["spec"]
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
 def _role_keys(role: DatabaseRole) -> set[str]:
     return {role.password_key, role.url_key}
 
@@ -442,11 +448,10 @@ def test_each_pod_reads_only_its_own_roles_keys_and_only_the_database_has_the_su
         "schema": schema,
         "migration": migration,
         "backup": backup,
-        "restore": restore_job(OWNER, TaskPlatformSpec(), "k", store, None),
+        "restore": restore_job(OWNER, TaskPlatformSpec(), Dump(store, "k", "ab" * 32, 1000)),
     }
     refs = {
-        name: {(c["name"], key) for c in w["spec"]["template"]["spec"]["containers"] for key in _credential_refs(c)}
-        for name, w in workloads.items()
+        name: {(c["name"], key) for c in _containers(w) for key in _credential_refs(c)} for name, w in workloads.items()
     }
     jwt = {"jwt-signing", "jwt-additional"}
     assert {key for _, key in refs["database"]} == {PASSWORD_KEY, *(role.password_key for role in ROLES)}
@@ -457,7 +462,7 @@ def test_each_pod_reads_only_its_own_roles_keys_and_only_the_database_has_the_su
     assert refs["backup"] == {("pg-dump", BACKUP_ROLE.password_key)}
     assert refs["restore"] == {("pg-restore", OWNER_ROLE.password_key)}
     for name, role in (("backup", BACKUP_ROLE), ("restore", OWNER_ROLE)):
-        containers = workloads[name]["spec"]["template"]["spec"]["containers"]
+        containers = _containers(workloads[name])
         users = {e["value"] for c in containers for e in c["env"] if e["name"] == "PGUSER"}
         assert users == {role.name}, name
     for name, workload in workloads.items():
@@ -539,13 +544,11 @@ def test_no_api_pods_while_no_jwt_key_is_known() -> None:
 
 def test_a_restore_comes_before_the_schema_job() -> None:
     spec = {"database": {"restoreFrom": {"backup": "nightly"}}}
-    dump = Dump(Store(volume_claim="old-backups"), "old/nightly.dump", "ab" * 32)
+    dump = Dump(Store(volume_claim="old-backups"), "old/nightly.dump", "ab" * 32, 1000)
     restoring = _children(PlatformFacts(restore=dump, restored=False), spec)
     restore = restoring.find(JOB, "demo-restore")
     assert restore is not None and restore.create_once
-    assert restore.manifest == restore_job(
-        OWNER, TaskPlatformSpec.model_validate(spec), dump.key, dump.store, dump.sha256
-    )
+    assert restore.manifest == restore_job(OWNER, TaskPlatformSpec.model_validate(spec), dump)
     assert [c.kind.kind for c in restoring.workloads if c.kind is JOB] == ["Job"]  # the restore's alone
     waiting = _children(PlatformFacts(restored=False), spec)  # the restore Job runs
     assert not [c for c in waiting if c.kind is JOB]
@@ -601,7 +604,7 @@ def test_a_budget_or_autoscaler_no_longer_wanted_is_deleted() -> None:
 def test_every_child_of_the_longest_platform_name_is_a_valid_label_value() -> None:
     """The name limit (specs/limits.py) holds for every child the assembly writes, and for the Jobs' pods' labels."""
     longest = Owner(TASK_PLATFORM, "n" * MAX_PLATFORM_NAME, "apps", "u")
-    dump = Dump(Store(volume_claim="b"), "k", None)
+    dump = Dump(Store(volume_claim="b"), "k", None, 1000)
     spec = TaskPlatformSpec.model_validate({"api": {"autoscaling": {}}})
     for facts in (NEW, SCHEMA_DONE, PlatformFacts(restore=dump, restored=False)):
         for child in platform_children(longest, spec, CREDS, facts):

@@ -7,7 +7,7 @@ from kubecluster import LocalCluster
 
 from taskplatform.operator.dbroles import ROLES
 from taskplatform.operator.jwtkeys import JwtKeys
-from taskplatform.operator.kinds import DATA_MIGRATION, TASK_PLATFORM, TASK_PLATFORM_BACKUP
+from taskplatform.operator.kinds import DATA_MIGRATION, POD, TASK_PLATFORM, TASK_PLATFORM_BACKUP
 from taskplatform.operator.models import DataMigrationSpec, NetworkPeer, TaskPlatformSpec, connections_needed
 from taskplatform.operator.specs import backup as backup_specs
 from taskplatform.operator.specs.backup import Store
@@ -26,6 +26,7 @@ from taskplatform.operator.specs.networkpolicy import (
     platform_network_policies,
     restore_network_policy,
 )
+from taskplatform.operator.specs.serviceaccount import platform_service_account
 
 ROLE_PASSWORDS = {role.key: "r" * 24 for role in ROLES}
 
@@ -99,6 +100,12 @@ def test_the_server_fills_in_exactly_the_models_defaults(cluster: LocalCluster) 
         ({"database": {"backup": {"s3": {**_S3, "endpoint": "https://s3"}}}}, "spec.database.backup.s3.endpoint"),
         ({"database": {"restoreFrom": {}}}, "set exactly one of backup, volume or s3"),
         ({"database": {"restoreFrom": {"backup": "b", "sha256": "xyz"}}}, "spec.database.restoreFrom.sha256"),
+        ({"database": {"restoreFrom": {"s3": {**_S3, "key": "k.dump"}}}}, "an s3 or volume source needs sha256"),
+        (
+            {"database": {"restoreFrom": {"volume": {"claimName": "c", "path": "k.dump"}, "allowUnverified": False}}},
+            "an s3 or volume source needs sha256",
+        ),
+        ({"database": {"restoreFrom": {"backup": "b", "size": "lots"}}}, "spec.database.restoreFrom.size"),
         ({"api": {"trustedProxies": ["10.0.0.0/8", "ingress.example"]}}, "must be an IP address or a CIDR"),
         ({"api": {"trustedProxies": ["10.0.0.0/255.0.0.0"]}}, "spec.api.trustedProxies[0]: Invalid value"),
         ({"api": {"trustedProxies": ["::ffff:10.0.0.1"]}}, "must be an IP address or a CIDR"),
@@ -112,6 +119,18 @@ def test_invalid_specs_are_rejected_with_readable_messages(cluster: LocalCluster
     result = cluster.apply(_platform("invalid", spec))
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_an_unverifiable_restore_is_admitted_only_when_asked_for(cluster: LocalCluster) -> None:
+    """s3 and volume sources with their checksum, or with allowUnverified; a backup source carries its own."""
+    sources = [
+        {"s3": {**_S3, "key": "k.dump"}, "sha256": "a" * 64, "size": "2Gi"},
+        {"volume": {"claimName": "c", "path": "k.dump"}, "allowUnverified": True},
+        {"backup": "b"},
+    ]
+    for source in sources:
+        result = cluster.apply(_platform("restored", {"database": {"restoreFrom": source}}), "--dry-run=server")
+        assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize(
@@ -332,11 +351,41 @@ def test_builders_manifests_pass_server_side_validation(cluster: LocalCluster) -
         assert spec.database.backup is not None
         store = Store.of(spec.database.backup, "defaults")
         backup_owner = Owner(kind=TASK_PLATFORM_BACKUP, name="b1", namespace="default", uid="00000000-0000-0000-0000-3")
+        dump = backup_specs.Dump(store, "defaults/b1.dump", "a" * 64, 1 << 30)
         manifests = [backup_specs.backup_job(backup_owner, "defaults", spec, "defaults/b1.dump", store, ["old.dump"]),
-                     backup_specs.restore_job(owner, spec, "defaults/b1.dump", store, "a" * 64)]  # fmt: skip
+                     backup_specs.restore_job(owner, spec, dump)]  # fmt: skip
         claim = backup_specs.backup_claim(owner, spec.database.backup)
         result = cluster.apply([*manifests, *([claim] if claim else [])], "--dry-run=server")
         assert result.returncode == 0, result.stderr
+
+
+def test_the_backup_and_restore_pods_pass_the_restricted_pod_security_profile(cluster: LocalCluster) -> None:
+    """The Jobs' pods as the Job controller makes them, created in a namespace that enforces the restricted profile:
+    admitted, the restore's scratch volume (a generic ephemeral volume) included. A pod the profile forbids is refused
+    there, so the namespace does enforce it."""
+    namespace = "restricted-jobs"
+    cluster.kubectl("create", "namespace", namespace, check=False)
+    cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted", "--overwrite")
+    owner = Owner(kind=TASK_PLATFORM, name="demo", namespace=namespace, uid="00000000-0000-0000-0000-000000000004")
+    assert cluster.apply(platform_service_account(owner)).returncode == 0  # the pods' own account must exist
+    spec = TaskPlatformSpec.model_validate({"database": {"backup": {"s3": _S3}}})
+    store = Store(s3=spec.database.backup.s3 if spec.database.backup else None)
+    backup_owner = Owner(kind=TASK_PLATFORM_BACKUP, name="b1", namespace=namespace, uid=owner.uid)
+    jobs = [backup_specs.backup_job(backup_owner, "demo", spec, "k", store, []),
+            backup_specs.restore_job(owner, spec, backup_specs.Dump(store, "k", "a" * 64, 1 << 30))]  # fmt: skip
+
+    def pod(job: dict, name: str) -> dict:
+        template = job["spec"]["template"]
+        metadata = {**template["metadata"], "name": name, "namespace": namespace}
+        return {**POD.type_meta(), "metadata": metadata, "spec": template["spec"]}
+
+    for job in jobs:
+        result = cluster.apply(pod(job, job["metadata"]["name"]), "--dry-run=server")
+        assert result.returncode == 0, result.stderr
+    escalating = pod(jobs[1], "escalating")
+    escalating["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    result = cluster.apply(escalating, "--dry-run=server")
+    assert result.returncode != 0 and 'violates PodSecurity "restricted' in result.stderr, result.stderr
 
 
 def test_a_backup_names_its_platform_and_is_immutable(cluster: LocalCluster) -> None:

@@ -144,7 +144,7 @@ def test_a_pass_writes_exactly_the_assembled_children_in_their_order() -> None:
 
 def test_a_refused_restore_job_is_reported_not_retried_silently() -> None:
     s3 = {"endpoint": "s3.example.com:9000", "bucket": "tp-backups", "credentialsSecretRef": {"name": "k"}}
-    done = {"phase": "Completed", "key": "prod/demo/b1.dump", "sha256": "a" * 64, "s3": s3}
+    done = {"phase": "Completed", "key": "prod/demo/b1.dump", "sha256": "a" * 64, "sizeBytes": 1000, "s3": s3}
     backup = {"apiVersion": "taskplatform.io/v1alpha1", "kind": "TaskPlatformBackup",
               "metadata": {"name": "b1", "namespace": "apps"}, "spec": {"platform": "demo"},
               "status": done}  # fmt: skip
