@@ -179,10 +179,10 @@ class Platform:
         self.database = pod_of(objects[("StatefulSet", "demo-db")])
         self.api = pod_of(objects[("Deployment", "demo-api")])
         self.schema = pod_of(next(m for (kind, _), m in objects.items() if kind == JOB.kind))
-        restoring = PlatformFacts(restore=Dump(self.store, "k", None), restored=False)
+        restoring = PlatformFacts(restore=Dump(self.store, "k", None, 1000), restored=False)
         backup_owner = Owner(TASK_PLATFORM_BACKUP, "demo-1", NAMESPACE, "uid-b")
         self.backup = pod_of(backup_job(backup_owner, "demo", self.spec, "k", self.store, []))
-        self.restore = pod_of(restore_job(OWNER, self.spec, "k", self.store, None))
+        self.restore = pod_of(restore_job(OWNER, self.spec, Dump(self.store, "k", None, 1000)))
         self.policies = policies_of(*passes(self.spec, OWNER, NEW, SCHEMA_DONE, restoring))
         self.pods = [self.database, self.api, self.schema, self.backup, self.restore]
 
@@ -344,7 +344,7 @@ def test_the_backup_policy_follows_spec_database_backup() -> None:
 
 def test_the_restore_policy_comes_with_the_restore_job_before_it() -> None:
     store = Store(s3=S3Location.model_validate(S3))
-    restoring = platform_children(OWNER, TaskPlatformSpec(), CREDS, PlatformFacts(restore=Dump(store, "k", None),
+    restoring = platform_children(OWNER, TaskPlatformSpec(), CREDS, PlatformFacts(restore=Dump(store, "k", None, 1000),
                                                                                   restored=False))  # fmt: skip
     kinds = [(c.kind, c.name) for c in restoring.workloads]
     assert kinds[:2] == [(NETWORK_POLICY, "demo-restore"), (JOB, "demo-restore")]
