@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from taskplatform.api.limits import BCRYPT_MAX_ROUNDS_DEFAULT, BCRYPT_ROUNDS_LIMIT, BCRYPT_ROUNDS_MIN
-from taskplatform.api.migrate import upgrade_head
+from taskplatform.api.migrate import upgrade_head, wait_for_database
 from taskplatform.migration import contract
 from taskplatform.migration.collections import KINDS
 from taskplatform.migration.contract import ExitCode
@@ -100,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(restart=False)
     mode.add_argument("--resume", dest="restart", action="store_false", help="continue from the checkpoints (default)")
     mode.add_argument("--restart", dest="restart", action="store_true", help="forget checkpoints and rejects first")
+    parser.add_argument(
+        "--connect-wait",
+        type=float,
+        default=float(env(contract.CONNECT_WAIT_ENV, "0")),
+        help=f"seconds to retry the first connection to PostgreSQL (env {contract.CONNECT_WAIT_ENV}; default 0)",
+    )
     parser.add_argument(
         "--progress", choices=("auto", "bar", "json"), default="auto", help="bar on a terminal, else JSON lines"
     )
@@ -184,6 +190,7 @@ def _run(args: argparse.Namespace, outcome: dict[str, Any]) -> ExitCode:
     if not args.dry_run or args.verify_only:
         target_host = make_url(args.target_url).host if args.target_url else None
         try:
+            wait_for_database(args.target_url, args.connect_wait)
             if not args.verify_only:
                 upgrade_head(args.target_url)
             target = Target(args.target_url)

@@ -44,6 +44,11 @@ READ_ORDER_ENV = "READ_ORDER"
 BCRYPT_MAX_ROUNDS_ENV = "BCRYPT_MAX_ROUNDS"  # the API's setting of the same name: one value for both
 PROGRESS_INTERVAL_ENV = "PROGRESS_INTERVAL"
 SUMMARY_FILE_ENV = "SUMMARY_FILE"
+# Seconds to retry the first connection to PostgreSQL (0: one try). The DataMigration Job waits: where
+# NetworkPolicies are enforced, a new pod's address is admitted by the database's policy a moment after the pod
+# starts (the enforcer learns it from the API server), and until then its connections are refused.
+CONNECT_WAIT_ENV = "CONNECT_WAIT"
+JOB_CONNECT_WAIT_S = 120
 
 # The summary: one compact JSON object, {"exitCode": 0, "dryRun": false, "collections": [...], "verified": true} or
 # with "error" (a message for a user: no host, no credentials). A Kubernetes termination message keeps at most

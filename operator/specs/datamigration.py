@@ -52,6 +52,7 @@ def data_migration_job(owner: Owner, spec: DataMigrationSpec, platform_spec: Tas
             {"name": contract.SOURCE_DB_ENV, "value": spec.source_database},
             env_from_secret(contract.TARGET_URL_ENV, platform.secret, MIGRATION_ROLE.url_key),
             {"name": contract.BATCH_BYTES_ENV, "value": str(spec.batch_bytes)},
+            {"name": contract.CONNECT_WAIT_ENV, "value": str(contract.JOB_CONNECT_WAIT_S)},
             {"name": contract.PROGRESS_INTERVAL_ENV, "value": "2"},
             # The outcome as JSON in the pod's status: the operator reads the final counts from there.
             {"name": contract.SUMMARY_FILE_ENV, "value": TERMINATION_LOG},

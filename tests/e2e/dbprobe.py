@@ -12,8 +12,13 @@ Each check runs in a transaction of its own that is rolled back, so what a role 
 import json
 import os
 import sys
+import time
 
 import psycopg2
+
+# A new pod's address is admitted by the database's NetworkPolicy a moment after the pod starts (when the
+# enforcer learns it): its first connections may be refused, as the platform's own clients' are (they wait too).
+CONNECT_WAIT_S = 120
 
 CHECKS = {
     # A program that reads what it is sent: one that exits at once may break the pipe before PostgreSQL writes.
@@ -34,7 +39,17 @@ def libpq_url(url: str) -> str:
 
 
 def main(source: str) -> dict[str, object]:
-    conn = psycopg2.connect(libpq_url(os.environ[source]) if source != "-" else "", connect_timeout=10)
+    dsn = libpq_url(os.environ[source]) if source != "-" else ""
+    deadline = time.monotonic() + CONNECT_WAIT_S
+    while True:
+        try:
+            conn = psycopg2.connect(dsn, connect_timeout=10)
+            break
+        except psycopg2.OperationalError as error:
+            unreachable = "Connection refused" in str(error) or "timeout expired" in str(error)
+            if not unreachable or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")

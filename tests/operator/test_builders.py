@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from taskplatform.migration import contract
 from taskplatform.migration.read_order import ReadOrder
 from taskplatform.operator import jwtkeys
 from taskplatform.operator.crdgen import all_crds
@@ -370,6 +371,9 @@ def test_data_migration_job_runs_the_cli_against_the_platform_database() -> None
         "name": "demo-credentials",
         "key": "migration-database-url",
     }
+    # A new pod's first connections may be refused until a NetworkPolicy enforcer admits its address: it waits.
+    assert env[contract.CONNECT_WAIT_ENV]["value"] == str(contract.JOB_CONNECT_WAIT_S)
+    assert env[contract.BATCH_BYTES_ENV]["value"] == str(contract.BATCH_BYTES_DEFAULT)
     assert job["metadata"]["ownerReferences"][0]["kind"] == "DataMigration"
     dry = data_migration_job(owner, spec.model_copy(update={"dry_run": True}), TaskPlatformSpec())
     assert "--dry-run" in dry["spec"]["template"]["spec"]["containers"][0]["args"]
