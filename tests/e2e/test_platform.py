@@ -312,5 +312,13 @@ def test_deleting_the_taskplatform_removes_every_child_and_its_volume_claim(e2e:
         claim = e2e.kubectl("get", "pvc", NAMES.database_claim, check=False)
         return [f"{i['kind']}/{i['metadata']['name']}" for i in items] + (["the PVC"] if claim.returncode == 0 else [])
 
-    wait_for(lambda: not left(), "every child of the TaskPlatform and its PVC (pvcRetentionPolicy: Delete) gone", 180)
-    assert left() == []
+    seen: list[str] = []
+
+    def gone() -> bool:
+        seen[:] = left()
+        return not seen
+
+    try:
+        wait_for(gone, "every child of the TaskPlatform and its PVC (pvcRetentionPolicy: Delete) gone", 180)
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}; still there: {seen}") from None
