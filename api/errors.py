@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from taskplatform.api.db import DB_UNAVAILABLE_ERRORS, PoolBusyError
+from taskplatform.api.db import DB_UNAVAILABLE_ERRORS, DB_UNAVAILABLE_SQLSTATE_PREFIXES, PoolBusyError
 
 PROBLEM_BASE = "https://taskplatform.io/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -30,6 +30,13 @@ def is_data_error(exc: BaseException) -> bool:
         return True
     sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
     return isinstance(exc, sa.exc.DBAPIError) and isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
+def is_unavailable_error(exc: BaseException) -> bool:
+    """SQLAlchemy's generic DBAPIError around a driver error that means the database cannot be used from here
+    (its SQLSTATE: DB_UNAVAILABLE_SQLSTATE_PREFIXES); the narrower classes are DB_UNAVAILABLE_ERRORS."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(DB_UNAVAILABLE_SQLSTATE_PREFIXES)
 
 
 class ApiError(Exception):
@@ -162,6 +169,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return http_exception_problem(request, exc)
 
     async def _data_error(request: Request, exc: Exception) -> ProblemResponse:
+        if is_unavailable_error(exc):
+            return await _db_unavailable(request, exc)
         if not is_data_error(exc):
             raise exc  # another driver error: a 500, as without this handler
         # The request's validation should have refused the value first: logged with its traceback so that the

@@ -5,6 +5,7 @@ from taskplatform.api.db.database import Database
 from taskplatform.api.db.engine import (
     CONNECTION_LOST_ERRORS,
     DB_UNAVAILABLE_ERRORS,
+    DB_UNAVAILABLE_SQLSTATE_PREFIXES,
     async_url,
     create_db_engine,
     create_probe_engine,
@@ -16,6 +17,7 @@ from taskplatform.api.db.statements import Row, Statement, StatementError
 __all__ = [
     "CONNECTION_LOST_ERRORS",
     "DB_UNAVAILABLE_ERRORS",
+    "DB_UNAVAILABLE_SQLSTATE_PREFIXES",
     "Database",
     "PoolBusyError",
     "Row",

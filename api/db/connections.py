@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from taskplatform.api.db.engine import CONNECTION_LOST_ERRORS, LAST_USED
+from taskplatform.api.db.engine import CONNECTION_LOST_ERRORS, DB_UNAVAILABLE_ERRORS, LAST_USED, ConnectFailed
 from taskplatform.api.db.statements import Row, Statement
 
 T = TypeVar("T")
@@ -134,7 +134,12 @@ class HeldConnections:
     def _borrow(self, going_back: list[_Held]) -> _Held:
         # In a greenlet: the pool may do I/O.
         _return_all(going_back)
-        fairy: Any = self._engine.pool.connect()
+        try:
+            fairy: Any = self._engine.pool.connect()
+        except DB_UNAVAILABLE_ERRORS:
+            raise  # already answered with 503, under its own name
+        except Exception as exc:  # the driver's own classes (a refused role...): see ConnectFailed
+            raise ConnectFailed(exc) from exc
         return _Held(fairy, fairy.driver_connection, borrowed_at=time.monotonic())
 
     @staticmethod

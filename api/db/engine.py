@@ -30,11 +30,25 @@ CONNECTION_LOST_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # The server answers but refuses the role (pg_hba, a password or a role not yet in place, as while an upgrade
+    # moves the pods onto their roles): this replica cannot reach its data either.
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
     asyncpg.exceptions.InterfaceError,
     # A connection whose server ended it while it sat in the pool can fail its next use this way ("cannot
     # switch to state …; another operation is in progress") before it reports the loss itself.
     asyncpg.exceptions.InternalClientError,
 )
+
+
+class ConnectFailed(Exception):
+    """The pool could not open a connection for the direct path (which takes connections from the pool itself,
+    below SQLAlchemy's wrapping of driver errors): whatever the driver's reason, this replica cannot use its
+    database. `orig`: the driver's error, whose class name the 503 names."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(type(cause).__name__)
+        self.orig = cause.__cause__ or cause
+
 
 # What a lost or unreachable database raises: SQLAlchemy's wrappers, and what asyncpg raises unwrapped
 # while a connection is being opened. The API answers these with 503 instead of 500.
@@ -43,8 +57,14 @@ DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     sa.exc.InterfaceError,
     sa.exc.TimeoutError,  # pool exhausted for db_pool_timeout_s
     socket.gaierror,
+    ConnectFailed,
     *CONNECTION_LOST_ERRORS,
 )
+
+# The same told by SQLSTATE, for SQLAlchemy's generic DBAPIError around a driver error its adapter maps to no
+# narrower class (asyncpg's refusal of a role arrives so): a connection exception (class 08), a refused
+# authorization (28), the server shutting down or starting (57P01-57P03), too many connections (53300).
+DB_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "28", "57P01", "57P02", "57P03", "53300")
 
 # The pool's record of a connection (its `info`) keeps, under this key, when a use last finished with it
 # (time.monotonic()): the idle health check on checkout (install_idle_ping) reads it.

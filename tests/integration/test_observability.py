@@ -178,3 +178,24 @@ def test_a_connection_lost_under_a_read_is_discarded_not_pooled_again(settings: 
         assert len(failed) <= killed  # each dead connection fails at most one request
         assert all(a.status_code == 503 and a.headers["content-type"] == "application/problem+json" for a in failed)
         assert [a.status_code for a in answers[-3:]] == [200, 200, 200]
+
+
+def test_a_database_that_refuses_the_apis_role_gets_503_not_500(
+    client: TestClient, settings: Settings, database_url: str
+) -> None:
+    """The database answers but refuses the role (pg_hba, a password or role not yet in place): as while an upgrade
+    moves pods onto their roles. Every path answers 503, the ORM's (login) and the direct one (the task list)."""
+    headers = auth_headers(register_and_login(client, "refused@x.io"))
+    user, host = database_url.split("://", 1)[1].split("@", 1)
+    refused = database_url.replace(f"{user}@{host}", f"no_such_role@{host}", 1)
+    with TestClient(create_app(settings.model_copy(update={"database_url": refused}))) as other:
+        answers = {
+            "login": other.post("/api/v1/auth/login", data={"username": "refused@x.io", "password": "whatever1"}),
+            "list": other.get("/api/v1/tasks", headers=headers),
+            "create": other.post("/api/v1/tasks", json={"title": "t"}, headers=headers),
+            "ready": other.get("/readyz"),
+        }
+    for path, answer in answers.items():
+        assert (path, answer.status_code) == (path, 503), answer.text
+        assert answer.json()["type"].endswith("/database-unavailable")
+        assert "no_such_role" not in answer.text
