@@ -104,8 +104,9 @@ class Namespace:
         return list(answer["addresses"])
 
     def comes_to_resolve(self, pod: str, name: str, address: str) -> bool:
-        """Whether `pod` gets `address` for `name`, asked until it does (a bounded wait): a lookup is one UDP
-        datagram each way, which a node under load may lose, and the resolver then gives up."""
+        """Whether `pod` gets `address` for `name`, asked until it does (a bounded wait): CoreDNS learns a new
+        Service from its watch and may answer NXDOMAIN for a moment (seen on this node after the e2e package:
+        `Name or service not known` for a Service made seconds before, then the address)."""
         wait_for(lambda: self.resolves(pod, name) == [address], f"{pod} resolving {name} to {address}", 60)
         return True
 
