@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from api_bench import cpu_model, write_doc  # noqa: E402
-from e2ecluster import (  # noqa: E402
+from helpers.e2ecluster import (  # noqa: E402
     API_IMAGE,
     OPERATOR_IMAGE,
     POSTGRES_IMAGE,
@@ -57,7 +57,7 @@ from e2ecluster import (  # noqa: E402
     s3_server,
     s3server_image,
 )  # fmt: skip
-from kubecluster import LocalCluster, wait_for  # noqa: E402
+from helpers.kubecluster import LocalCluster, wait_for  # noqa: E402
 from kubernetes.config import new_client_from_config  # noqa: E402
 
 from taskplatform.operator import backups, status  # noqa: E402

@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from kubecluster import LocalCluster
-from mongoserver import ThrowawayMongo
-from pgcluster import ThrowawayPostgres
-from support import TEST_JWT_SECRET, LiveServer
+from helpers.kubecluster import LocalCluster
+from helpers.mongoserver import ThrowawayMongo
+from helpers.pgcluster import ThrowawayPostgres
+from helpers.support import TEST_JWT_SECRET, LiveServer
 
 from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from e2ecluster import API_IMAGE, CLIENT_POD, E2E, platform_manifest, probe_counts, ready, wait_ready_pods
-from kubecluster import wait_for
+from helpers.e2ecluster import API_IMAGE, CLIENT_POD, E2E, platform_manifest, probe_counts, ready, wait_ready_pods
+from helpers.kubecluster import wait_for
 
 from taskplatform.operator.specs.api import API_COMPONENT as API
 from taskplatform.operator.specs.api import API_PORT, METRICS_PORT

@@ -17,9 +17,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 import sqlalchemy as sa
-from kubecluster import LocalCluster, wait_for
-from mongoserver import ThrowawayMongo
-from pgcluster import free_port
+from helpers.kubecluster import LocalCluster, wait_for
+from helpers.mongoserver import ThrowawayMongo
+from helpers.pgcluster import free_port
 from pymongo import MongoClient
 
 from taskplatform.operator import dbroles

@@ -22,10 +22,10 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from fastapi.testclient import TestClient
-from mongoserver import ThrowawayMongo
-from pgcluster import ThrowawayPostgres, find_pg_bindir
+from helpers.mongoserver import ThrowawayMongo
+from helpers.pgcluster import ThrowawayPostgres, find_pg_bindir
+from helpers.support import TEST_JWT_SECRET
 from pymongo import MongoClient
-from support import TEST_JWT_SECRET
 
 from taskplatform.api.config import Settings
 from taskplatform.api.db import sync_url

@@ -20,8 +20,8 @@ from urllib.parse import quote
 import psycopg2
 import pytest
 import sqlalchemy as sa
-from pgcluster import ThrowawayPostgres
-from support import TEST_JWT_SECRET
+from helpers.pgcluster import ThrowawayPostgres
+from helpers.support import TEST_JWT_SECRET
 
 from taskplatform.api.config import Settings
 from taskplatform.api.db import create_db_engine, create_probe_engine

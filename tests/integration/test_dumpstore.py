@@ -24,11 +24,11 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
-from pgcluster import ThrowawayPostgres, find_pg_bindir
+from helpers.pgcluster import ThrowawayPostgres, find_pg_bindir
+from helpers.s3server import BUCKET, ThrowawayS3
+from helpers.tampering import MARKER_EXISTS, altered_near_the_end, craft_marker_dump
 from psycopg2 import sql
-from s3server import BUCKET, ThrowawayS3
 from sqlmodel import Session
-from tampering import MARKER_EXISTS, altered_near_the_end, craft_marker_dump
 
 from taskplatform.api.migrate import alembic_config, upgrade_head
 from taskplatform.api.models import Task, User

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from kubecluster import LocalCluster, wait_for
+from helpers.kubecluster import LocalCluster, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ import secrets
 import socket
 from pathlib import Path
 
-from throwaway import ThrowawayServer, built_binary
+from helpers.throwaway import ThrowawayServer, built_binary
 
 BUCKET = "backups"
 

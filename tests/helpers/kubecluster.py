@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pgcluster import free_port
+from helpers.pgcluster import free_port
 
 from taskplatform.operator.crdgen import all_crds
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
 
 

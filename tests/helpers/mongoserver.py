@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from helpers.throwaway import ThrowawayServer, built_binary
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
-from throwaway import ThrowawayServer, built_binary
 
 
 class ThrowawayMongo(ThrowawayServer):

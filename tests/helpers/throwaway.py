@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Self
 
-from pgcluster import free_port
+from helpers.pgcluster import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def built_binary(script: str) -> str:
