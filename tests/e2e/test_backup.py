@@ -50,7 +50,7 @@ from taskplatform.operator.specs.backup import (
 from taskplatform.operator.specs.backup import RESTORE_COMPONENT as RESTORE
 from taskplatform.operator.specs.names import Names
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 SOURCE = "src"
 BUCKET = "backups"

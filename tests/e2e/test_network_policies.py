@@ -24,7 +24,7 @@ from taskplatform.operator.specs.common import COMPONENT_LABEL, INSTANCE_LABEL, 
 from taskplatform.operator.specs.database import DATABASE_COMPONENT as DATABASE
 from taskplatform.operator.specs.names import DB_PORT, Names
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 PLATFORM = "fenced"
 NAMES = Names(PLATFORM)

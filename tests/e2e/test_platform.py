@@ -24,7 +24,7 @@ from taskplatform.operator.specs.datamigration import data_migration_job_name
 from taskplatform.operator.specs.names import Names
 from taskplatform.operator.specs.schema import SCHEMA_COMPONENT as SCHEMA_MIGRATION
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 PLATFORM = "demo"
 NAMES = Names(PLATFORM)

@@ -30,7 +30,7 @@ from taskplatform.operator.specs.credentials import CREDENTIALS_ANNOTATION, LEGA
 from taskplatform.operator.specs.database import DATABASE_COMPONENT as DATABASE
 from taskplatform.operator.specs.names import Names
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 PLATFORM = "legacy"
 NAMES = Names(PLATFORM)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from helpers.throwaway import ThrowawayServer, built_binary
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
+
+from helpers import environments
+from helpers.throwaway import ThrowawayServer, built_binary
 
 
 class ThrowawayMongo(ThrowawayServer):
     name = "ferretdb"
+    environment_marker = environments.MONGO
 
     @property
     def uri(self) -> str:

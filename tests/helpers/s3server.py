@@ -8,6 +8,7 @@ import secrets
 import socket
 from pathlib import Path
 
+from helpers import environments
 from helpers.throwaway import ThrowawayServer, built_binary
 
 BUCKET = "backups"
@@ -15,6 +16,7 @@ BUCKET = "backups"
 
 class ThrowawayS3(ThrowawayServer):
     name = "versitygw"
+    environment_marker = environments.S3
 
     def __init__(self) -> None:
         super().__init__()

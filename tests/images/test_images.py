@@ -42,7 +42,7 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def images() -> None:
+def built_images() -> None:
     for image in (API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE):
         result = docker("image", "inspect", image, check=False)
         assert result.returncode == 0, f"{image} is not built: run `make images`"

@@ -70,6 +70,10 @@ def credentials(tag: str = "1", awkward: bool = False) -> Credentials:
     return Credentials(f"{prefix}superuser-{tag}", "j" * 48, JwtKeys("j" * 48), roles)
 
 
+# Every test here starts a PostgreSQL of this module's own (`server`, or one of its own), not conftest's `pg`.
+pytestmark = pytest.mark.postgres
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[ThrowawayPostgres]:
     with ThrowawayPostgres(superuser=SUPERUSER, superuser_password="the password initdb was given") as cluster:

@@ -36,6 +36,9 @@ PASSWORD = "app-pass 'with' @ quotes"
 SUPERUSER_PASSWORD = "superuser-secret"
 SPEC = TaskPlatformSpec.model_validate({"database": {"maxConnections": 57}})
 
+# Every test here uses this module's own PostgreSQL (`server`), set up as the operator sets up the database pod.
+pytestmark = pytest.mark.postgres
+
 
 @pytest.fixture(scope="module")
 def material() -> Iterator[dict[str, Path]]:

@@ -17,7 +17,7 @@ import pytest
 from helpers.e2ecluster import API_IMAGE, RESTRICTED, create_namespace
 from helpers.kubecluster import LocalCluster, wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 PORT = 8080
 SERVER_LABELS = {"app": "server"}
