@@ -13,6 +13,6 @@ pyproject's `pythonpath` puts tests/ on the path for pytest, the Makefile's BENC
 - `secretskube`: the API server's Secrets in memory, as far as the operator's credential code uses them (no server).
 - `support`: the API as a real uvicorn process against a database; log a user in; the test JWT secret.
 - `tampering`: dumps an attacker who can write to the backup store crafts (no server).
-
-tests/conftest.py marks every test by the environments its fixtures start (pyproject's markers).
+- `environments`: the environments' pytest markers, the fixtures that start each, and a record of what a test
+  started (tests/conftest.py checks it against the test's markers).
 """
