@@ -210,7 +210,8 @@ class Pipe:
         return restored.returncode, transfer_code, summary
 
 
-@pytest.fixture(params=["s3", "volume"])
+# The S3 server is asked for at run time (getfixturevalue), so its marker is given with the parameter.
+@pytest.fixture(params=[pytest.param("s3", marks=pytest.mark.s3), "volume"])
 def store(request: pytest.FixtureRequest, pg: ThrowawayPostgres, tmp_path: Path) -> Iterator[tuple[Pipe, object]]:
     """A pipe to each kind of store, and a function from a key to the dump's bytes on disk."""
     if request.param == "s3":
