@@ -29,7 +29,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that uses a fixture which starts an environment, directly or through other fixtures, is marked with
     that environment, so that `-m "not node"` (or `-m postgres`) selects by what a test needs."""
     for item in items:
-        for environment in sorted(environments.environments_of(getattr(item, "fixturenames", ()))):
+        callspec = getattr(item, "callspec", None)
+        parameters = set(callspec.params) if callspec is not None else set()  # a parametrize argument is no fixture
+        fixtures = [name for name in getattr(item, "fixturenames", ()) if name not in parameters]
+        for environment in sorted(environments.environments_of(fixtures)):
             item.add_marker(environment)
 
 
