@@ -64,10 +64,11 @@ e2e: deps images
 	scripts/e2e.sh
 
 test-fast: deps
-	$(BIN)/pytest -m "not slow and not e2e" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow and not node and not docker" $(PYTEST_ARGS)
 
 # The benches run as scripts beside their shared library (bench/benchlib.py) and import the tests' throwaway servers
-# (tests/pgcluster.py, kubecluster.py...), which PYTHONPATH names as pyproject names them to pytest (`pythonpath`).
+# (tests/helpers: helpers.pgcluster, helpers.kubecluster...), whose folder PYTHONPATH names as pyproject names it to
+# pytest (`pythonpath`).
 BENCH_PYTHON := PYTHONPATH=$(CURDIR)/tests $(BIN)/python
 
 bench-migration: deps

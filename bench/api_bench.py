@@ -23,10 +23,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 from benchlib import ROOT, WrkResult, cpu_during, machine, pg_version, run_wrk, start_server, write_doc
-
-# bench/backup_bench.py imports this (and write_doc) from here until it imports them from benchlib; no other bench does.
-from benchlib import cpu_model as cpu_model
-from pgcluster import ThrowawayPostgres, free_port
+from helpers.pgcluster import ThrowawayPostgres, free_port
 
 from taskplatform.api.migrate import upgrade_head
 

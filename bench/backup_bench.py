@@ -31,18 +31,12 @@ import platform
 import secrets
 import statistics
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from api_bench import cpu_model, write_doc  # noqa: E402
-from e2ecluster import (  # noqa: E402
+from benchlib import machine, write_doc
+from helpers.e2ecluster import (
     API_IMAGE,
     OPERATOR_IMAGE,
     POSTGRES_IMAGE,
@@ -57,20 +51,20 @@ from e2ecluster import (  # noqa: E402
     s3_server,
     s3server_image,
 )  # fmt: skip
-from kubecluster import LocalCluster, wait_for  # noqa: E402
-from kubernetes.config import new_client_from_config  # noqa: E402
+from helpers.kubecluster import LocalCluster, wait_for
+from kubernetes.config import new_client_from_config
 
-from taskplatform.operator import backups, status  # noqa: E402
-from taskplatform.operator.kinds import JOB, POD, lookup  # noqa: E402
-from taskplatform.operator.kube import Kube  # noqa: E402
-from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL  # noqa: E402
-from taskplatform.operator.specs.backup import (  # noqa: E402
+from taskplatform.operator import backups, status
+from taskplatform.operator.kinds import JOB, POD, lookup
+from taskplatform.operator.kube import Kube
+from taskplatform.operator.models import DEFAULT_COMPRESSION_LEVEL
+from taskplatform.operator.specs.backup import (
     RESTORE_FLAGS,
     TRANSFER_CONTAINER,
     backup_job_name,
     restore_job_name,
 )
-from taskplatform.operator.specs.names import Names  # noqa: E402
+from taskplatform.operator.specs.names import Names
 
 BEGIN, END = "<!-- backup-bench:begin -->", "<!-- backup-bench:end -->"
 NAMESPACE = "backup-bench"
@@ -406,7 +400,7 @@ def main() -> None:
     )
     doc = f"""## Backup and restore (`make bench-backup`)
 
-{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {cpu_model()}, {os.cpu_count()} cores. Command:
+{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {machine()}. Command:
 `make bench-backup BENCH_ARGS="--tasks {args.tasks} --users {args.users}"` ({args.repeat} runs each way). A
 TaskPlatform on the real local node (docs/e2e.md) holding {args.tasks:,} tasks of {args.users:,} users (database
 {database_mb:.0f} MB with its indexes). Direct runs: `pg_dump --format=custom` (at its default zlib level, 6, as a

@@ -2,8 +2,8 @@
 throwaway HTTP servers, and the CPU time that processes used meanwhile.
 
 The benches run as scripts (`make bench-*`), so this module, beside them, is importable as `benchlib`; the tests'
-throwaway servers (tests/pgcluster.py, kubecluster.py...) are on PYTHONPATH, which the Makefile sets as pyproject
-sets pytest's `pythonpath`.
+throwaway servers (the package tests/helpers: helpers.pgcluster, helpers.kubecluster...) are importable because the
+Makefile puts tests/ on PYTHONPATH as pyproject puts it on pytest's `pythonpath`.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 from benchlib import WrkResult, machine, parse_wrk, run_wrk, start_server, write_doc
-from e2ecluster import (
+from helpers.e2ecluster import (
     API_IMAGE,
     OPERATOR_IMAGE,
     POSTGRES_IMAGE,
@@ -35,8 +35,8 @@ from e2ecluster import (
     platform_ready,
     ready,
 )  # fmt: skip
-from kubecluster import LocalCluster, OperatorProcess, wait_for
-from pgcluster import free_port
+from helpers.kubecluster import LocalCluster, OperatorProcess, wait_for
+from helpers.pgcluster import free_port
 
 from taskplatform.operator import jwtkeys
 from taskplatform.operator.dbroles import API_ROLE

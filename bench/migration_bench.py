@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 from benchlib import cpu_during, machine, pg_version, write_doc
 from bson import ObjectId
-from mongoserver import ThrowawayMongo
-from pgcluster import ThrowawayPostgres
+from helpers.mongoserver import ThrowawayMongo
+from helpers.pgcluster import ThrowawayPostgres
 from pymongo import MongoClient
 
 from taskplatform.api.migrate import upgrade_head

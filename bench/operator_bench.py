@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import machine, write_doc
-from kubecluster import LocalCluster, OperatorProcess
+from helpers.kubecluster import LocalCluster, OperatorProcess
 
 from taskplatform.operator.dbroles import ROLES
 from taskplatform.operator.jwtkeys import JwtKeys

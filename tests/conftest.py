@@ -1,4 +1,5 @@
-"""Shared fixtures: one throwaway PostgreSQL per test session, migrated with the real Alembic migrations."""
+"""Shared fixtures: one throwaway PostgreSQL per test session, migrated with the real Alembic migrations. Every
+test is marked with the environments its fixtures start (helpers.environments; pyproject's markers)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from kubecluster import LocalCluster
-from mongoserver import ThrowawayMongo
-from pgcluster import ThrowawayPostgres
-from support import TEST_JWT_SECRET, LiveServer
+from helpers import environments
+from helpers.kubecluster import LocalCluster
+from helpers.mongoserver import ThrowawayMongo
+from helpers.pgcluster import ThrowawayPostgres
+from helpers.support import TEST_JWT_SECRET, LiveServer
 
 from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app
@@ -21,6 +23,38 @@ TABLES = (
     "users, tasks, token_families, refresh_tokens, revoked_tokens, idempotency_records, "
     "migration_checkpoints, migration_rejects, migration_alterations, login_failures"
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses a fixture which starts an environment, directly or through other fixtures, is marked with
+    that environment, so that `-m "not node"` (or `-m postgres`) selects by what a test needs."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        parameters = set(callspec.params) if callspec is not None else set()  # a parametrize argument is no fixture
+        fixtures = [name for name in getattr(item, "fixturenames", ()) if name not in parameters]
+        for environment in sorted(environments.environments_of(fixtures)):
+            item.add_marker(environment)
+
+
+def check_marked(item: pytest.Item) -> None:
+    unmarked = environments.unmarked(environments.take_started(), (mark.name for mark in item.iter_markers()))
+    if unmarked:
+        pytest.fail(f"{item.nodeid} started {', '.join(unmarked)} without that marker: list its fixture in "
+                    "helpers.environments.FIXTURES or mark the test (pyproject's markers)", pytrace=False)  # fmt: skip
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """The markers stay true: a test whose fixtures or body start an environment its markers do not name fails."""
+    environments.take_started()  # forget what started outside a test
+    yield
+    check_marked(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    yield
+    check_marked(item)
 
 
 @pytest.fixture(scope="session")

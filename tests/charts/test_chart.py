@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubecluster import ROOT, LocalCluster, OperatorProcess, wait_for
+from helpers.kubecluster import ROOT, LocalCluster, OperatorProcess, wait_for
 
 CHART = ROOT / "charts" / "taskplatform"
 _workspaces = itertools.count()

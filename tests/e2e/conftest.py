@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end suite; the cluster and its helpers are in tests/e2ecluster.py."""
+"""Fixtures of the end-to-end suite; the cluster and its helpers are in tests/helpers/e2ecluster.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2ecluster import (
+from helpers.e2ecluster import (
     API_IMAGE,
     CLIENT_POD,
     E2E,
@@ -26,7 +26,7 @@ from e2ecluster import (
     install_chart,
     s3server_image,
 )  # fmt: skip
-from kubecluster import ROOT, ExistingCluster, LocalCluster
+from helpers.kubecluster import ROOT, ExistingCluster, LocalCluster
 
 
 @pytest.fixture(scope="package")  # the node stops when tests/e2e ends, not with the session

@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 import pytest
-from e2ecluster import (
+from helpers.e2ecluster import (
     E2E,
     S3_ENDPOINT,
     S3_SECRET,
@@ -28,8 +28,8 @@ from e2ecluster import (
     platform_manifest,
     s3_server,
 )
-from kubecluster import wait_for
-from tampering import MARKER_EXISTS, altered_near_the_end, craft_marker_dump
+from helpers.kubecluster import wait_for
+from helpers.tampering import MARKER_EXISTS, altered_near_the_end, craft_marker_dump
 
 from taskplatform.migration.dumpstore import CHUNK
 from taskplatform.operator.dbroles import BACKUP_ROLE, OWNER_ROLE
@@ -50,7 +50,7 @@ from taskplatform.operator.specs.backup import (
 from taskplatform.operator.specs.backup import RESTORE_COMPONENT as RESTORE
 from taskplatform.operator.specs.names import Names
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 SOURCE = "src"
 BUCKET = "backups"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from e2ecluster import API_IMAGE, CLIENT_POD, E2E, platform_manifest, probe_counts, ready, wait_ready_pods
-from kubecluster import wait_for
+from helpers.e2ecluster import API_IMAGE, CLIENT_POD, E2E, platform_manifest, probe_counts, ready, wait_ready_pods
+from helpers.kubecluster import wait_for
 
 from taskplatform.operator.specs.api import API_COMPONENT as API
 from taskplatform.operator.specs.api import API_PORT, METRICS_PORT
@@ -24,7 +24,7 @@ from taskplatform.operator.specs.common import COMPONENT_LABEL, INSTANCE_LABEL, 
 from taskplatform.operator.specs.database import DATABASE_COMPONENT as DATABASE
 from taskplatform.operator.specs.names import DB_PORT, Names
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 PLATFORM = "fenced"
 NAMES = Names(PLATFORM)

@@ -9,8 +9,8 @@ from typing import Any
 
 import bcrypt
 import pytest
-from e2ecluster import E2E, assert_confined, condition, platform_manifest, probe_counts, ready, wait_ready_pods
-from kubecluster import wait_for
+from helpers.e2ecluster import E2E, assert_confined, condition, platform_manifest, probe_counts, ready, wait_ready_pods
+from helpers.kubecluster import wait_for
 
 from taskplatform.operator.dbroles import API_ROLE, MIGRATION_ROLE, OWNER_ROLE
 from taskplatform.operator.models import ConditionType
@@ -24,7 +24,7 @@ from taskplatform.operator.specs.datamigration import data_migration_job_name
 from taskplatform.operator.specs.names import Names
 from taskplatform.operator.specs.schema import SCHEMA_COMPONENT as SCHEMA_MIGRATION
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 PLATFORM = "demo"
 NAMES = Names(PLATFORM)

@@ -1,6 +1,6 @@
 """An upgrade on a cluster whose pods really run: a TaskPlatform set up by the operator from before the database
-roles (its objects from that commit's builders, tests/previousoperator.py: one superuser role, whose URL every pod
-used) is handed to this operator, while a client reads tasks through the Service. Nothing is lost, every pod
+roles (its objects from that commit's builders, tests/helpers/previousoperator.py: one superuser role, whose URL every
+pod used) is handed to this operator, while a client reads tasks through the Service. Nothing is lost, every pod
 ends up on its own role, and the only requests that fail are those of the database pod's one restart."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
-import previousoperator
 import pytest
-from e2ecluster import (
+from helpers import previousoperator
+from helpers.e2ecluster import (
     E2E,
     OPERATOR_NAMESPACE,
     RELEASE,
@@ -21,7 +21,7 @@ from e2ecluster import (
     ready,
     wait_ready_pods,
 )
-from kubecluster import wait_for
+from helpers.kubecluster import wait_for
 
 from taskplatform.operator.dbroles import API_ROLE, ROLES, SUPERUSER
 from taskplatform.operator.kube import Kube
@@ -30,7 +30,7 @@ from taskplatform.operator.specs.credentials import CREDENTIALS_ANNOTATION, LEGA
 from taskplatform.operator.specs.database import DATABASE_COMPONENT as DATABASE
 from taskplatform.operator.specs.names import Names
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 PLATFORM = "legacy"
 NAMES = Names(PLATFORM)

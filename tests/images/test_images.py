@@ -17,9 +17,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 import sqlalchemy as sa
-from kubecluster import LocalCluster, wait_for
-from mongoserver import ThrowawayMongo
-from pgcluster import free_port
+from helpers.kubecluster import LocalCluster, wait_for
+from helpers.mongoserver import ThrowawayMongo
+from helpers.pgcluster import free_port
 from pymongo import MongoClient
 
 from taskplatform.operator import dbroles
@@ -42,7 +42,7 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def images() -> None:
+def built_images() -> None:
     for image in (API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE):
         result = docker("image", "inspect", image, check=False)
         assert result.returncode == 0, f"{image} is not built: run `make images`"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from helpers.support import TEST_JWT_SECRET, auth_headers, register_and_login
 from jose import jwt
-from support import TEST_JWT_SECRET, auth_headers, register_and_login
 
 from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app

@@ -1,7 +1,7 @@
 import bcrypt
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from support import auth_headers, register_and_login
+from helpers.support import auth_headers, register_and_login
 
 PROBLEM = "application/problem+json"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import LiveServer
+from helpers.support import LiveServer
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from support import TEST_JWT_SECRET, LiveServer
+from helpers.support import TEST_JWT_SECRET, LiveServer
 
 from taskplatform.api.config import Settings
 from taskplatform.api.db import Database

@@ -10,7 +10,7 @@ from typing import get_args
 
 import pytest
 from fastapi.testclient import TestClient
-from support import auth_headers, register_and_login
+from helpers.support import auth_headers, register_and_login
 
 from taskplatform.api.limits import CURSOR_MAX, PAGE_SIZE_MAX, TAG_FILTERS_MAX, TITLE_MAX
 from taskplatform.api.schemas import SortKey

@@ -22,10 +22,10 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from fastapi.testclient import TestClient
-from mongoserver import ThrowawayMongo
-from pgcluster import ThrowawayPostgres, find_pg_bindir
+from helpers.mongoserver import ThrowawayMongo
+from helpers.pgcluster import ThrowawayPostgres, find_pg_bindir
+from helpers.support import TEST_JWT_SECRET
 from pymongo import MongoClient
-from support import TEST_JWT_SECRET
 
 from taskplatform.api.config import Settings
 from taskplatform.api.db import sync_url
@@ -68,6 +68,10 @@ def credentials(tag: str = "1", awkward: bool = False) -> Credentials:
     prefix = AWKWARD if awkward else ""
     roles = {role.key: f"{prefix}{role.key}-{tag}" for role in ROLES}
     return Credentials(f"{prefix}superuser-{tag}", "j" * 48, JwtKeys("j" * 48), roles)
+
+
+# Every test here starts a PostgreSQL of this module's own (`server`, or one of its own), not conftest's `pg`.
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from urllib.parse import quote
 import psycopg2
 import pytest
 import sqlalchemy as sa
-from pgcluster import ThrowawayPostgres
-from support import TEST_JWT_SECRET
+from helpers.pgcluster import ThrowawayPostgres
+from helpers.support import TEST_JWT_SECRET
 
 from taskplatform.api.config import Settings
 from taskplatform.api.db import create_db_engine, create_probe_engine
@@ -35,6 +35,9 @@ HOST = "localhost"  # the name the test's server certificate gives (the platform
 PASSWORD = "app-pass 'with' @ quotes"
 SUPERUSER_PASSWORD = "superuser-secret"
 SPEC = TaskPlatformSpec.model_validate({"database": {"maxConnections": 57}})
+
+# Every test here uses this module's own PostgreSQL (`server`), set up as the operator sets up the database pod.
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")

@@ -24,11 +24,11 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
-from pgcluster import ThrowawayPostgres, find_pg_bindir
+from helpers.pgcluster import ThrowawayPostgres, find_pg_bindir
+from helpers.s3server import BUCKET, ThrowawayS3
+from helpers.tampering import MARKER_EXISTS, altered_near_the_end, craft_marker_dump
 from psycopg2 import sql
-from s3server import BUCKET, ThrowawayS3
 from sqlmodel import Session
-from tampering import MARKER_EXISTS, altered_near_the_end, craft_marker_dump
 
 from taskplatform.api.migrate import alembic_config, upgrade_head
 from taskplatform.api.models import Task, User
@@ -210,7 +210,8 @@ class Pipe:
         return restored.returncode, transfer_code, summary
 
 
-@pytest.fixture(params=["s3", "volume"])
+# The S3 server is asked for at run time (getfixturevalue), so its marker is given with the parameter.
+@pytest.fixture(params=[pytest.param("s3", marks=pytest.mark.s3), "volume"])
 def store(request: pytest.FixtureRequest, pg: ThrowawayPostgres, tmp_path: Path) -> Iterator[tuple[Pipe, object]]:
     """A pipe to each kind of store, and a function from a key to the dump's bytes on disk."""
     if request.param == "s3":

@@ -14,7 +14,7 @@ from typing import Any, get_args
 
 import pytest
 from fastapi.testclient import TestClient
-from support import auth_headers, register_and_login
+from helpers.support import auth_headers, register_and_login
 
 from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from support import terminate_api_connections
+from helpers.support import terminate_api_connections
 
 from taskplatform.api.config import Settings
 from taskplatform.api.db import Database, Statement

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
-from support import LiveServer, auth_headers, register_and_login
+from helpers.support import LiveServer, auth_headers, register_and_login
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from typing import Any, get_args
 import asyncpg
 import pytest
 import sqlalchemy as sa
-from pgcluster import ThrowawayPostgres
+from helpers.pgcluster import ThrowawayPostgres
 
 from taskplatform.api.columns import PRIORITY
 from taskplatform.api.db import Statement

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from pgcluster import free_port
-from support import TEST_JWT_SECRET, LiveServer, auth_headers, register_and_login
+from helpers.pgcluster import free_port
+from helpers.support import TEST_JWT_SECRET, LiveServer, auth_headers, register_and_login
 
 pytestmark = pytest.mark.slow
 

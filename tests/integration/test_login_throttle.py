@@ -10,7 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from support import LiveServer
+from helpers.support import LiveServer
 
 pytestmark = pytest.mark.slow
 

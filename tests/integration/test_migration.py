@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from bson import Binary, Int64, ObjectId, Timestamp
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from kubecluster import wait_for
-from mongoserver import ThrowawayMongo
+from helpers.kubecluster import wait_for
+from helpers.mongoserver import ThrowawayMongo
 from pymongo import MongoClient
 from pymongo.database import Database
 

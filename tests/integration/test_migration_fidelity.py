@@ -11,7 +11,7 @@ import bson
 import pytest
 import sqlalchemy as sa
 from bson import Binary, DatetimeMS, Int64, ObjectId
-from mongoserver import ThrowawayMongo
+from helpers.mongoserver import ThrowawayMongo
 from pymongo import MongoClient
 from pymongo.database import Database
 

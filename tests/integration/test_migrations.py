@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from pgcluster import ThrowawayPostgres
+from helpers.pgcluster import ThrowawayPostgres
 from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from support import TEST_JWT_SECRET, auth_headers, register_and_login, terminate_api_connections
+from helpers.support import TEST_JWT_SECRET, auth_headers, register_and_login, terminate_api_connections
 
 from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import LiveServer, auth_headers, register_and_login
+from helpers.support import LiveServer, auth_headers, register_and_login
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.openapi.utils import get_openapi
 from fastapi.testclient import TestClient
-from support import TEST_JWT_SECRET
+from helpers.support import TEST_JWT_SECRET
 
 from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app

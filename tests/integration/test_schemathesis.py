@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import schemathesis
+from helpers.support import TEST_JWT_SECRET, LiveServer, auth_headers, register_and_login
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 from schemathesis.core.parameters import ParameterLocation
-from support import TEST_JWT_SECRET, LiveServer, auth_headers, register_and_login
 
 from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app

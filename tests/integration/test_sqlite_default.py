@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import TEST_JWT_SECRET, auth_headers, register_and_login
+from helpers.support import TEST_JWT_SECRET, auth_headers, register_and_login
 
 from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app

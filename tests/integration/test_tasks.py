@@ -4,7 +4,7 @@ from typing import get_args
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from support import auth_headers, register_and_login
+from helpers.support import auth_headers, register_and_login
 
 from taskplatform.api.schemas import SortKey
 

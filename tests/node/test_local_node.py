@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from kubecluster import LocalCluster, wait_for
+from helpers.kubecluster import LocalCluster, wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 KERNEL_SETTINGS = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops")
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2ecluster import API_IMAGE, RESTRICTED, create_namespace
-from kubecluster import LocalCluster, wait_for
+from helpers.e2ecluster import API_IMAGE, RESTRICTED, create_namespace
+from helpers.kubecluster import LocalCluster, wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.node
 
 PORT = 8080
 SERVER_LABELS = {"app": "server"}

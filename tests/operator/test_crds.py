@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubecluster import CRDS, ROOT
+from helpers.kubecluster import CRDS, ROOT
 
 from taskplatform.operator.crdgen import all_crds, render
 from taskplatform.operator.models import DataMigrationSpec, TaskPlatformSpec

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from kubecluster import LocalCluster
+from helpers.kubecluster import LocalCluster
 
 from taskplatform.operator.dbroles import ROLES
 from taskplatform.operator.jwtkeys import JwtKeys

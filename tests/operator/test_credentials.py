@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from secretskube import SecretsKube, decoded, secret
+from helpers.secretskube import SecretsKube, decoded, secret
 
 from taskplatform.operator.dbroles import API_ROLE, OWNER_ROLE, ROLES
 from taskplatform.operator.jwtkeys import JwtKeys

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from secretskube import SecretsKube, decoded, secret
+from helpers.secretskube import SecretsKube, decoded, secret
 
 from taskplatform.operator import jwtkeys
 from taskplatform.operator.dbroles import ROLES

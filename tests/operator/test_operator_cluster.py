@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
-import previousoperator
 import pytest
 import sqlalchemy as sa
-from kubecluster import LocalCluster, OperatorProcess, wait_for
+from helpers import previousoperator
+from helpers.kubecluster import LocalCluster, OperatorProcess, wait_for
 
 from taskplatform.operator.dbroles import API_ROLE, ROLES
 from taskplatform.operator.jwtkeys import JwtKeys, Retiring
@@ -310,7 +310,7 @@ def test_editing_a_roles_password_rolls_the_pods_that_use_it_and_its_url_follows
 def test_a_platform_the_previous_operator_made_moves_to_the_database_roles(
     cluster: LocalCluster, operator: OperatorProcess, ns: str, tmp_path: Path
 ) -> None:
-    """Its objects as that operator wrote them (tests/previousoperator.py: its builders from git), running; then
+    """Its objects as that operator wrote them (tests/helpers/previousoperator.py: its builders from git), running; then
     this operator takes over. (On kwok nothing really connects: tests/integration/test_database_roles.py runs the
     database side, tests/e2e/test_upgrade.py both on a real node.)"""
     operator.kill()

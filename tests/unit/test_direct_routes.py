@@ -9,7 +9,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from support import TEST_JWT_SECRET
+from helpers.support import TEST_JWT_SECRET
 
 from taskplatform.api.config import Settings
 from taskplatform.api.main import DIRECT_ROUTES, create_app

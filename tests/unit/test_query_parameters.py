@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import pytest
 from fastapi import Depends, FastAPI, Query
 from fastapi.testclient import TestClient
-from support import TEST_JWT_SECRET
+from helpers.support import TEST_JWT_SECRET
 
 from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app

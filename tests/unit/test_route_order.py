@@ -1,7 +1,7 @@
 """Routes are matched hot router first, while the published document keeps its reading order."""
 
 from fastapi.routing import APIRoute
-from support import TEST_JWT_SECRET
+from helpers.support import TEST_JWT_SECRET
 
 from taskplatform.api.config import Settings
 from taskplatform.api.main import MATCHED_ORDER, PUBLISHED_ORDER, create_app

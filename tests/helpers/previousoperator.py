@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PREVIOUS_OPERATOR = "62b861e207e30d5ec34f95fc74b896b9fac161cb"  # the last commit before the database roles
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubecluster import ROOT, LocalCluster, wait_for
-from throwaway import built_binary
+from helpers.kubecluster import ROOT, LocalCluster, wait_for
+from helpers.throwaway import built_binary
 
 from taskplatform.operator.models import ConditionType
 from taskplatform.operator.specs.common import COMPONENT_LABEL, INSTANCE_LABEL, selector_string

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from pgcluster import free_port
-from throwaway import stop_process
+from helpers.pgcluster import free_port
+from helpers.throwaway import stop_process
 
 TEST_JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789abcdef"
 # A bound, not a speed: two workers took over 30 s to start on the shared two cores at a load of 9 to 12.
@@ -80,7 +80,7 @@ class LiveServer:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            cwd=Path(__file__).parent,
+            cwd=Path(__file__).resolve().parents[1],  # tests/, as before the helpers moved: no .env there
         )
         try:
             self._wait_healthy()

@@ -25,6 +25,8 @@ from urllib.parse import quote
 
 import psycopg2
 
+from helpers import environments
+
 
 def find_pg_bindir() -> Path:
     explicit = os.environ.get("PG_BINDIR")
@@ -81,6 +83,7 @@ class ThrowawayPostgres:
         subprocess.run(args, check=True, capture_output=True, **self._user)
 
     def start(self) -> ThrowawayPostgres:
+        environments.started(environments.POSTGRES)
         auth = ["--auth=trust"]
         if self.superuser_password is not None:  # as the image's entrypoint runs initdb
             pwfile = self.root / "pwfile"

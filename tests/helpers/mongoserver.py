@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
-from throwaway import ThrowawayServer, built_binary
+
+from helpers import environments
+from helpers.throwaway import ThrowawayServer, built_binary
 
 
 class ThrowawayMongo(ThrowawayServer):
     name = "ferretdb"
+    environment_marker = environments.MONGO
 
     @property
     def uri(self) -> str:

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pgcluster import free_port
-
+from helpers import environments
+from helpers.pgcluster import free_port
 from taskplatform.operator.crdgen import all_crds
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
 
 
@@ -46,6 +46,7 @@ class LocalCluster:
     def __init__(self, node: str = "kwok") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="taskplatform-cluster-"))
         self.env = {**os.environ, "CLUSTER_DIR": str(self.dir), "CLUSTER_NODE": node}
+        self.environment_marker = environments.NODE if node == "local" else environments.KUBE
         self.kubeconfig = self.dir / "kubeconfig"
         self.bin = Path(
             subprocess.run(
@@ -54,6 +55,7 @@ class LocalCluster:
         )
 
     def start(self) -> LocalCluster:
+        environments.started(self.environment_marker)
         try:
             run_command([str(ROOT / "scripts" / "cluster-up.sh")], env=self.env)
         except CommandFailed as failure:
@@ -139,10 +141,12 @@ class ExistingCluster(LocalCluster):
     def __init__(self, kubeconfig: Path) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="taskplatform-e2e-"))
         self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        self.environment_marker = environments.NODE
         self.kubeconfig = kubeconfig
         self.bin = Path(os.environ.get("E2E_KUBECTL_DIR") or Path(shutil.which("kubectl") or "kubectl").parent)
 
     def start(self) -> ExistingCluster:
+        environments.started(self.environment_marker)  # started by someone else, but its pods really run
         return self
 
     def stop(self) -> None:

@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 from typing import Self
 
-from pgcluster import free_port
+from helpers import environments
+from helpers.pgcluster import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def built_binary(script: str) -> str:
@@ -33,6 +34,7 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 class ThrowawayServer:
     name = "server"
+    environment_marker = ""  # the pytest marker of what it runs (helpers.environments)
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -49,6 +51,7 @@ class ThrowawayServer:
         raise NotImplementedError
 
     def start(self) -> Self:
+        environments.started(self.environment_marker)
         log_path = self.root / f"{self.name}.log"
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,

@@ -8,13 +8,15 @@ import secrets
 import socket
 from pathlib import Path
 
-from throwaway import ThrowawayServer, built_binary
+from helpers import environments
+from helpers.throwaway import ThrowawayServer, built_binary
 
 BUCKET = "backups"
 
 
 class ThrowawayS3(ThrowawayServer):
     name = "versitygw"
+    environment_marker = environments.S3
 
     def __init__(self) -> None:
         super().__init__()
