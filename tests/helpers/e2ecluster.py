@@ -18,7 +18,6 @@ from typing import Any
 
 from helpers.kubecluster import ROOT, LocalCluster, wait_for
 from helpers.throwaway import built_binary
-
 from taskplatform.operator.models import ConditionType
 from taskplatform.operator.specs.common import COMPONENT_LABEL, INSTANCE_LABEL, selector_string
 from taskplatform.operator.specs.tls import CLIENT_VOLUME

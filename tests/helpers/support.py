@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+
 from helpers.pgcluster import free_port
 from helpers.throwaway import stop_process
 
