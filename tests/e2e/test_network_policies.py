@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from helpers.e2ecluster import API_IMAGE, CLIENT_POD, E2E, platform_manifest, probe_counts, ready, wait_ready_pods
+from helpers.e2ecluster import (
+    API_IMAGE,
+    CLIENT_POD,
+    E2E,
+    platform_manifest,
+    probe_counts,
+    ready,
+    restricted_pod,
+    wait_ready_pods,
+)
 from helpers.kubecluster import wait_for
 
 from taskplatform.operator.specs.api import API_COMPONENT as API
@@ -67,24 +76,12 @@ while True:
 
 def pod(name: str, labels: dict[str, str], image: str, args: list[str], port: int, **container: Any) -> dict[str, Any]:
     """A pod the "restricted" Pod Security level admits, Ready once `port` accepts connections."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": 0,
-            "containers": [{
-                "name": "main", "image": image, "imagePullPolicy": "IfNotPresent", "args": args,
-                "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 2},
-                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
-                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-                **container,
-            }],
-        },
-    }  # fmt: skip
+    return restricted_pod(name, labels, {
+        "image": image, "args": args,
+        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 2},
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+        **container,
+    })  # fmt: skip
 
 
 def python_pod(name: str, labels: dict[str, str], code: str = SERVE) -> dict[str, Any]:

@@ -56,6 +56,27 @@ def install_chart(cluster: LocalCluster, helm: str) -> subprocess.CompletedProce
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
 
+def restricted_pod(name: str, labels: dict[str, str], container: dict[str, Any], user: int = 65534) -> dict[str, Any]:
+    """A pod of one container ("main": `container`'s image, command, probes...) that RESTRICTED admits: non-root
+    as `user`, the default seccomp profile, no privilege escalation nor capability, no ServiceAccount token."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "securityContext": {"runAsNonRoot": True, "runAsUser": user, "seccompProfile": {"type": "RuntimeDefault"}},
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "main", "imagePullPolicy": "IfNotPresent",
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                **container,
+            }],
+        },
+    }  # fmt: skip
+
+
 def create_namespace(cluster: LocalCluster, namespace: str, labels: dict[str, str] | None = None) -> None:
     """A namespace (with `labels`, e.g. RESTRICTED) pods can be created in: its default ServiceAccount exists (the
     ServiceAccount admission refuses pods until the controller has made it). Applied, so a namespace that exists

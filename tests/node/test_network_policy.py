@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.e2ecluster import API_IMAGE, RESTRICTED, create_namespace
+from helpers.e2ecluster import API_IMAGE, RESTRICTED, create_namespace, restricted_pod
 from helpers.kubecluster import LocalCluster, wait_for
 
 pytestmark = pytest.mark.node
@@ -128,22 +128,10 @@ class Namespace:
 
 def pod(name: str, labels: dict[str, str], command: list[str]) -> dict[str, Any]:
     """A pod of the API image (it has Python), as the "restricted" Pod Security level requires."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": 0,
-            "containers": [{
-                "name": "main", "image": API_IMAGE, "imagePullPolicy": "IfNotPresent", "command": command,
-                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
-                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-            }],
-        },
-    }  # fmt: skip
+    return restricted_pod(name, labels, {
+        "image": API_IMAGE, "command": command,
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+    }, user=10001)  # fmt: skip
 
 
 def client(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
