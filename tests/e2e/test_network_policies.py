@@ -19,6 +19,7 @@ from helpers.e2ecluster import (
     API_IMAGE,
     CLIENT_POD,
     E2E,
+    RESOLVE,
     platform_manifest,
     probe_counts,
     ready,
@@ -56,14 +57,6 @@ try:
         print(json.dumps({"status": response.status, "body": response.read(100000).decode()}))
 except OSError as error:
     print(json.dumps({"status": None, "error": repr(error)}))
-"""
-RESOLVE = """
-import json, socket, sys
-try:
-    found = socket.getaddrinfo(sys.argv[1], None, socket.AF_INET)
-    print(json.dumps({"addresses": sorted({entry[4][0] for entry in found})}))
-except OSError as error:
-    print(json.dumps({"addresses": [], "error": repr(error)}))
 """
 # Accepts connections (the kubelet's tcpSocket probe shows it listens) and closes them.
 SERVE = f"""

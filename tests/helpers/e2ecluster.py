@@ -52,6 +52,18 @@ def install_chart(cluster: LocalCluster, helm: str) -> subprocess.CompletedProce
     )  # fmt: skip
 
 
+# A script for `python -c` in a pod: the IPv4 addresses the pod's resolver gets for argv[1], as JSON
+# {"addresses": [...]} (none, with "error", if the lookup fails).
+RESOLVE = """
+import json, socket, sys
+try:
+    found = socket.getaddrinfo(sys.argv[1], None, socket.AF_INET)
+    print(json.dumps({"addresses": sorted({entry[4][0] for entry in found})}))
+except OSError as error:
+    print(json.dumps({"addresses": [], "error": repr(error)}))
+"""
+
+
 # Pod Security admission's strictest level, enforced: a pod that does not meet it is refused (issue 29).
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.e2ecluster import API_IMAGE, RESTRICTED, create_namespace, restricted_pod
+from helpers.e2ecluster import API_IMAGE, RESOLVE, RESTRICTED, create_namespace, restricted_pod
 from helpers.kubecluster import LocalCluster, wait_for
 
 pytestmark = pytest.mark.node
@@ -42,14 +42,6 @@ try:
         print(json.dumps({"reached": connection.recv(16) == b"hello\\n"}))
 except OSError as error:
     print(json.dumps({"reached": False, "error": repr(error)}))
-"""
-RESOLVE = """
-import json, socket, sys
-try:
-    found = socket.getaddrinfo(sys.argv[1], None, socket.AF_INET)
-    print(json.dumps({"addresses": sorted({entry[4][0] for entry in found})}))
-except OSError as error:
-    print(json.dumps({"addresses": [], "error": repr(error)}))
 """
 
 
