@@ -10,8 +10,8 @@ PORT ?= 8000
 
 help:
 	@echo "make run        the API on the embedded SQLite default at http://127.0.0.1:$(PORT) (docs at /docs)"
-	@echo "make test       install what is needed, lint, type-check, run every test on a throwaway PostgreSQL"
-	@echo "make e2e        the end-to-end suite on kind, or on a real node on this machine where kind cannot run (KEEP=1 keeps it)"
+	@echo "make test       install what is needed, lint, type-check, run every test (throwaway PostgreSQL, kind, a local node)"
+	@echo "make e2e        the end-to-end suite on a kind cluster of three nodes (E2E_CLUSTER=local: one real node on this machine; KEEP=1 keeps it)"
 	@echo "make lint       ruff (lint + format check) and mypy"
 	@echo "make format     apply ruff's fixes and formatting"
 	@echo "make images     taskplatform-api, -operator, -postgres images on a local Debian base (starts dockerd)"
@@ -24,7 +24,7 @@ help:
 	@echo "make bench-api  API throughput/latency against the bare framework ceiling (writes docs/benchmarks.md)"
 	@echo "make bench-migration  MongoDB -> PostgreSQL migration rate against read and COPY ceilings"
 	@echo "make bench-operator   apply-to-Ready time for 1 and 50 TaskPlatforms on the local control plane"
-	@echo "make bench-e2e  apply-to-Ready on a real local node vs kwok; API list through its Service (1-3 pods) vs direct"
+	@echo "make bench-e2e  apply-to-Ready on a real local node, kind and kwok; HPA scale-up on kind; API list through its Service (1-3 pods) vs direct"
 	@echo "make bench-backup  backup/restore of 1M tasks through the operator's Jobs vs pg_dump/pg_restore directly"
 
 # Re-install only when the dependency list changes.
@@ -57,10 +57,13 @@ test: deps lint images
 	scripts/build-node.sh >/dev/null
 	scripts/build-netpol.sh >/dev/null
 	scripts/build-helm.sh >/dev/null
-	$(BIN)/pytest $(PYTEST_ARGS)
+	scripts/build-kind.sh >/dev/null
+	scripts/build-kind-node.sh >/dev/null
+	scripts/run-tests.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 # Pods that really run (docs/e2e.md); `make test` runs the same suite on a local node too.
 e2e: deps images
+	scripts/system-deps.sh node
 	scripts/e2e.sh
 
 test-fast: deps
@@ -84,6 +87,8 @@ bench-e2e: deps images
 	scripts/system-deps.sh wrk node
 	scripts/build-k8s.sh >/dev/null
 	scripts/build-node.sh >/dev/null
+	scripts/build-kind.sh >/dev/null
+	scripts/build-kind-node.sh >/dev/null
 	$(BENCH_PYTHON) bench/e2e_bench.py $(BENCH_ARGS)
 
 bench-backup: deps images

@@ -153,7 +153,7 @@ def main() -> None:
 - Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
 - Command: `make bench-operator` (`python bench/operator_bench.py --many {args.many} --repeat {args.repeat}`)
 - Machine: {machine()}; local control plane
-  (kube-apiserver, controller-manager, scheduler v1.36.3, etcd, kwok fake nodes) and the operator on the
+  (kube-apiserver, controller-manager, scheduler v1.35.4, etcd, kwok fake nodes) and the operator on the
   same cores
 - Each TaskPlatform: PostgreSQL StatefulSet + volume, schema Job, 2 API replicas, Services, PDB
 

@@ -57,6 +57,13 @@ class Autoscaling(CRModel):
     target_cpu_utilization_percentage: int = Field(
         70, ge=10, le=100, description="Average CPU utilisation (percent of requests) the autoscaler aims for."
     )
+    scale_down_stabilization_seconds: int = Field(
+        300,
+        ge=0,
+        le=3600,
+        description="How long the autoscaler waits, after the load falls, before it removes replicas (the "
+        "HorizontalPodAutoscaler's scaleDown stabilization window; Kubernetes' default is 300).",
+    )
 
 
 class ServiceSpec(CRModel):

@@ -3,6 +3,9 @@
 # with the distribution's packages and `docker import` it. Prints nothing but progress on stderr.
 #   taskplatform-base:<suite>    python3 + venv (BASE_IMAGE of Dockerfile.api and Dockerfile.operator)
 #   taskplatform-pgbase:<suite>  PostgreSQL 15 server (BASE_IMAGE of Dockerfile.postgres)
+#   taskplatform-kindbase:<suite>  systemd, containerd, runc, CNI plugins: the kind node image (tools/kind-node)
+#   taskplatform-netbase:<suite>   iptables, ipset, conntrack: kube-proxy and kube-router in the kind node image
+# With arguments, only the images named (scripts/build-kind-node.sh imports the last two into kind's daemon).
 # Rootfs tarballs are cached in ~/.cache/taskplatform/rootfs keyed by suite and package list (scripts/lib/cache.sh;
 # two runs do not write the same tarball at once); an image is re-imported only when its key changes. Needs root,
 # debootstrap and a running Docker engine.
@@ -43,5 +46,14 @@ build() {  # image name, comma-separated packages
 }
 
 command -v debootstrap >/dev/null || { echo "build-base-images: debootstrap is required" >&2; exit 1; }
-build taskplatform-base "python3,python3-venv,ca-certificates"
-build taskplatform-pgbase "postgresql-15,ca-certificates"
+declare -A packages=(
+  [taskplatform-base]="python3,python3-venv,ca-certificates"
+  [taskplatform-pgbase]="postgresql-15,ca-certificates"
+  [taskplatform-kindbase]="systemd,containerd,runc,containernetworking-plugins,iptables,conntrack,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,procps,ca-certificates"
+  [taskplatform-netbase]="iptables,ipset,conntrack,iproute2,kmod"
+)
+if [ $# -eq 0 ]; then set -- taskplatform-base taskplatform-pgbase; fi
+for image in "$@"; do
+  [ -n "${packages[$image]:-}" ] || { echo "build-base-images: no image $image" >&2; exit 2; }
+  build "$image" "${packages[$image]}"
+done

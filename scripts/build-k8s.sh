@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Build the local control plane's binaries from the Go module proxy, once per version set, and print
-# their directory: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes),
-# etcd, kwok and kwok's stage definitions.
+# Build the Kubernetes binaries from the Go module proxy, once per version set, and print their directory:
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (the local control plane), kubelet and
+# kube-proxy (the local node), kubeadm (the kind node image), all of k8s.io/kubernetes at one version; etcd, kwok
+# and kwok's stage definitions.
+#
+# One Kubernetes version for everything: v1.35, the last minor release that supports containerd 1.x, because the
+# nodes' runtime is Debian's containerd 1.6 (docs/e2e.md, "Which Kubernetes").
 # Cached under ~/.cache/taskplatform (scripts/lib/cache.sh); a cold build takes several minutes on two cores.
 #
 # k8s.io/kubernetes and etcd's server module carry `replace` directives pointing into their own trees,
@@ -12,19 +16,19 @@ set -euo pipefail
 . "$(dirname "$0")/lib/cache.sh"
 # shellcheck source=scripts/lib/build-kubernetes.sh
 . "$(dirname "$0")/lib/build-kubernetes.sh"
-KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
-ETCD_VERSION=${ETCD_VERSION:-v3.6.5}
+KUBE_VERSION=${KUBE_VERSION:-v1.35.4}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.6}  # what kubeadm v1.35 deploys (registry.k8s.io/etcd:3.6.6-0)
 KWOK_VERSION=${KWOK_VERSION:-v0.7.0}
 out=$(cache_dir "k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION")
-want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwok-base-stages.yaml)
+kube_commands=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kubeadm)
+want=("${kube_commands[@]}" etcd kwok kwok-base-stages.yaml)
 cached_or_continue "$out" "${want[@]}"
 
 go_env
 work_dir
 
 # --- Kubernetes ---------------------------------------------------------------------------------------
-build_kubernetes "$KUBE_VERSION" "$out" "$work/k8s" \
-  cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl
+build_kubernetes "$KUBE_VERSION" "$out" "$work/k8s" "${kube_commands[@]/#/cmd/}"
 
 # --- etcd ---------------------------------------------------------------------------------------------
 wrapper_module "$work/etcd" etcd 1.24 "go.etcd.io/etcd/server/v3@$ETCD_VERSION" \

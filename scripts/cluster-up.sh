@@ -3,7 +3,8 @@
 # (garbage collection, Deployment/ReplicaSet/StatefulSet/Job controllers) + kube-scheduler + kwok with fake
 # nodes (pods get scheduled, become Running/Ready, and Job pods complete). No container runtime, no registry needed.
 # CLUSTER_NODE=local instead joins one real node on this machine (scripts/node-up.sh: containerd, kubelet,
-# kube-proxy, CoreDNS; docs/e2e.md): the API server then listens on the node's address so pods reach it.
+# kube-proxy, CoreDNS; docs/e2e.md): the API server then listens on the node's address so pods reach it;
+# CLUSTER_METRICS=1 adds metrics-server (scripts/metrics-server-up.sh).
 # Writes .cluster/kubeconfig; `scripts/cluster-down.sh` stops it. Idempotent: a running cluster is kept.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +40,14 @@ if [ ! -f "$pki/sa.key" ]; then
     -keyout "$pki/apiserver.key" -out "$pki/apiserver.crt" 2>/dev/null
   token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
   echo "$token,admin,admin,system:masters" > "$pki/tokens.csv"
+  # The aggregation layer (an API server of its own behind this one: metrics-server's metrics API): a CA for the
+  # front proxy and the client certificate this server presents when it forwards a request there.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=front-proxy-ca" \
+    -keyout "$pki/front-proxy-ca.key" -out "$pki/front-proxy-ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=front-proxy-client" \
+    -keyout "$pki/front-proxy-client.key" -out "$pki/front-proxy-client.csr" 2>/dev/null
+  openssl x509 -req -in "$pki/front-proxy-client.csr" -CA "$pki/front-proxy-ca.crt" \
+    -CAkey "$pki/front-proxy-ca.key" -CAcreateserial -days 3650 -out "$pki/front-proxy-client.crt" 2>/dev/null
 fi
 token=$(cut -d, -f1 "$pki/tokens.csv")
 
@@ -66,7 +75,12 @@ start kube-apiserver "$bin/kube-apiserver" \
   --token-auth-file "$pki/tokens.csv" --authorization-mode RBAC \
   --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
   --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range "$SERVICE_CIDR" \
-  --allow-privileged=true "${node_flags[@]}"
+  --allow-privileged=true "${node_flags[@]}" \
+  --requestheader-client-ca-file "$pki/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+  --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+  --requestheader-extra-headers-prefix X-Remote-Extra- \
+  --proxy-client-cert-file "$pki/front-proxy-client.crt" --proxy-client-key-file "$pki/front-proxy-client.key" \
+  --enable-aggregator-routing=true
 
 cat > "$kubeconfig" <<EOK
 apiVersion: v1
@@ -105,6 +119,10 @@ start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$kubeconfig" \
 
 if [ "$node" = local ]; then
   "$root/scripts/node-up.sh"
+  # CLUSTER_METRICS=1: the metrics API too (HorizontalPodAutoscalers act); off by default, it takes seconds.
+  if [ -n "${CLUSTER_METRICS:-}" ]; then
+    KUBECONFIG="$kubeconfig" METRICS_SERVER_LOAD="$root/scripts/node-load-images.sh" "$root/scripts/metrics-server-up.sh"
+  fi
   echo "cluster-up: ready with a real node; export KUBECONFIG=$kubeconfig"
   exit 0
 fi

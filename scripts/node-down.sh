@@ -10,7 +10,7 @@ dir=${CLUSTER_DIR:-$root/.cluster}
 node="$dir/node"
 # shellcheck source=scripts/node/network.sh
 . "$root/scripts/node/network.sh"
-bin=$("$root/scripts/build-node.sh" 2>/dev/null)
+k8s=$("$root/scripts/build-k8s.sh" 2>/dev/null)
 
 # Every process in the node's mount namespace: the holder, containerd, the kubelet, the shims and what they run.
 # The namespace is identified once, up front: the holder dies in the first pass, and a shim containerd was
@@ -50,7 +50,7 @@ if [ -d "$node" ]; then
     kill -9 $all 2>/dev/null
     sleep 0.1
   done
-  [ -n "$bin" ] && [ -x "$bin/kube-proxy" ] && "$bin/kube-proxy" --cleanup >/dev/null 2>&1
+  [ -n "$k8s" ] && [ -x "$k8s/kube-proxy" ] && "$k8s/kube-proxy" --cleanup >/dev/null 2>&1
   for name in coredns kube-proxy; do
     [ -f "$node/$name.pid" ] && kill -9 "$(cat "$node/$name.pid")" 2>/dev/null
   done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Join one real node on this machine to the control plane that `CLUSTER_NODE=local scripts/cluster-up.sh` starts
-# (it calls this script): Debian's containerd 1.6 + runc, a kubelet and kube-proxy (v1.35, scripts/build-node.sh),
+# (it calls this script): Debian's containerd 1.6 + runc, a kubelet and kube-proxy (v1.35, scripts/build-k8s.sh),
 # CoreDNS for Service names, a CNI bridge, kube-router's firewall to enforce NetworkPolicies (the bridge plugin
 # enforces none; scripts/build-netpol.sh), and local PersistentVolumes. Needs root. docs/e2e.md says why each
 # setting is what it is. `scripts/node-load-images.sh IMAGE...` copies images from Docker into the node.
@@ -174,7 +174,7 @@ evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available:
 serializeImagePulls: false
 EOK
 if ! kubectl get node "$NODE_NAME" >/dev/null 2>&1 || [ ! -f "$node/kubelet.pid" ] || ! kill -0 "$(cat "$node/kubelet.pid")" 2>/dev/null; then
-  start kubelet nsenter --mount --target "$holder" -- "$bin/kubelet" --config "$node/kubelet.yaml" \
+  start kubelet nsenter --mount --target "$holder" -- "$k8s/kubelet" --config "$node/kubelet.yaml" \
     --kubeconfig "$kubeconfig" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" \
     --root-dir "$node/kubelet" --cert-dir "$node/kubelet/pki" --oom-score-adj 0 --v 1
 fi
@@ -199,7 +199,7 @@ conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeou
 oomScoreAdj: 0
 EOP
 if [ ! -f "$node/kube-proxy.pid" ] || ! kill -0 "$(cat "$node/kube-proxy.pid")" 2>/dev/null; then
-  start kube-proxy "$bin/kube-proxy" --config "$node/kube-proxy.yaml" --v 1
+  start kube-proxy "$k8s/kube-proxy" --config "$node/kube-proxy.yaml" --v 1
 fi
 
 # --- CoreDNS on the node's address (the kubelet's clusterDNS) ---------------------------------------------

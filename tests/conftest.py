@@ -19,6 +19,10 @@ from taskplatform.api.config import Settings
 from taskplatform.api.main import create_app
 from taskplatform.api.migrate import upgrade_head
 
+# pytest-timeout's bound for a test on real nodes: the first test of a cluster also creates it (kind's nodes,
+# metrics-server, the images loaded, the chart), on two cores shared with the other runs (scripts/run-tests.sh).
+NODE_TEST_TIMEOUT_S = 900
+
 TABLES = (
     "users, tasks, token_families, refresh_tokens, revoked_tokens, idempotency_records, "
     "migration_checkpoints, migration_rejects, migration_alterations, login_failures"
@@ -34,6 +38,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = [name for name in getattr(item, "fixturenames", ()) if name not in parameters]
         for environment in sorted(environments.environments_of(fixtures)):
             item.add_marker(environment)
+        if item.get_closest_marker(environments.NODE) and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(NODE_TEST_TIMEOUT_S))
 
 
 def check_marked(item: pytest.Item) -> None:

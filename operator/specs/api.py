@@ -113,6 +113,7 @@ def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credential
                 [container],
                 api_volumes(owner.name),
                 terminationGracePeriodSeconds=30,
+                topologySpreadConstraints=[api_spread(owner.name)],
             ),
         },
     }
@@ -123,6 +124,19 @@ def api_deployment(owner: Owner, spec: TaskPlatformSpec, credentials: Credential
         **DEPLOYMENT.type_meta(),
         "metadata": metadata(owner, Names(owner.name).api, API_COMPONENT),
         "spec": deployment_spec,
+    }
+
+
+def api_spread(platform: str) -> dict[str, Any]:
+    """API pods spread over nodes, so losing or draining one node leaves pods serving elsewhere. Preferred, not
+    required (ScheduleAnyway): on a single node every pod still starts. Counted per ReplicaSet (pod-template-hash):
+    a rollout's new pods spread among themselves."""
+    return {
+        "maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": selector(platform, API_COMPONENT)},
+        "matchLabelKeys": ["pod-template-hash"],
     }
 
 
@@ -150,14 +164,23 @@ def api_service(owner: Owner, spec: TaskPlatformSpec) -> Manifest:
 
 
 def api_pdb(owner: Owner, spec: TaskPlatformSpec) -> Manifest | None:
-    """Only when there is more than one replica to keep: a PDB over one pod would block every drain."""
+    """Only when there is more than one replica to keep: a PDB over one pod would block every drain.
+
+    An API pod that is not Ready may always be evicted (unhealthyPodEvictionPolicy AlwaysAllow): it serves no one,
+    so evicting it costs no availability. Found on kind: draining the node that holds the database stopped the
+    database, every API pod became unready, and the budget (none healthy to spare) then kept `kubectl drain` from
+    ever finishing, while the database could come back only once the node was uncordoned (tests/e2e/test_nodes.py)."""
     fewest = spec.api.autoscaling.min_replicas if spec.api.autoscaling else spec.api.replicas
     if fewest <= 1:
         return None
     return {
         **POD_DISRUPTION_BUDGET.type_meta(),
         "metadata": metadata(owner, Names(owner.name).api, API_COMPONENT),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(owner.name, API_COMPONENT)}},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector(owner.name, API_COMPONENT)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
     }
 
 
@@ -172,6 +195,7 @@ def api_hpa(owner: Owner, spec: TaskPlatformSpec) -> Manifest | None:
             "scaleTargetRef": {**DEPLOYMENT.type_meta(), "name": Names(owner.name).api},
             "minReplicas": scaling.min_replicas,
             "maxReplicas": scaling.max_replicas,
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": scaling.scale_down_stabilization_seconds}},
             "metrics": [
                 {
                     "type": "Resource",

@@ -3,60 +3,30 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.e2ecluster import (
-    API_IMAGE,
-    CLIENT_POD,
-    E2E,
-    OPERATOR_IMAGE,
-    OPERATOR_NAMESPACE,
-    POSTGRES_IMAGE,
-    RELEASE,
-    RESTRICTED,
-    client_pod,
-    create_namespace,
-    diagnose,
-    ferretdb_image,
-    helm_binary,
-    install_chart,
-    s3server_image,
-)  # fmt: skip
-from helpers.kubecluster import ROOT, ExistingCluster, LocalCluster
+from helpers.e2ecluster import E2E, diagnose, suite_on
+from helpers.kubecluster import ExistingCluster, KindCluster, LocalCluster
 
 
-@pytest.fixture(scope="package")  # the node stops when tests/e2e ends, not with the session
-def e2e() -> Iterator[E2E]:
+def e2e_cluster() -> LocalCluster:
+    """E2E_KUBECONFIG's cluster (`make e2e` started it); else a kind cluster with two workers, or with
+    E2E_CLUSTER=local the local node (scripts/node-up.sh)."""
     kubeconfig = os.environ.get("E2E_KUBECONFIG")
-    cluster: LocalCluster = ExistingCluster(Path(kubeconfig)) if kubeconfig else LocalCluster(node="local")
-    helm = helm_binary()
-    namespace = f"e2e-{uuid.uuid4().hex[:6]}"
-    try:
-        cluster.start()
-        ferretdb, s3server = ferretdb_image(), s3server_image()
-        cluster.load_images(API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE, ferretdb, s3server)
-        # Every pod of the suite, the operator's included, under Pod Security's "restricted" level.
-        create_namespace(cluster, OPERATOR_NAMESPACE, RESTRICTED)
-        result = install_chart(cluster, helm)
-        assert result.returncode == 0, f"helm install: {result.stderr}\n{diagnose(cluster)}"
-        create_namespace(cluster, namespace, RESTRICTED)
-        suite = E2E(cluster, namespace, ferretdb, s3server)
-        suite.apply(client_pod())
-        suite.kubectl("wait", "--for=condition=Ready", f"pod/{CLIENT_POD}", "--timeout=120s")
-        suite.kubectl("exec", "-i", CLIENT_POD, "--", "sh", "-c", "cat > /tmp/incluster.py",
-                      stdin=(ROOT / "tests" / "e2e" / "incluster.py").read_text())  # fmt: skip
+    if kubeconfig:
+        return ExistingCluster(Path(kubeconfig))
+    choice = os.environ.get("E2E_CLUSTER", "kind")
+    if choice not in ("kind", "local"):
+        raise ValueError(f"E2E_CLUSTER is kind or local, not {choice!r}")
+    return KindCluster() if choice == "kind" else LocalCluster(node="local")
+
+
+@pytest.fixture(scope="package")  # the cluster goes when tests/e2e ends, not with the session
+def e2e() -> Iterator[E2E]:
+    with suite_on(e2e_cluster()) as suite:
         yield suite
-    finally:
-        if not os.environ.get("KEEP"):
-            if kubeconfig:  # someone else's cluster: take back what the suite made
-                cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
-                subprocess.run([helm, "uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--kubeconfig",
-                                str(cluster.kubeconfig)], capture_output=True, check=False)  # fmt: skip
-            cluster.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,5 +1,6 @@
-"""The end-to-end suite's cluster (tests/e2e): pods really run. `make test` and `make e2e` start one real node on
-this machine (scripts/node-up.sh); `make e2e` where kind works passes E2E_KUBECONFIG instead (scripts/e2e.sh).
+"""The end-to-end suite's cluster (tests/e2e): pods really run. `make test` starts a kind cluster
+(helpers.kubecluster.KindCluster, scripts/kind-up.sh), or with E2E_CLUSTER=local one real node on this machine
+(scripts/node-up.sh); `make e2e` starts the cluster itself and passes E2E_KUBECONFIG (scripts/e2e.sh).
 
 The chart is installed as a user would (the operator from its image, on its own ServiceAccount's rights), and a
 client pod (the API image, sleeping) carries the suite's requests, so traffic goes pod -> Service on kind and on
@@ -9,14 +10,16 @@ the local node alike. When a test fails, its report gets what a person would loo
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers.kubecluster import ROOT, LocalCluster, wait_for
+from helpers.kubecluster import ROOT, ExistingCluster, KindCluster, LocalCluster, wait_for
 from helpers.throwaway import built_binary
 from taskplatform.operator.models import ConditionType
 from taskplatform.operator.specs.common import COMPONENT_LABEL, INSTANCE_LABEL, selector_string
@@ -32,6 +35,11 @@ API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE = (
     "taskplatform-postgres:15",
 )
 CLIENT_POD = "e2e-client"
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"  # kubeadm's, on kind's control-plane node (and taint)
+ON_CONTROL_PLANE = {
+    "weight": 100,
+    "preference": {"matchExpressions": [{"key": CONTROL_PLANE_LABEL, "operator": "Exists"}]},
+}
 DBPROBE = ROOT / "tests" / "e2e" / "dbprobe.py"
 
 
@@ -353,6 +361,10 @@ def client_pod() -> dict[str, Any]:
         "kind": "Pod",
         "metadata": {"name": CLIENT_POD, "labels": {"app.kubernetes.io/name": "e2e-client"}},
         "spec": {
+            # On kind, on the control plane, which no test drains: the client's loop runs through a worker's drain.
+            # Preferred, so it runs on a cluster of one node (the local node) as well.
+            "tolerations": [{"key": CONTROL_PLANE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [ON_CONTROL_PLANE]}},
             "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
             "terminationGracePeriodSeconds": 0,
             "containers": [
@@ -404,6 +416,8 @@ def diagnose(cluster: LocalCluster, namespace: str | None = None) -> str:
             lines = [line for line in log_file.read_text(errors="replace").splitlines() if name != "kubelet"
                      or line.startswith(("E", "W"))]  # fmt: skip
             parts.append((f"local node: {name} log (last 30 lines)", "\n".join(lines[-30:])))
+    if isinstance(cluster, KindCluster):  # every node's journal, kubelet, containerd and pod logs, on disk
+        parts.append(("kind export logs", cluster.log_tails()))
     return "\n".join(f"===== {title} =====\n{text}" for title, text in parts)
 
 
@@ -445,3 +459,35 @@ def wait_ready_pods(
         return pods if len(pods) == count and all(ready(p) for p in pods) else None
 
     return wait_for(check, f"{count} Ready {component} pods of {instance}", timeout_s)
+
+
+@contextmanager
+def suite_on(cluster: LocalCluster) -> Iterator[E2E]:
+    """The suite's setting on a cluster, started here: the images loaded, the chart installed in its namespace and
+    a namespace for the tests, both under Pod Security's "restricted" level, and the client pod Ready. The cluster
+    is stopped at the end (KEEP=1 keeps it); on someone else's cluster (E2E_KUBECONFIG) only what was made here
+    is taken back."""
+    helm = helm_binary()
+    namespace = f"e2e-{uuid.uuid4().hex[:6]}"
+    try:
+        cluster.start()
+        ferretdb, s3server = ferretdb_image(), s3server_image()
+        cluster.load_images(API_IMAGE, OPERATOR_IMAGE, POSTGRES_IMAGE, ferretdb, s3server)
+        # Every pod of the suite, the operator's included, under Pod Security's "restricted" level.
+        create_namespace(cluster, OPERATOR_NAMESPACE, RESTRICTED)
+        result = install_chart(cluster, helm)
+        assert result.returncode == 0, f"helm install: {result.stderr}\n{diagnose(cluster)}"
+        create_namespace(cluster, namespace, RESTRICTED)
+        suite = E2E(cluster, namespace, ferretdb, s3server)
+        suite.apply(client_pod())
+        suite.kubectl("wait", "--for=condition=Ready", f"pod/{CLIENT_POD}", "--timeout=120s")
+        suite.kubectl("exec", "-i", CLIENT_POD, "--", "sh", "-c", "cat > /tmp/incluster.py",
+                      stdin=(ROOT / "tests" / "e2e" / "incluster.py").read_text())  # fmt: skip
+        yield suite
+    finally:
+        if not os.environ.get("KEEP"):
+            if isinstance(cluster, ExistingCluster):  # someone else's cluster: take back what the suite made
+                cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+                subprocess.run([helm, "uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--kubeconfig",
+                                str(cluster.kubeconfig)], capture_output=True, check=False)  # fmt: skip
+            cluster.stop()

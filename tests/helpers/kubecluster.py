@@ -159,6 +159,40 @@ class ExistingCluster(LocalCluster):
             subprocess.run([*shlex.split(loader), *images], check=True, capture_output=True, env=self.env)
 
 
+class KindCluster(LocalCluster):
+    """A kind cluster (scripts/kind-up.sh): one control plane and `workers` worker nodes, in containers of the host's
+    Docker where it can run them, else of a Docker daemon of kind's own (scripts/kind-docker.sh); needs root here."""
+
+    def __init__(self, workers: int = 2, metrics: bool = True) -> None:
+        super().__init__(node="kind")
+        self.env = {**os.environ, "CLUSTER_DIR": str(self.dir), "KIND_NODES": str(workers),
+                    "KIND_METRICS": "1" if metrics else "0"}  # fmt: skip
+        self.environment_marker = environments.NODE
+
+    def start(self) -> KindCluster:
+        environments.started(self.environment_marker)
+        try:
+            run_command([str(ROOT / "scripts" / "kind-up.sh")], env=self.env)
+        except CommandFailed:
+            self.stop()  # a half-made cluster, or the kind daemon, must not outlive the failed test
+            raise
+        return self
+
+    def log_tails(self, lines: int = 15) -> str:
+        """Where a failure's evidence is: kind's own logs, exported (scripts/kind-export-logs.sh)."""
+        target = ROOT / ".e2e-logs"
+        result = run_command([str(ROOT / "scripts" / "kind-export-logs.sh"), str(target)], check=False, env=self.env)
+        return result.stderr.strip()
+
+    def stop(self) -> None:
+        subprocess.run([str(ROOT / "scripts" / "kind-down.sh")], env=self.env, capture_output=True, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def load_images(self, *images: str) -> None:
+        """`kind load docker-image` (scripts/kind-load-images.sh)."""
+        run_command([str(ROOT / "scripts" / "kind-load-images.sh"), *images], env=self.env)
+
+
 class OperatorProcess:
     """`taskplatform-operator` as a separate process against a LocalCluster, as a user runs it."""
 

@@ -6,20 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from helpers.hoststate import every_iptables_rule, kernel_settings, processes_mentioning
 from helpers.kubecluster import LocalCluster, wait_for
 
 pytestmark = pytest.mark.node
-
-KERNEL_SETTINGS = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops")
-
-
-def kernel_settings() -> dict[str, str]:
-    return {key: Path("/proc/sys", key).read_text().strip() for key in KERNEL_SETTINGS}
 
 
 def iptables_rules(command: str = "iptables-save") -> str:
@@ -39,30 +33,8 @@ ENFORCER_CHAINS = re.compile(r"KUBE-ROUTER-|KUBE-NWPLCY-|KUBE-POD-FW-")
 ENFORCER_IPSETS = re.compile(r"^(inet6:)?(KUBE-SRC-|KUBE-DST-|TMP-|kube-router-)", re.M)
 
 
-def every_iptables_rule() -> str:
-    """Every table of both iptables backends (nf_tables and legacy), IPv4 and IPv6."""
-    commands = ("iptables-nft-save", "iptables-legacy-save", "ip6tables-nft-save", "ip6tables-legacy-save")
-    return "\n".join(
-        subprocess.run([command], capture_output=True, text=True, check=True).stdout
-        for command in commands
-        if shutil.which(command)
-    )
-
-
 def ipsets() -> str:
     return subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True, check=True).stdout
-
-
-def processes_mentioning(text: str) -> list[str]:
-    found = []
-    for pid in Path("/proc").iterdir():
-        try:
-            command = (pid / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if pid.name.isdigit() and text in command:
-            found.append(f"{pid.name}: {command}")
-    return found
 
 
 def test_the_node_runs_confined_and_leaves_nothing_behind() -> None:

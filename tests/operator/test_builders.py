@@ -214,6 +214,16 @@ def test_api_deployment_probes_env_and_security() -> None:
     assert 0 < drain < pod["terminationGracePeriodSeconds"]
 
 
+def test_api_pods_prefer_to_spread_over_nodes() -> None:
+    """Preferred, so that a one-node cluster still runs every replica; counted among the Deployment's own pods."""
+    deployment = build({"api": {"replicas": 3}})[("Deployment", "demo-api")]
+    [spread] = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+    assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert spread["matchLabelKeys"] == ["pod-template-hash"]
+
+
 def test_metrics_are_served_on_a_port_the_service_does_not_expose_and_docs_only_when_asked() -> None:
     children = build()
     container = children[("Deployment", "demo-api")]["spec"]["template"]["spec"]["containers"][0]
@@ -328,13 +338,24 @@ def test_autoscaling_adds_an_hpa_and_leaves_replicas_to_it() -> None:
     manifests = build({"api": {"replicas": 4, "autoscaling": {"minReplicas": 2, "maxReplicas": 8}}})
     hpa = manifests[("HorizontalPodAutoscaler", "demo-api")]
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300  # Kubernetes' own default
     assert "replicas" not in manifests[("Deployment", "demo-api")]["spec"]
     assert ("PodDisruptionBudget", "demo-api") in manifests
+    quick_scaling = {"api": {"autoscaling": {"scaleDownStabilizationSeconds": 15}}}
+    quick = build(quick_scaling)[("HorizontalPodAutoscaler", "demo-api")]
+    assert quick["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 15
 
 
 @pytest.mark.parametrize(("replicas", "pdb"), [(0, False), (1, False), (2, True)])
 def test_pdb_only_when_more_than_one_replica(replicas: int, pdb: bool) -> None:
     assert (("PodDisruptionBudget", "demo-api") in build({"api": {"replicas": replicas}})) is pdb
+
+
+def test_the_pdb_never_keeps_an_unready_api_pod_from_being_evicted() -> None:
+    """A drain of the database's node made every API pod unready; the budget then blocked the drain for good."""
+    budget = build({"api": {"replicas": 3}})[("PodDisruptionBudget", "demo-api")]
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
 def test_a_new_image_gets_a_new_schema_migration_job() -> None:

@@ -15,8 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
-K8S_FILES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "kwok",
-             "kwok-base-stages.yaml")  # fmt: skip
+K8S_FILES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy",
+             "kubeadm", "etcd", "kwok", "kwok-base-stages.yaml")  # fmt: skip
 # A bound on each wait below, not an expectation of how long anything takes.
 BOUND_S = 120
 
@@ -90,7 +90,7 @@ def test_a_cold_cache_is_built_once_and_then_answered_without_go(stub: Stub) -> 
 
 
 def test_a_warm_cache_of_several_files_prints_its_directory_without_go(stub: Stub) -> None:
-    directory = stub.cached("k8s-v1.36.3-etcd-v3.6.5-kwok-v0.7.0")
+    directory = stub.cached("k8s-v1.35.4-etcd-v3.6.6-kwok-v0.7.0")
     directory.mkdir(parents=True)
     for name in K8S_FILES:
         (directory / name).write_text(name)

@@ -1,0 +1,3 @@
+module taskplatform.local/boundedrunc
+
+go 1.24
