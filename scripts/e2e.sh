@@ -34,8 +34,9 @@ esac
 
 nodes=$(kubectl --kubeconfig "$kubeconfig" get nodes --no-headers | wc -l)
 status=0
+# xunit1: the tests' recorded figures (record_property: the drain's outage, the HPA's scale-up) go into the report.
 E2E_KUBECONFIG="$kubeconfig" "${PYTHON:-.venv/bin/python}" -m pytest tests/e2e -p no:cacheprovider \
-  --junitxml "$CLUSTER_DIR/junit.xml" ${PYTEST_ARGS:-} || status=$?
+  --junitxml "$CLUSTER_DIR/junit.xml" -o junit_family=xunit1 ${PYTEST_ARGS:-} || status=$?
 if [ "$status" -ne 0 ] && [ "$choice" = kind ]; then scripts/kind-export-logs.sh "$root/.e2e-logs" || true; fi
 counts=$("${PYTHON:-.venv/bin/python}" scripts/lib/junit_counts.py "$CLUSTER_DIR/junit.xml")
 if [ -n "${KEEP:-}" ]; then
