@@ -4,9 +4,7 @@
 #   scripts/kind-export-logs.sh DIR
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-dir=${CLUSTER_DIR:-$root/.e2e}
-# shellcheck source=/dev/null
-. "$dir/kind.env"
-if [ -n "$KIND_OWN_DAEMON" ]; then export DOCKER_HOST=$KIND_DOCKER_HOST; fi
+# shellcheck source=scripts/lib/kind-env.sh
+. "$root/scripts/lib/kind-env.sh"
 "$KIND" export logs --name "$KIND_CLUSTER" "$1" >/dev/null 2>&1
 echo "kind's logs (each node's journal, kubelet, containerd and pod logs): $1" >&2

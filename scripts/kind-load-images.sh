@@ -5,10 +5,9 @@
 #   scripts/kind-load-images.sh IMAGE...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-dir=${CLUSTER_DIR:-$root/.e2e}
 [ $# -gt 0 ] || { echo "usage: $0 IMAGE..." >&2; exit 2; }
-# shellcheck source=/dev/null
-. "$dir/kind.env"
+# shellcheck source=scripts/lib/kind-env.sh
+. "$root/scripts/lib/kind-env.sh"
 if [ -n "$KIND_OWN_DAEMON" ]; then
   missing=()
   for image in "$@"; do
@@ -19,7 +18,6 @@ if [ -n "$KIND_OWN_DAEMON" ]; then
   if [ ${#missing[@]} -gt 0 ]; then
     DOCKER_HOST=$BUILD_DOCKER_HOST docker save "${missing[@]}" | DOCKER_HOST=$KIND_DOCKER_HOST docker load -q >/dev/null
   fi
-  export DOCKER_HOST=$KIND_DOCKER_HOST
 fi
 # Into every node: the platform's pods run on the workers, the suite's client pod on the control plane.
 "$KIND" load docker-image --name "$KIND_CLUSTER" "$@"

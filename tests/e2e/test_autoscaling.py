@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers.e2ecluster import E2E, platform_manifest, ready, wait_ready_pods
+from helpers.e2ecluster import E2E, platform_manifest, wait_ready_pods
 from helpers.kubecluster import wait_for
 
 from taskplatform.operator.specs.api import API_COMPONENT as API
@@ -36,13 +36,9 @@ def scaled(e2e: E2E) -> Iterator[dict[str, str]]:
     e2e.wait_platform_ready(PLATFORM)
     base = f"http://{NAMES.api}.{e2e.namespace}.svc.cluster.local"
     e2e.wait_serving(base)
-    [registered] = e2e.call({"method": "POST", "url": f"{base}/api/v1/auth/register", "json": ACCOUNT})
-    assert registered["status"] == 201, registered
-    [logged_in] = e2e.call({"method": "POST", "url": f"{base}/api/v1/auth/login",
-                            "form": {"username": ACCOUNT["email"], "password": ACCOUNT["password"]}})  # fmt: skip
-    assert logged_in["status"] == 200, logged_in
+    headers = e2e.sign_up(base, ACCOUNT["email"], ACCOUNT["password"])
     try:
-        yield {"Authorization": f"Bearer {logged_in['body']['access_token']}"}
+        yield headers
     finally:
         e2e.kubectl("delete", "taskplatform", PLATFORM, "--wait=false", check=False)
 
@@ -70,7 +66,7 @@ def test_load_scales_the_api_out_and_its_end_scales_it_back_in(
                          max_requests=60000, max_seconds=300) as loop:  # fmt: skip
         load_started = time.monotonic()
         wait_for(lambda: hpa(e2e)["status"].get("desiredReplicas", 1) >= 2, "the HPA asking for 2+", timeout_s=240)
-        pods = wait_ready_pods_at_least(e2e, 2, timeout_s=240)
+        pods = wait_ready_pods(e2e, API, PLATFORM, 2, timeout_s=240, at_least=True)
         scaled_up_s = time.monotonic() - load_started
     assert loop.summary["ok"] > 0, loop.summary
     record_property("hpa_scale_up_s", round(scaled_up_s, 1))
@@ -87,11 +83,3 @@ def test_load_scales_the_api_out_and_its_end_scales_it_back_in(
     wait_ready_pods(e2e, API, PLATFORM, 1, timeout_s=180)
     wait_for(lambda: e2e.get("tp", PLATFORM)["status"].get("replicas") == 1, "status.replicas back to 1")
     assert printed_replicas(e2e) == "1"
-
-
-def wait_ready_pods_at_least(e2e: E2E, count: int, timeout_s: float) -> list[dict[str, Any]]:
-    def check() -> list[dict[str, Any]] | None:
-        pods = [pod for pod in e2e.pods(API, PLATFORM) if ready(pod)]
-        return pods if len(pods) >= count else None
-
-    return wait_for(check, f"{count}+ Ready API pods of {PLATFORM}", timeout_s)

@@ -52,13 +52,9 @@ def spread(e2e: E2E) -> Iterator[dict[str, str]]:
     e2e.wait_platform_ready(PLATFORM)
     base = service_url(e2e)
     e2e.wait_serving(base)
-    [registered] = e2e.call({"method": "POST", "url": f"{base}/api/v1/auth/register", "json": ACCOUNT})
-    assert registered["status"] == 201, registered
-    [logged_in] = e2e.call({"method": "POST", "url": f"{base}/api/v1/auth/login",
-                            "form": {"username": ACCOUNT["email"], "password": ACCOUNT["password"]}})  # fmt: skip
-    assert logged_in["status"] == 200, logged_in
+    headers = e2e.sign_up(base, ACCOUNT["email"], ACCOUNT["password"])
     try:
-        yield {"Authorization": f"Bearer {logged_in['body']['access_token']}"}
+        yield headers
     finally:
         for node in workers(e2e):
             e2e.cluster.kubectl("uncordon", node, check=False)

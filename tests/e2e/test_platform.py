@@ -42,10 +42,7 @@ def pod_url(pod: dict[str, Any]) -> str:
 
 
 def login(e2e: E2E, base: str, email: str, password: str) -> dict[str, str]:
-    [answer] = e2e.call({"method": "POST", "url": f"{base}/api/v1/auth/login",
-                          "form": {"username": email, "password": password}})  # fmt: skip
-    assert answer["status"] == 200, answer
-    return {"Authorization": f"Bearer {answer['body']['access_token']}"}
+    return e2e.login(base, email, password)
 
 
 def tasks(e2e: E2E, base: str, headers: dict[str, str]) -> list[dict[str, Any]]:

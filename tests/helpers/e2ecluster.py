@@ -286,6 +286,20 @@ class E2E:
         """HTTP requests made from the client pod (incluster.py's `requests` plan); their answers."""
         return list(self.in_cluster({"requests": list(requests)}))
 
+    def login(self, base: str, email: str, password: str) -> dict[str, str]:
+        """Logs in through the API at `base`; the bearer header of the access token."""
+        [answer] = self.call({"method": "POST", "url": f"{base}/api/v1/auth/login",
+                              "form": {"username": email, "password": password}})  # fmt: skip
+        assert answer["status"] == 200, answer
+        return {"Authorization": f"Bearer {answer['body']['access_token']}"}
+
+    def sign_up(self, base: str, email: str, password: str) -> dict[str, str]:
+        """Registers a user through the API at `base`, then logs in: the bearer header."""
+        [registered] = self.call({"method": "POST", "url": f"{base}/api/v1/auth/register",
+                                  "json": {"email": email, "password": password}})  # fmt: skip
+        assert registered["status"] == 201, registered
+        return self.login(base, email, password)
+
     def probe_pod(self, pod: str, container: str, source: str) -> dict[str, Any]:
         """tests/e2e/dbprobe.py run in a running pod's container, through its own connection settings (`source`:
         the variable holding its database URL)."""
@@ -452,13 +466,19 @@ def probe_counts(e2e: E2E, pod: dict[str, Any]) -> dict[str, float]:
 
 
 def wait_ready_pods(
-    suite: E2E, component: str, instance: str, count: int, timeout_s: float = 180
+    suite: E2E, component: str, instance: str, count: int, timeout_s: float = 180, *, at_least: bool = False
 ) -> list[dict[str, Any]]:
+    """Exactly `count` pods, all Ready; with `at_least`, `count` or more Ready ones (others may be starting)."""
+
     def check() -> list[dict[str, Any]] | None:
         pods = [p for p in suite.pods(component, instance) if p["metadata"].get("deletionTimestamp") is None]
+        if at_least:
+            pods = [p for p in pods if ready(p)]
+            return pods if len(pods) >= count else None
         return pods if len(pods) == count and all(ready(p) for p in pods) else None
 
-    return wait_for(check, f"{count} Ready {component} pods of {instance}", timeout_s)
+    more = "+" if at_least else ""
+    return wait_for(check, f"{count}{more} Ready {component} pods of {instance}", timeout_s)
 
 
 @contextmanager

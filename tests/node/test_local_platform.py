@@ -34,13 +34,7 @@ def test_a_platform_on_the_local_node_serves_its_users_through_its_service(local
     assert platform["status"]["readyReplicas"] == 2
     base = f"http://{Names(PLATFORM).api}.{local.namespace}.svc.cluster.local"
     local.wait_serving(base)
-    account = {"email": "smoke@example.com", "password": "correct horse battery staple"}
-    [registered] = local.call({"method": "POST", "url": f"{base}/api/v1/auth/register", "json": account})
-    assert registered["status"] == 201, registered
-    [logged_in] = local.call({"method": "POST", "url": f"{base}/api/v1/auth/login",
-                              "form": {"username": account["email"], "password": account["password"]}})  # fmt: skip
-    assert logged_in["status"] == 200, logged_in
-    headers = {"Authorization": f"Bearer {logged_in['body']['access_token']}"}
+    headers = local.sign_up(base, "smoke@example.com", "correct horse battery staple")
     created, listed = local.call(
         {"method": "POST", "url": f"{base}/api/v1/tasks", "headers": headers, "json": {"title": "on the local node"}},
         {"method": "GET", "url": f"{base}/api/v1/tasks", "headers": headers},
